@@ -1,9 +1,15 @@
-"""Executable entry points: one for the importer, one for the exporter."""
+"""Executable entry points: ``mysql-importer`` and ``mysql-exporter`` in the package."""
+
+from __future__ import annotations
+
+from kloset_sdk import run_exporter, run_importer
+from plakar_mysql.exporter import MySQLExporter
+from plakar_mysql.importer import MySQLImporter
 
 
 def importer_main() -> None:
-    raise SystemExit("not implemented yet")
+    run_importer(MySQLImporter)
 
 
 def exporter_main() -> None:
-    raise SystemExit("not implemented yet")
+    run_exporter(MySQLExporter)

@@ -1,0 +1,183 @@
+"""The exporter side of the protocol: a connector that writes a snapshot to a destination.
+
+Plakar sends, on one stream, a record, then (if it has content) the content as
+chunks ended by an empty chunk, then the next record.  The SDK turns that into
+an iterator of :class:`Record` whose ``open()`` returns the content as a
+read-only binary stream.  As in the Go SDK, the next record is read from the
+wire only once the current content has been read to its end or closed (closing
+skips what was not read), so content arrives one record at a time and is never
+held in memory.  The exporter reports one :class:`Result` per record, from any
+thread, in any order.
+"""
+
+from __future__ import annotations
+
+import abc
+import io
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping
+
+import grpc
+
+from kloset_sdk._pb import exporter_pb2 as pb
+from kloset_sdk._pb import exporter_pb2_grpc as pb_grpc
+from kloset_sdk._session import Session, abort
+from kloset_sdk.records import (
+    ConnectorInfo,
+    Content,
+    Opener,
+    Options,
+    Record,
+    Result,
+    record_from_proto,
+    result_to_proto,
+)
+
+Report = Callable[[Result], None]
+
+
+class Exporter(abc.ABC):
+    """What a connector implements to restore a snapshot."""
+
+    @abc.abstractmethod
+    def info(self) -> ConnectorInfo:
+        """Origin, type, root and flags, answered once to ``Init``."""
+
+    @abc.abstractmethod
+    def export(self, records: Iterator[Record], report: Report) -> None:
+        """Consume ``records`` and ``report`` a result for each; raise to fail the restore."""
+
+    def ping(self) -> None:  # noqa: B027 - optional hook
+        """Raise if the destination cannot be reached."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the exporter holds; called at the end of the session."""
+
+
+ExporterFactory = Callable[[Options, str, Mapping[str, str]], Exporter]
+
+
+class ProtocolError(Exception):
+    """Plakar sent something the protocol does not allow here."""
+
+
+class _ChunkStream(io.RawIOBase):
+    """A record's content, read from the export stream chunk by chunk."""
+
+    def __init__(self, packets: Iterator[pb.ExportRequest]) -> None:
+        super().__init__()
+        self._packets = packets
+        self._chunk = memoryview(b"")
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> bool:
+        while not self._chunk and not self._eof:
+            packet = next(self._packets, None)
+            if packet is None:
+                raise ProtocolError("stream ended in the middle of a file's content")
+            if packet.WhichOneof("packet") != "chunk":
+                raise ProtocolError("expected content, got a record")
+            if not packet.chunk:
+                self._eof = True
+            self._chunk = memoryview(packet.chunk)
+        return bool(self._chunk)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if not self._fill():
+            return b""
+        if size is None or size < 0 or size >= len(self._chunk):
+            data, self._chunk = self._chunk, memoryview(b"")
+        else:
+            data, self._chunk = self._chunk[:size], self._chunk[size:]
+        return bytes(data)
+
+    def readall(self) -> bytes:
+        parts = []
+        while chunk := self.read():
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if not self._fill():
+            return 0
+        n = min(len(buffer), len(self._chunk))
+        buffer[:n] = self._chunk[:n]
+        self._chunk = self._chunk[n:]
+        return n
+
+    def close(self) -> None:
+        """Skip whatever content was not read, so the next record can follow."""
+        if not self.closed:
+            while self._fill():
+                self._chunk = memoryview(b"")
+        super().close()
+
+
+def _records(packets: Iterator[pb.ExportRequest]) -> Iterator[Record]:
+    for packet in packets:
+        if packet.WhichOneof("packet") != "record":
+            raise ProtocolError("expected a record, got content")
+        record = record_from_proto(packet.record)
+        if not packet.record.hasReader:
+            yield record
+            continue
+        stream = _ChunkStream(packets)
+        yield record.with_opener(_constant(stream))
+        stream.close()  # the exporter may not have read it all
+
+
+def _constant(stream: Content) -> Opener:
+    return lambda: stream
+
+
+_DONE = object()
+
+
+class ExporterService(pb_grpc.ExporterServicer):
+    """Serves one exporter session for Plakar."""
+
+    def __init__(self, factory: ExporterFactory) -> None:
+        self._session = Session(factory)
+
+    def Init(self, request: pb.InitRequest, context: grpc.ServicerContext) -> pb.InitResponse:
+        info = self._session.init(request, context)
+        return pb.InitResponse(
+            origin=info.origin, type=info.type, root=info.root, flags=int(info.flags)
+        )
+
+    def Ping(self, request: pb.PingRequest, context: grpc.ServicerContext) -> pb.PingResponse:
+        self._session.ping(context)
+        return pb.PingResponse()
+
+    def Export(
+        self, request_iterator: Iterator[pb.ExportRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.ExportResponse]:
+        exporter = self._session.get(context)
+        outbox: queue.Queue[object] = queue.Queue()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                exporter.export(_records(request_iterator), outbox.put)
+            except BaseException as exc:
+                failure.append(exc)
+            finally:
+                outbox.put(_DONE)
+
+        threading.Thread(target=run, name="export", daemon=True).start()
+        while (item := outbox.get()) is not _DONE:
+            assert isinstance(item, Result)
+            yield pb.ExportResponse(result=result_to_proto(item))
+        if failure:
+            abort(context, grpc.StatusCode.ABORTED, failure[0])
+
+    def Close(self, request: pb.CloseRequest, context: grpc.ServicerContext) -> pb.CloseResponse:
+        self._session.close(context)
+        return pb.CloseResponse()
+
+
+__all__ = ["Exporter", "ExporterFactory", "ExporterService", "ProtocolError", "Report"]

@@ -1,0 +1,185 @@
+"""The importer side of the protocol: a connector that reads a source into a snapshot.
+
+An :class:`Importer` yields records from :meth:`Importer.scan`.  The SDK sends
+each one to Plakar and keeps its opener until Plakar either asks for the
+content (``Open``) or acknowledges the record without reading it; in the latter
+case the content is opened and closed at once, so a streaming importer (one
+whose records are consecutive parts of one stream) can move past it.
+
+An error raised by ``scan`` fails the whole backup: the SDK ends the ``Import``
+call with that error before telling Plakar that the scan is finished, so Plakar
+never commits the snapshot.  This is how an importer reports a dump that broke
+after some of its records were already stored.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+from collections.abc import Callable, Iterator, Mapping
+
+import grpc
+
+from kloset_sdk._pb import importer_pb2 as pb
+from kloset_sdk._pb import importer_pb2_grpc as pb_grpc
+from kloset_sdk._session import Session, abort
+from kloset_sdk.records import (
+    ConnectorInfo,
+    Content,
+    Opener,
+    Options,
+    Record,
+    Result,
+    record_to_proto,
+    result_from_proto,
+)
+
+CHUNK_SIZE = 1 << 20  # as the Go SDK: content travels in 1 MiB messages
+
+
+class Importer(abc.ABC):
+    """What a connector implements to back up a source."""
+
+    @abc.abstractmethod
+    def info(self) -> ConnectorInfo:
+        """Origin, type, root and flags, answered once to ``Init``."""
+
+    @abc.abstractmethod
+    def scan(self) -> Iterator[Record]:
+        """Yield the records of the snapshot; raise to fail the backup."""
+
+    def acknowledge(self, result: Result) -> None:  # noqa: B027 - optional hook
+        """Called once Plakar has stored (or failed to store) a record."""
+
+    def ping(self) -> None:  # noqa: B027 - optional hook
+        """Raise if the source cannot be reached."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the importer holds; called at the end of the session."""
+
+
+ImporterFactory = Callable[[Options, str, Mapping[str, str]], Importer]
+"""Builds an importer from Plakar's options, the URI scheme and the configuration."""
+
+
+class _HeldReaders:
+    """Openers of records sent to Plakar whose content has not been taken yet."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._openers: dict[str, Opener] = {}
+
+    def hold(self, record: Record) -> None:
+        if record.opener is not None and record.has_content:
+            with self._lock:
+                self._openers[record.key] = record.opener
+
+    def take(self, key: str) -> Opener | None:
+        with self._lock:
+            return self._openers.pop(key, None)
+
+    def discard(self, key: str) -> None:
+        opener = self.take(key)
+        if opener is not None:
+            opener().close()
+
+    def discard_all(self) -> None:
+        with self._lock:
+            openers, self._openers = list(self._openers.values()), {}
+        for opener in openers:
+            opener().close()
+
+
+class ImporterService(pb_grpc.ImporterServicer):
+    """Serves one importer session for Plakar."""
+
+    def __init__(self, factory: ImporterFactory) -> None:
+        self._session = Session(factory)
+        self._held = _HeldReaders()
+
+    def Init(self, request: pb.InitRequest, context: grpc.ServicerContext) -> pb.InitResponse:
+        info = self._session.init(request, context)
+        return pb.InitResponse(
+            origin=info.origin, type=info.type, root=info.root, flags=int(info.flags)
+        )
+
+    def Ping(self, request: pb.PingRequest, context: grpc.ServicerContext) -> pb.PingResponse:
+        self._session.ping(context)
+        return pb.PingResponse()
+
+    def Import(
+        self, request_iterator: Iterator[pb.ImportRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.ImportResponse]:
+        importer = self._session.get(context)
+        acks_done = threading.Event()
+        ack_error: list[BaseException] = []
+
+        def receive_acks() -> None:
+            try:
+                for request in request_iterator:
+                    result = result_from_proto(request.result)
+                    self._held.discard(result.record.key)
+                    importer.acknowledge(result)
+            except Exception as exc:
+                if context.is_active():
+                    ack_error.append(exc)
+            finally:
+                acks_done.set()
+
+        threading.Thread(target=receive_acks, name="import-acks", daemon=True).start()
+        try:
+            for record in importer.scan():
+                self._held.hold(record)
+                yield pb.ImportResponse(record=record_to_proto(record))
+                if ack_error:
+                    raise ack_error[0]
+        except Exception as exc:
+            abort(context, grpc.StatusCode.ABORTED, exc)
+        yield pb.ImportResponse(finished=True)
+        # Plakar keeps sending results after "finished"; answer them all before ending.
+        acks_done.wait()
+
+    def Open(
+        self, request: pb.OpenRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.OpenResponse]:
+        key = _open_key(request)
+        opener = self._held.take(key)
+        if opener is None:
+            abort(context, grpc.StatusCode.NOT_FOUND, FileNotFoundError(f"{key}: no such file"))
+        try:
+            stream = opener()
+        except Exception as exc:
+            abort(context, grpc.StatusCode.DATA_LOSS, exc)
+        try:
+            yield from _chunks(stream, context)
+        except Exception as exc:
+            abort(context, grpc.StatusCode.DATA_LOSS, exc)
+        finally:
+            stream.close()
+
+    def Close(self, request: pb.CloseRequest, context: grpc.ServicerContext) -> pb.CloseResponse:
+        self._held.discard_all()
+        self._session.close(context)
+        return pb.CloseResponse()
+
+
+def _open_key(request: pb.OpenRequest) -> str:
+    msg = request.record
+    return Record(
+        pathname=msg.pathname,
+        file_info=None,
+        is_xattr=msg.isXattr,
+        xattr_name=msg.xattrName,
+        xattr_type=msg.xattrType,
+    ).key
+
+
+def _chunks(stream: Content, context: grpc.ServicerContext) -> Iterator[pb.OpenResponse]:
+    while context.is_active():
+        chunk = stream.read(CHUNK_SIZE)
+        if not chunk:
+            return
+        yield pb.OpenResponse(chunk=chunk)
+
+
+__all__ = ["Importer", "ImporterFactory", "ImporterService"]

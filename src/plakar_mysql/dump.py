@@ -1,0 +1,249 @@
+"""Run the server's own dump tool and read its output as one checked stream.
+
+One invocation covers every database of the backup, inside one transaction
+(``--single-transaction``), so the whole snapshot is one point in time.  The
+output is read in large blocks and passed on untouched; the reader only keeps
+the first and the last few kilobytes, where the tool writes the binary-log
+coordinates of the dump's point in time and its completion line.  A dump is good only if
+the tool exits 0 *and* its output ends with that line: a tool killed by a
+signal, or a server that went away, fails either test.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO
+
+from plakar_mysql.credentials import option_pipe
+from plakar_mysql.flavour import Flavour, Tool
+from plakar_mysql.options import Config, Connection
+
+TRAILER = b"-- Dump completed"
+_HEAD_BYTES = 64 << 10
+_TAIL_BYTES = 4 << 10
+_STDERR_KEEP = 16 << 10
+_BLOCK = 1 << 20
+MAX_PACKET = "1073741824"  # the protocol's maximum: any row the server holds fits
+
+
+class DumpError(RuntimeError):
+    """The dump failed; the message carries the tool's own error."""
+
+
+@dataclass(frozen=True)
+class BinlogPosition:
+    file: str
+    position: int
+    gtid: str | None
+
+
+def dump_arguments(
+    tool: Tool,
+    config: Config,
+    databases: Sequence[str],
+    *,
+    several: bool,
+    log_bin: bool,
+) -> list[str]:
+    """The tool's arguments (after ``--defaults-file``) for one consistent dump."""
+    args = [
+        "--default-character-set=utf8mb4",
+        f"--max-allowed-packet={MAX_PACKET}",
+        "--skip-dump-date",  # keeps unchanged data byte-identical between backups
+        "--comments",  # the completion line we check
+        "--quick",
+        "--tz-utc",
+    ]
+    if config.flag("single_transaction", True):
+        args.append("--single-transaction")
+    args.append("--routines" if config.flag("routines", True) else "--skip-routines")
+    args.append("--events" if config.flag("events", True) else "--skip-events")
+    if not config.flag("triggers", True):
+        args.append("--skip-triggers")
+    for name in ("no_data", "no_create_info", "hex_blob"):
+        if config.flag(name, False):
+            args.append("--" + name.replace("_", "-"))
+    if config.flag("no_tablespaces", True):
+        args.append("--no-tablespaces")
+    if tool.flavour is Flavour.MARIADB:
+        args.append("--dump-history")  # system-versioned tables keep their history
+        if log_bin:
+            args += ["--master-data=2", "--gtid"]
+    else:
+        if not config.flag("column_statistics", False):
+            args.append("--column-statistics=0")
+        args.append(f"--set-gtid-purged={config.text('set_gtid_purged') or 'AUTO'}")
+        if log_bin:
+            source_data = "--source-data=2" if tool.version >= (8, 0, 26) else "--master-data=2"
+            args.append(source_data)
+    if several:
+        args.append("--databases")
+    return [*args, "--", *databases]
+
+
+_CHANGE_MASTER = re.compile(
+    rb"^-- CHANGE (?:MASTER|REPLICATION SOURCE) TO (?:MASTER|SOURCE)_LOG_FILE='([^']+)',"
+    rb" (?:MASTER|SOURCE)_LOG_POS=(\d+)",
+    re.M,
+)
+_GTID = re.compile(
+    rb"^-- SET GLOBAL gtid_slave_pos='([^']*)'"
+    rb"|^SET @@GLOBAL\.GTID_PURGED=/\*!80000 '\+'\*/ '([^']*)'",
+    re.M,
+)
+
+
+def parse_binlog_position(head: bytes, tail: bytes = b"") -> BinlogPosition | None:
+    """Binary-log coordinates the tool wrote, as comments, at the top of the dump
+    (MariaDB writes the GTID position at the end)."""
+    found = _CHANGE_MASTER.search(head)
+    if not found:
+        return None
+    gtid = _GTID.search(head) or _GTID.search(tail)
+    gtid_text = next((g for g in gtid.groups() if g is not None), b"") if gtid else None
+    return BinlogPosition(
+        file=found.group(1).decode(),
+        position=int(found.group(2)),
+        gtid=gtid_text.decode() if gtid_text is not None else None,
+    )
+
+
+class DumpProcess:
+    """A running dump tool; :attr:`stream` is its output, :meth:`finish` its verdict.
+
+    Use as a context manager: leaving the block kills a tool that is still
+    running (a cancelled backup) and closes every descriptor.
+    """
+
+    def __init__(self, tool: Tool, args: Sequence[str], conn: Connection) -> None:
+        self.tool = tool
+        self._args = list(args)
+        self._conn = conn
+        self._stderr = bytearray()
+        self._head = bytearray()
+        self._tail = b""
+        self._drained = threading.Event()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stderr_thread: threading.Thread | None = None
+
+    def __enter__(self) -> DumpProcess:
+        with option_pipe(self._conn, self.tool.flavour) as (fd, defaults):
+            self._process = subprocess.Popen(
+                [self.tool.path, defaults, *self._args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(fd,),
+                bufsize=_BLOCK,
+            )
+        self._stderr_thread = threading.Thread(target=self._collect_stderr, daemon=True)
+        self._stderr_thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        assert process.stdout is not None
+        process.stdout.close()
+        self._drained.set()
+
+    def _collect_stderr(self) -> None:
+        assert self._process is not None and self._process.stderr is not None
+        for line in self._process.stderr:
+            self._stderr += line
+            del self._stderr[:-_STDERR_KEEP]
+
+    @property
+    def name(self) -> str:
+        return self.tool.path.rsplit("/", 1)[-1]
+
+    def stream(self) -> DumpStream:
+        """The tool's output; read it to the end (or close it) exactly once."""
+        assert self._process is not None and self._process.stdout is not None
+        return DumpStream(self, self._process.stdout)
+
+    def _record(self, data: bytes) -> None:
+        if len(self._head) < _HEAD_BYTES:
+            self._head += data[: _HEAD_BYTES - len(self._head)]
+        self._tail = (self._tail + data[-_TAIL_BYTES:])[-_TAIL_BYTES:]
+
+    def binlog_position(self) -> BinlogPosition | None:
+        return parse_binlog_position(bytes(self._head), self._tail)
+
+    def verdict(self) -> DumpError | None:
+        """Why the dump failed, or None; call once the output has been read to its end."""
+        assert self._process is not None
+        code = self._process.wait()
+        if self._stderr_thread is not None:
+            self._stderr_thread.join()
+        message = self._stderr.decode(errors="replace").strip()
+        last = message.splitlines()[-1] if message else ""
+        if code != 0:
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+            return DumpError(f"{self.name} {how}: {last or 'no error message'}")
+        if not self._tail.rstrip().endswith(TRAILER):
+            return DumpError(
+                f"{self.name} reported no error, but its output ended without "
+                f"'{TRAILER.decode()}': the dump is incomplete"
+            )
+        return None
+
+    def finish(self) -> None:
+        """Wait until the output was consumed, then raise :class:`DumpError` if it failed."""
+        self._drained.wait()
+        error = self.verdict()
+        if error is not None:
+            raise error
+
+
+class DumpStream(io.RawIOBase):
+    """The dump's bytes, as read; the end of a failed dump raises instead of a clean EOF."""
+
+    def __init__(self, dump: DumpProcess, pipe: IO[bytes]) -> None:
+        super().__init__()
+        self._dump = dump
+        self._pipe = pipe
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._done:
+            return b""
+        data = self._pipe.read(_BLOCK if size is None or size < 0 else size)
+        if data:
+            self._dump._record(data)
+            return data
+        self._done = True
+        self._dump._drained.set()
+        error = self._dump.verdict()
+        if error is not None:
+            raise error
+        return b""
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        """Skip what was not read, so the tool can finish and be judged."""
+        if not self.closed:
+            try:
+                while not self._done and self.read(_BLOCK):
+                    pass
+            except DumpError:
+                pass  # finish() reports it to the importer
+            finally:
+                self._dump._drained.set()
+        super().close()

@@ -1,0 +1,184 @@
+"""Ask the server what a dump tool cannot tell: flavour, version, databases, tables.
+
+A query through a driver is simpler and safer here than parsing a tool's
+output: values come back typed and identifiers never need quoting by hand,
+because every name travels as a bound parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pymysql
+import pymysql.cursors
+
+from plakar_mysql.flavour import Flavour, detect
+from plakar_mysql.options import Connection
+
+SYSTEM_DATABASES = frozenset({"information_schema", "performance_schema", "sys", "mysql"})
+_BAD_CREDENTIALS = {1045, 1698}
+_NO_DATABASE_ACCESS = 1044
+_UNKNOWN_DATABASE = 1049
+
+
+class ServerError(RuntimeError):
+    """The server refused or could not be reached; one line for the user."""
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    flavour: Flavour
+    version: str
+    version_comment: str
+    character_set: str
+    collation: str
+    log_bin: bool
+    gtid: str
+    max_allowed_packet: int
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    name: str
+    kind: str  # "BASE TABLE", "VIEW", "SEQUENCE", "SYSTEM VERSIONED"
+    engine: str | None
+    rows_estimate: int | None
+    data_bytes: int | None
+
+
+@dataclass(frozen=True)
+class DatabaseInfo:
+    name: str
+    character_set: str
+    collation: str
+    tables: tuple[TableInfo, ...]
+
+
+def _ssl_args(conn: Connection) -> dict[str, Any]:
+    if conn.ssl_mode == "disabled":
+        return {"ssl_disabled": True}
+    args: dict[str, Any] = {}
+    if conn.ssl_ca:
+        args["ssl_ca"] = conn.ssl_ca
+    if conn.ssl_cert:
+        args["ssl_cert"] = conn.ssl_cert
+    if conn.ssl_key:
+        args["ssl_key"] = conn.ssl_key
+    if conn.ssl_mode in ("verify_ca", "verify_identity"):
+        args["ssl_verify_cert"] = True
+        args["ssl_verify_identity"] = conn.ssl_mode == "verify_identity"
+    elif conn.ssl_mode == "required" and not args:
+        args["ssl"] = {"check_hostname": False, "verify_mode": 0}
+    return args
+
+
+def connect(conn: Connection, database: str | None = None) -> pymysql.connections.Connection[Any]:
+    """Open a connection; turn the driver's errors into one line that names the cause."""
+    kwargs: dict[str, Any] = {
+        "user": conn.user,
+        "password": conn.password or "",
+        "database": database,
+        "connect_timeout": conn.connect_timeout,
+        "charset": "utf8mb4",
+        "autocommit": True,
+        **_ssl_args(conn),
+    }
+    if conn.socket:
+        kwargs["unix_socket"] = conn.socket
+    else:
+        kwargs["host"], kwargs["port"] = conn.host, conn.port
+    if conn.defaults_file:
+        kwargs["read_default_file"] = conn.defaults_file
+        if conn.password is None:
+            del kwargs["password"]
+    try:
+        return pymysql.connect(**kwargs)
+    except pymysql.err.OperationalError as exc:
+        code, message = (*exc.args, None, "")[:2]
+        who = f" as {conn.user}" if conn.user else ""
+        if code in _BAD_CREDENTIALS:
+            raise ServerError(
+                f"cannot connect to {conn.address}{who}: access denied "
+                f"(wrong user or password): {message}"
+            ) from None
+        if code == _NO_DATABASE_ACCESS:
+            raise ServerError(
+                f"{conn.user or 'this user'} may not use database {database!r}: {message}"
+            ) from None
+        if code == _UNKNOWN_DATABASE:
+            raise ServerError(f"database {database!r} does not exist on {conn.address}") from None
+        raise ServerError(f"cannot connect to {conn.address}{who}: {message}") from None
+    except (OSError, pymysql.err.MySQLError) as exc:
+        raise ServerError(f"cannot connect to {conn.address}: {exc}") from None
+
+
+def _rows(db: pymysql.connections.Connection[Any], sql: str, args: Sequence[Any] = ()) -> list[Any]:
+    with db.cursor() as cursor:
+        cursor.execute(sql, args)
+        return list(cursor.fetchall())
+
+
+def server_info(db: pymysql.connections.Connection[Any]) -> ServerInfo:
+    version, comment, charset, collation, log_bin, packet, read_only = _rows(
+        db,
+        "SELECT VERSION(), @@version_comment, @@character_set_server, @@collation_server,"
+        " @@log_bin, @@max_allowed_packet, @@read_only",
+    )[0]
+    flavour = detect(version, comment)
+    gtid_var = "@@gtid_binlog_pos" if flavour is Flavour.MARIADB else "@@gtid_executed"
+    try:
+        gtid = str(_rows(db, f"SELECT {gtid_var}")[0][0] or "")
+    except pymysql.err.MySQLError:
+        gtid = ""
+    return ServerInfo(
+        flavour=flavour,
+        version=version,
+        version_comment=comment,
+        character_set=charset,
+        collation=collation,
+        log_bin=bool(log_bin),
+        gtid=gtid,
+        max_allowed_packet=int(packet),
+        read_only=bool(read_only),
+    )
+
+
+def user_databases(db: pymysql.connections.Connection[Any]) -> list[str]:
+    """Every database a full-server backup covers (system schemas are left out)."""
+    names = [row[0] for row in _rows(db, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")]
+    return sorted(name for name in names if name not in SYSTEM_DATABASES)
+
+
+def describe(db: pymysql.connections.Connection[Any], names: Sequence[str]) -> list[DatabaseInfo]:
+    """Character set, collation and tables of each database; raise if one is missing."""
+    if not names:
+        return []
+    marks = ", ".join(["%s"] * len(names))
+    schemata = {
+        row[0]: row
+        for row in _rows(
+            db,
+            "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME"
+            f" FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ({marks})",
+            names,
+        )
+    }
+    missing = [name for name in names if name not in schemata]
+    if missing:
+        raise ServerError(f"database {', '.join(map(repr, missing))} does not exist")
+    tables: dict[str, list[TableInfo]] = {name: [] for name in names}
+    for schema, name, kind, engine, rows, data in _rows(
+        db,
+        "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, ENGINE, TABLE_ROWS, DATA_LENGTH"
+        f" FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ({marks})"
+        " ORDER BY TABLE_SCHEMA, TABLE_NAME",
+        names,
+    ):
+        tables[schema].append(TableInfo(name, kind, engine, rows, data))
+    return [
+        DatabaseInfo(name, schemata[name][1], schemata[name][2], tuple(tables[name]))
+        for name in names
+    ]
