@@ -6,8 +6,9 @@ so the server listens on a unix socket in a private directory and two threads
 relay bytes between the pipes and one connection to that socket, in large
 blocks, with the GIL released while they wait.
 
-The process ends when Plakar closes our stdin: the relay half-closes the
-socket, grpcio closes the connection, and ``serve`` returns.
+The process ends when Plakar closes our stdin (after ``Close``, or because
+Plakar itself went away): the server stops, in-flight calls are cancelled, and
+``serve`` returns.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -58,15 +58,17 @@ def serve(register: Callable[[grpc.Server], None], stdin: int = 0, stdout: int =
         def inbound() -> None:
             with contextlib.suppress(OSError):
                 _pump(stdin, conn.fileno(), lambda fd, b: conn.send(b))
+            # Plakar closed our stdin: the session is over, whatever is in flight.
+            server.stop(grace=None)
             with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_WR)
+                conn.shutdown(socket.SHUT_RDWR)
 
         reader = threading.Thread(target=inbound, name="stdin-relay", daemon=True)
         reader.start()
         try:
             _pump(conn.fileno(), stdout, os.write)
-        except OSError as exc:  # Plakar went away: nothing left to answer
-            print(f"kloset-sdk: connection lost: {exc}", file=sys.stderr)
+        except OSError:
+            pass  # Plakar went away: there is nobody left to answer
         finally:
             conn.close()
             server.stop(grace=None)

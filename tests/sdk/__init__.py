@@ -1,0 +1,1 @@
+"""Tests of the kloset_sdk package against the real plakar binary."""

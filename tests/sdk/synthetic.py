@@ -1,0 +1,127 @@
+"""A synthetic connector pair used to test the SDK through the real plakar.
+
+The importer (``synthetic://``) produces a deterministic file of ``size``
+bytes, some small files in a subdirectory, and optionally fails at the end of
+its scan (``fail=true``), to prove that an error raised by ``scan`` aborts the
+backup.  The exporter writes, for every file it receives, its path, size and
+SHA-256 as one JSON line to the file named by ``out``; it never holds a file
+in memory.  Run as ``python synthetic.py importer|exporter``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from kloset_sdk import (
+    ConnectorInfo,
+    Exporter,
+    Flags,
+    Importer,
+    Record,
+    Report,
+    Result,
+    run_exporter,
+    run_importer,
+)
+
+BLOCK = 1 << 20
+
+
+def block(index: int) -> bytes:
+    """1 MiB of deterministic, incompressible-looking bytes, different for each index."""
+    seed = hashlib.sha256(index.to_bytes(8, "big")).digest()
+    return hashlib.shake_256(seed).digest(BLOCK)
+
+
+class GeneratedStream(io.RawIOBase):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self._size, self._pos = size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        if self._pos >= self._size:
+            return b""
+        index, offset = divmod(self._pos, BLOCK)
+        data = block(index)[offset:]
+        data = data[: min(len(data), self._size - self._pos, n if n and n > 0 else BLOCK)]
+        self._pos += len(data)
+        return data
+
+
+class SyntheticImporter(Importer):
+    def __init__(self, config: Mapping[str, str]) -> None:
+        self.size = int(config.get("size", str(BLOCK)))
+        self.fail = config.get("fail") == "true"
+        self.rss_file = config.get("rss")
+        self.when = datetime.now(UTC)
+
+    def info(self) -> ConnectorInfo:
+        return ConnectorInfo(origin="synthetic", type="synthetic", flags=Flags.STREAM)
+
+    def scan(self) -> Iterator[Record]:
+        yield Record.directory("/", self.when)
+        yield Record.file("/big.bin", lambda: GeneratedStream(self.size), self.when)
+        yield Record.directory("/small", self.when)
+        for i in range(3):
+            text = f"file {i}\n".encode()
+            yield Record.file(f"/small/{i}.txt", lambda t=text: io.BytesIO(t), self.when)
+        if self.fail:
+            raise RuntimeError("synthetic failure after the last record")
+
+    def close(self) -> None:
+        if self.rss_file:
+            with open(self.rss_file, "w") as rss:
+                rss.write(str(peak_rss_kib()))
+
+
+class DigestExporter(Exporter):
+    def __init__(self, config: Mapping[str, str]) -> None:
+        self.out = config["out"]
+
+    def info(self) -> ConnectorInfo:
+        return ConnectorInfo(origin="synthetic", type="synthetic")
+
+    def export(self, records: Iterator[Record], report: Report) -> None:
+        with open(self.out, "w") as out:
+            for record in records:
+                if record.opener is None:
+                    report(Result.ok(record))
+                    continue
+                digest, size = hashlib.sha256(), 0
+                stream = record.open()
+                while chunk := stream.read(BLOCK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                line = {"path": record.pathname, "size": size, "sha256": digest.hexdigest()}
+                out.write(json.dumps(line) + "\n")
+                report(Result.ok(record))
+        with open(self.out + ".rss", "w") as rss:
+            rss.write(str(peak_rss_kib()))
+
+
+def peak_rss_kib() -> int:
+    with open(f"/proc/{os.getpid()}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return -1
+
+
+def main() -> None:
+    role = sys.argv.pop(1)
+    if role == "importer":
+        run_importer(lambda _o, _p, config: SyntheticImporter(config))
+    else:
+        run_exporter(lambda _o, _p, config: DigestExporter(config))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The SDK against the real plakar: a synthetic connector pair, packaged and driven by the CLI.
+
+These tests need no database: they prove the protocol itself (Init, Import
+with its results, Open, Export with content, Close), that content of any size
+streams through in bounded memory, and that an error raised by an importer's
+scan fails the backup and leaves no snapshot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from support.plakar import Plakar
+
+from sdk.synthetic import BLOCK, block
+
+SYNTHETIC = Path(__file__).with_name("synthetic.py")
+BIG = 512 * BLOCK  # far more than the plugins may hold in memory
+RSS_LIMIT_KIB = 160 * 1024
+
+
+@pytest.fixture(scope="module")
+def synthetic_ptar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A package whose executables run the synthetic connectors with this interpreter."""
+    root = tmp_path_factory.mktemp("synthetic-pkg")
+    for role in ("importer", "exporter"):
+        exe = root / f"synthetic-{role}"
+        exe.write_text(f"#!/bin/sh\nexec {sys.executable} {SYNTHETIC} {role}\n")
+        exe.chmod(0o755)
+    (root / "manifest.yaml").write_text(
+        textwrap.dedent(
+            """\
+            name: synthetic
+            display_name: synthetic test connectors
+            description: kloset_sdk test connectors
+            api_version: v1.1.0
+            connectors:
+              - type: importer
+                executable: synthetic-importer
+                protocols: [synthetic]
+              - type: exporter
+                executable: synthetic-exporter
+                protocols: [synthetic]
+            """
+        )
+    )
+    out = root / "synthetic_v0.0.1_linux_amd64.ptar"
+    with Plakar(root / "builder") as plakar:
+        plakar.run("pkg", "create", "-out", str(out), str(root / "manifest.yaml"), "v0.0.1")
+    return out
+
+
+@pytest.fixture
+def plakar(tmp_path: Path, synthetic_ptar: Path) -> Plakar:
+    plakar = Plakar(tmp_path)
+    plakar.pkg_add(synthetic_ptar)
+    plakar.create_store()
+    return plakar
+
+
+def expected_digest(size: int) -> str:
+    digest = hashlib.sha256()
+    for index in range(size // BLOCK):
+        digest.update(block(index))
+    return digest.hexdigest()
+
+
+def test_large_content_streams_through_both_directions(plakar: Plakar, tmp_path: Path) -> None:
+    rss = tmp_path / "importer.rss"
+    snapshot = plakar.backup("synthetic://x", f"size={BIG}", f"rss={rss}", timeout=600)
+    entries = {e.name: e for e in plakar.ls(snapshot, "/", recursive=True)}
+    assert {"/big.bin", "/small/0.txt", "/small/2.txt"} <= set(entries)
+    assert plakar.cat(snapshot, "/small/1.txt") == b"file 1\n"
+
+    out = tmp_path / "exported.jsonl"
+    plakar.restore(snapshot, "synthetic://y", f"out={out}", timeout=600)
+    files = {row["path"]: row for row in map(json.loads, out.read_text().splitlines())}
+    assert files["/big.bin"]["size"] == BIG
+    assert files["/big.bin"]["sha256"] == expected_digest(BIG)
+    assert files["/small/2.txt"]["sha256"] == hashlib.sha256(b"file 2\n").hexdigest()
+
+    importer_peak = int(rss.read_text())
+    print(f"peak RSS: importer {importer_peak} KiB, exporter", Path(f"{out}.rss").read_text(), "KiB")
+    exporter_peak = int(Path(f"{out}.rss").read_text())
+    assert importer_peak < RSS_LIMIT_KIB, f"importer peak RSS {importer_peak} KiB"
+    assert exporter_peak < RSS_LIMIT_KIB, f"exporter peak RSS {exporter_peak} KiB"
+    plakar.check()
+
+
+def test_error_raised_by_scan_fails_the_backup_and_leaves_no_snapshot(plakar: Plakar) -> None:
+    proc = plakar.at("backup", "-o", "fail=true", "synthetic://x", check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    assert "synthetic failure after the last record" in output
+    assert plakar.snapshots() == []
+    assert plakar.backup("synthetic://x")  # the store is still usable
+
+
+def test_bad_configuration_fails_at_init(plakar: Plakar) -> None:
+    proc = plakar.at("restore", "-to", "synthetic://y", "latest", check=False)
+    assert proc.returncode != 0

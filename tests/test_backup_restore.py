@@ -1,0 +1,184 @@
+"""End to end: the packaged integration, driven through the real plakar CLI, against
+private MariaDB servers.  Sources and restored copies are compared object by
+object (row counts and digests of every row, definitions of views, routines,
+triggers and events), never by a row count alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import MariaDBFactory
+from support.compare import describe_database, describe_server, diff
+from support.mariadb import MariaDBServer, quote_identifier
+from support.plakar import Plakar, make_plakar
+
+AWKWARD_DB = "we`ird db ü'\""
+AWKWARD_TABLE = "ta ble'\"`x"
+
+
+@pytest.fixture
+def plakar(tmp_path: Path) -> Plakar:
+    # PLAKAR_MYSQL_PTAR: a package to test instead of dist/*.ptar (a quick dev build).
+    ptar = os.environ.get("PLAKAR_MYSQL_PTAR")
+    return make_plakar(tmp_path, ptar=Path(ptar) if ptar else None)
+
+
+def uri(server: MariaDBServer, database: str = "") -> str:
+    from urllib.parse import quote
+
+    return f"mysql://root@{server.host}:{server.port}/{quote(database, safe='')}"
+
+
+def password(server: MariaDBServer) -> str:
+    return f"password={server.root_password}"
+
+
+def fill_awkward(server: MariaDBServer) -> None:
+    db, table = quote_identifier(AWKWARD_DB), quote_identifier(AWKWARD_TABLE)
+    server.execute(f"CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    server.execute(
+        f"CREATE TABLE {db}.{table} (id INT PRIMARY KEY, b BLOB, t TEXT, j JSON, d DATETIME(6))"
+    )
+    server.execute(
+        f"INSERT INTO {db}.{table} VALUES (1, %s, 'line\\nbreak ; -- not a comment', "
+        "'{\"k\": [1, 2]}', '2038-01-19 03:14:07.999999'), (2, NULL, '', NULL, NULL),"
+        " (3, '', 'NULL', 'null', '1000-01-01 00:00:00')",
+        (bytes(range(256)),),
+    )
+    server.execute(f"CREATE VIEW {db}.`v``iew` AS SELECT id, t FROM {db}.{table} WHERE id > 1")
+
+
+def test_sakila_single_database_into_a_renamed_database(
+    plakar: Plakar, sakila_server: MariaDBServer
+) -> None:
+    snapshot = plakar.backup(uri(sakila_server, "sakila"), password(sakila_server))
+    names = {entry.name for entry in plakar.ls(snapshot)}
+    assert names == {"dump.sql", "manifest.json"}
+    manifest = json.loads(plakar.cat(snapshot, "/manifest.json"))
+    assert manifest["scope"] == "database" and manifest["flavour"] == "mariadb"
+    assert [d["name"] for d in manifest["databases"]] == ["sakila"]
+    assert sakila_server.root_password not in json.dumps(manifest)
+
+    plakar.restore(snapshot, uri(sakila_server, "sakila_copy"), password(sakila_server))
+    try:
+        source = describe_database(sakila_server, "sakila", rename={"sakila": "sakila_copy"})
+        copy = describe_database(sakila_server, "sakila_copy")
+        assert len(source.tables) == 16
+        assert diff(source, copy) == []
+
+        # Restoring again would overwrite: refused, and nothing changes.
+        sakila_server.execute("UPDATE sakila_copy.actor SET last_name = 'CHANGED' WHERE actor_id = 1")
+        proc = plakar.at(
+            "restore", "-to", uri(sakila_server, "sakila_copy"), "-o", password(sakila_server),
+            snapshot, check=False,
+        )
+        assert "already holds actor" in proc.stdout + proc.stderr
+        assert proc.returncode != 0
+        changed = "SELECT last_name FROM sakila_copy.actor WHERE actor_id = 1"
+        assert sakila_server.query(changed)[0][0] == "CHANGED"
+
+        plakar.restore(
+            snapshot, uri(sakila_server, "sakila_copy"), password(sakila_server), "overwrite=true"
+        )
+        assert diff(source, describe_database(sakila_server, "sakila_copy")) == []
+    finally:
+        sakila_server.execute("DROP DATABASE IF EXISTS sakila_copy")
+
+
+def test_full_server_into_a_fresh_server(
+    plakar: Plakar, sakila_server: MariaDBServer, mariadb_factory: MariaDBFactory, tmp_path: Path
+) -> None:
+    source = mariadb_factory(extra_args=["--log-bin=binlog", "--server-id=1"])
+    source.load_sql_file(Path(__file__).resolve().parents[1].parent / "shared/data/sakila-schema.sql")
+    source.load_sql_file(Path(__file__).resolve().parents[1].parent / "shared/data/sakila-data.sql")
+    fill_awkward(source)
+    source.execute("CREATE DATABASE empty_one")
+    snapshot = plakar.backup(uri(source), password(source))
+
+    manifest = json.loads(plakar.cat(snapshot, "/manifest.json"))
+    assert manifest["scope"] == "server"
+    assert sorted(d["name"] for d in manifest["databases"]) == sorted(
+        ["sakila", AWKWARD_DB, "empty_one"]
+    )
+    binlog = manifest["binlog"]
+    assert binlog["file"].startswith("binlog.") and binlog["position"] > 0 and binlog["gtid"]
+
+    target = mariadb_factory()
+    plakar.restore(snapshot, uri(target), password(target))
+    databases = ["sakila", AWKWARD_DB, "empty_one"]
+    before, after = describe_server(source, databases), describe_server(target, databases)
+    for name in databases:
+        assert diff(before[name], after[name]) == [], name
+
+
+def test_server_killed_in_the_middle_of_a_dump_leaves_no_snapshot(
+    plakar: Plakar, mariadb_factory: MariaDBFactory
+) -> None:
+    server = mariadb_factory()
+    server.execute("CREATE DATABASE big")
+    server.execute("CREATE TABLE big.t (id INT PRIMARY KEY, pad VARCHAR(255))")
+    server.execute(
+        "INSERT INTO t SELECT seq, REPEAT(MD5(seq), 7) FROM seq_1_to_1000000", database="big"
+    )
+    backup = subprocess.Popen(
+        [str(plakar.binary), "at", str(plakar.store), "backup", "-o", password(server), uri(server, "big")],
+        env=plakar.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        running = server.query(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+            " WHERE ID <> CONNECTION_ID() AND INFO LIKE %s",
+            ("SELECT /*!40001 SQL_NO_CACHE */%",),
+        )[0][0]
+        if running:
+            break
+        time.sleep(0.05)
+    else:
+        backup.kill()
+        pytest.fail("the dump never started")
+    server.kill()
+    output, _ = backup.communicate(timeout=120)
+    assert backup.returncode != 0, output
+    assert "mariadb-dump" in output and ("Lost connection" in output or "gone away" in output), output
+    assert plakar.snapshots() == []
+    plakar.check()
+
+
+def test_dump_without_completion_line_fails(
+    plakar: Plakar, sakila_server: MariaDBServer, tmp_path: Path
+) -> None:
+    """A dump tool that exits 0 but whose output was cut short is caught."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    script = fake / "mariadb-dump"
+    script.write_text(
+        "#!/bin/bash\n"
+        'if [ "$1" = --version ]; then exec /usr/bin/mariadb-dump --version; fi\n'
+        '/usr/bin/mariadb-dump "$@" | head -c 100000\n'
+        "exit 0\n"
+    )
+    script.chmod(0o755)
+    proc = plakar.at(
+        "backup", "-o", password(sakila_server), "-o", f"bin_dir={fake}",
+        uri(sakila_server, "sakila"), check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    assert "without '-- Dump completed'" in output
+    assert plakar.snapshots() == []
+
+
+def test_wrong_password_says_so(plakar: Plakar, sakila_server: MariaDBServer) -> None:
+    proc = plakar.at(
+        "backup", "-o", "password=not-the-password", uri(sakila_server, "sakila"), check=False
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "access denied (wrong user or password)" in output
+    assert plakar.snapshots() == []

@@ -1,0 +1,1 @@
+"""Unit tests of pure code: parsers, argument building, path and header mapping."""

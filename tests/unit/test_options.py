@@ -1,0 +1,74 @@
+"""Option and URI parsing: every bad input is one line that names the problem."""
+
+from __future__ import annotations
+
+import pytest
+
+from plakar_mysql.options import ConfigError, parse
+
+
+def imp(location: str, **options: str):  # type: ignore[no-untyped-def]
+    return parse("importer", location.split("://")[0], {"location": location, **options})
+
+
+def test_uri_parts_and_defaults() -> None:
+    config = imp("mysql://backup:s%40cret@db.example.com:3307/shop")
+    conn = config.connection
+    assert (conn.host, conn.port, conn.user, conn.password) == ("db.example.com", 3307, "backup", "s@cret")
+    assert config.databases == ("shop",)
+    assert config.flag("single_transaction", True) is True
+    assert "s@cret" not in repr(conn)
+
+
+def test_options_override_uri_and_are_typed() -> None:
+    config = imp(
+        "mariadb://u@h/db1", host="other", port="3310", single_transaction="false",
+        connect_timeout="3",
+    )
+    assert config.connection.host == "other"
+    assert config.connection.port == 3310
+    assert config.connection.connect_timeout == 3
+    assert config.flag("single_transaction", True) is False
+
+
+def test_whole_server_and_several_databases() -> None:
+    assert imp("mysql://h").databases == ()
+    assert imp("mysql+mariadb://h", databases="a, b,c").databases == ("a", "b", "c")
+
+
+def test_database_names_are_data() -> None:
+    assert imp("mysql://h/we%60ird%20%2F%20db%27").databases == ("we`ird / db'",)
+    assert imp("mysql://h", database="$(rm -rf /);--").databases == ("$(rm -rf /);--",)
+
+
+@pytest.mark.parametrize(
+    ("location", "options", "message"),
+    [
+        ("mysql://h", {"bogus": "1"}, "unknown option bogus"),
+        ("mysql://h", {"routines": "maybe"}, "option routines: 'maybe' is not a boolean"),
+        ("mysql://h", {"port": "0"}, "option port: 0 is out of range (1 to 65535)"),
+        ("mysql://h", {"port": "http"}, "option port: 'http' is not a whole number"),
+        ("mysql://h:99999", {}, "malformed"),
+        ("mysql://h", {"no_data": "true", "no_create_info": "true"}, "no_data and no_create_info"),
+        ("mysql://h", {"ssl_mode": "sometimes"}, "option ssl_mode: 'sometimes' is not one of"),
+        ("postgres://h", {}, "must start with one of mysql://"),
+        ("mysql://h/a/b", {}, "encode a '/'"),
+        ("mysql://h/a", {"databases": "b"}, "either database"),
+        ("mysql://h", {"databases": "a,,b"}, "empty name"),
+        ("mysql://h", {"databases": "a,a"}, "named twice"),
+        ("mysql://h?x=1", {}, "-o key=value"),
+        ("mysql://h", {"bin_dir": "/a", "mysql_bin_dir": "/b"}, "disagree"),
+    ],
+)
+def test_bad_input_is_one_line(location: str, options: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        imp(location, **options)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_exporter_options() -> None:
+    config = parse("exporter", "mysql", {"location": "mysql://h/copy", "overwrite": "true"})
+    assert config.flag("overwrite", False) is True
+    with pytest.raises(ConfigError, match="unknown option routines"):
+        parse("exporter", "mysql", {"location": "mysql://h", "routines": "true"})
