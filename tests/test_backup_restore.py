@@ -182,3 +182,44 @@ def test_wrong_password_says_so(plakar: Plakar, sakila_server: MariaDBServer) ->
     assert proc.returncode != 0
     assert "access denied (wrong user or password)" in output
     assert plakar.snapshots() == []
+
+
+BACKUP_GRANTS = (
+    "GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON `sakila`.* TO {user}",
+    "GRANT SELECT ON `mysql`.`proc` TO {user}",
+)
+RESTORE_GRANTS = (
+    "GRANT ALL PRIVILEGES ON `sakila_least`.* TO {user}",
+    "GRANT SET USER ON *.* TO {user}",
+)
+
+
+def make_user(server: MariaDBServer, name: str, grants: tuple[str, ...]) -> str:
+    user = f"'{name}'@'%'"
+    server.execute(f"CREATE USER {user} IDENTIFIED BY 'pw-{name}'")
+    for grant in grants:
+        server.execute(grant.format(user=user))
+    return f"mysql://{name}@{server.host}:{server.port}"
+
+
+def test_least_privilege_backup_and_restore(plakar: Plakar, sakila_server: MariaDBServer) -> None:
+    """The README's minimal grants are exactly enough; a missing one is named."""
+    backup_uri = make_user(sakila_server, "least_backup", BACKUP_GRANTS)
+    restore_uri = make_user(sakila_server, "least_restore", RESTORE_GRANTS)
+    without_trigger = make_user(
+        sakila_server, "no_trigger", ("GRANT SELECT, SHOW VIEW, EVENT ON `sakila`.* TO {user}",
+                                      "GRANT SELECT ON `mysql`.`proc` TO {user}")
+    )
+    try:
+        proc = plakar.at("backup", "-o", "password=pw-no_trigger", f"{without_trigger}/sakila", check=False)
+        assert proc.returncode != 0
+        assert "TRIGGER ON sakila.*" in proc.stdout + proc.stderr
+
+        snapshot = plakar.backup(f"{backup_uri}/sakila", "password=pw-least_backup")
+        plakar.restore(snapshot, f"{restore_uri}/sakila_least", "password=pw-least_restore")
+        source = describe_database(sakila_server, "sakila", rename={"sakila": "sakila_least"})
+        assert diff(source, describe_database(sakila_server, "sakila_least")) == []
+    finally:
+        sakila_server.execute("DROP DATABASE IF EXISTS sakila_least")
+        for name in ("least_backup", "least_restore", "no_trigger"):
+            sakila_server.execute(f"DROP USER IF EXISTS '{name}'@'%'")

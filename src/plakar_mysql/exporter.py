@@ -120,8 +120,10 @@ class _StderrTail:
             self.lines = [*self.lines[-19:], raw.decode(errors="replace").rstrip()]
 
     def text(self) -> str:
+        """The client's error lines (``ERROR ... at line N: ...``), else its last lines."""
         self._thread.join()
-        return " | ".join(line for line in self.lines if line)
+        errors = [line for line in self.lines if line.startswith("ERROR")]
+        return " | ".join(errors or [line for line in self.lines if line.strip("- ")])
 
 
 class MySQLExporter(Exporter):

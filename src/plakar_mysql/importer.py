@@ -28,7 +28,9 @@ from plakar_mysql.server import (
     DatabaseInfo,
     ServerError,
     connect,
+    current_user,
     describe,
+    missing_privileges,
     server_info,
     user_databases,
 )
@@ -108,6 +110,18 @@ class MySQLImporter(Importer):
             if not names:
                 raise ServerError(f"{conn.address} holds no database to back up")
             databases = describe(db, names)
+            missing = missing_privileges(
+                db,
+                server.flavour,
+                names,
+                routines=self.config.flag("routines", True),
+                triggers=self.config.flag("triggers", True),
+                events=self.config.flag("events", True),
+            )
+            if missing:
+                raise ServerError(
+                    f"{current_user(db)} lacks what the backup needs: {'; '.join(missing)}"
+                )
         tool = find_tool(server.flavour.dump_names, server.flavour, conn.bin_dir)
         scope = _scope(self.config)
         args = dump_arguments(
