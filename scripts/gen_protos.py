@@ -35,7 +35,10 @@ def module_dir() -> Path:
     subprocess.run(["go", "mod", "download", MODULE], cwd=GO_TOOLS, check=True)
     out = subprocess.run(
         ["go", "list", "-m", "-f", "{{.Dir}}", MODULE],
-        cwd=GO_TOOLS, check=True, capture_output=True, text=True,
+        cwd=GO_TOOLS,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return Path(out.stdout.strip())
 

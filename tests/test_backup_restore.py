@@ -10,6 +10,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from conftest import MariaDBFactory
@@ -29,8 +30,6 @@ def plakar(tmp_path: Path) -> Plakar:
 
 
 def uri(server: MariaDBServer, database: str = "") -> str:
-    from urllib.parse import quote
-
     return f"mysql://root@{server.host}:{server.port}/{quote(database, safe='')}"
 
 
@@ -72,10 +71,17 @@ def test_sakila_single_database_into_a_renamed_database(
         assert diff(source, copy) == []
 
         # Restoring again would overwrite: refused, and nothing changes.
-        sakila_server.execute("UPDATE sakila_copy.actor SET last_name = 'CHANGED' WHERE actor_id = 1")
+        sakila_server.execute(
+            "UPDATE sakila_copy.actor SET last_name = 'CHANGED' WHERE actor_id = 1"
+        )
         proc = plakar.at(
-            "restore", "-to", uri(sakila_server, "sakila_copy"), "-o", password(sakila_server),
-            snapshot, check=False,
+            "restore",
+            "-to",
+            uri(sakila_server, "sakila_copy"),
+            "-o",
+            password(sakila_server),
+            snapshot,
+            check=False,
         )
         assert "already holds actor" in proc.stdout + proc.stderr
         assert proc.returncode != 0
@@ -94,7 +100,9 @@ def test_full_server_into_a_fresh_server(
     plakar: Plakar, sakila_server: MariaDBServer, mariadb_factory: MariaDBFactory, tmp_path: Path
 ) -> None:
     source = mariadb_factory(extra_args=["--log-bin=binlog", "--server-id=1"])
-    source.load_sql_file(Path(__file__).resolve().parents[1].parent / "shared/data/sakila-schema.sql")
+    source.load_sql_file(
+        Path(__file__).resolve().parents[1].parent / "shared/data/sakila-schema.sql"
+    )
     source.load_sql_file(Path(__file__).resolve().parents[1].parent / "shared/data/sakila-data.sql")
     fill_awkward(source)
     source.execute("CREATE DATABASE empty_one")
@@ -126,8 +134,19 @@ def test_server_killed_in_the_middle_of_a_dump_leaves_no_snapshot(
         "INSERT INTO t SELECT seq, REPEAT(MD5(seq), 7) FROM seq_1_to_1000000", database="big"
     )
     backup = subprocess.Popen(
-        [str(plakar.binary), "at", str(plakar.store), "backup", "-o", password(server), uri(server, "big")],
-        env=plakar.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            str(plakar.binary),
+            "at",
+            str(plakar.store),
+            "backup",
+            "-o",
+            password(server),
+            uri(server, "big"),
+        ],
+        env=plakar.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -145,7 +164,9 @@ def test_server_killed_in_the_middle_of_a_dump_leaves_no_snapshot(
     server.kill()
     output, _ = backup.communicate(timeout=120)
     assert backup.returncode != 0, output
-    assert "mariadb-dump" in output and ("Lost connection" in output or "gone away" in output), output
+    assert "mariadb-dump" in output and ("Lost connection" in output or "gone away" in output), (
+        output
+    )
     assert plakar.snapshots() == []
     plakar.check()
 
@@ -165,8 +186,13 @@ def test_dump_without_completion_line_fails(
     )
     script.chmod(0o755)
     proc = plakar.at(
-        "backup", "-o", password(sakila_server), "-o", f"bin_dir={fake}",
-        uri(sakila_server, "sakila"), check=False,
+        "backup",
+        "-o",
+        password(sakila_server),
+        "-o",
+        f"bin_dir={fake}",
+        uri(sakila_server, "sakila"),
+        check=False,
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output
@@ -207,11 +233,17 @@ def test_least_privilege_backup_and_restore(plakar: Plakar, sakila_server: Maria
     backup_uri = make_user(sakila_server, "least_backup", BACKUP_GRANTS)
     restore_uri = make_user(sakila_server, "least_restore", RESTORE_GRANTS)
     without_trigger = make_user(
-        sakila_server, "no_trigger", ("GRANT SELECT, SHOW VIEW, EVENT ON `sakila`.* TO {user}",
-                                      "GRANT SELECT ON `mysql`.`proc` TO {user}")
+        sakila_server,
+        "no_trigger",
+        (
+            "GRANT SELECT, SHOW VIEW, EVENT ON `sakila`.* TO {user}",
+            "GRANT SELECT ON `mysql`.`proc` TO {user}",
+        ),
     )
     try:
-        proc = plakar.at("backup", "-o", "password=pw-no_trigger", f"{without_trigger}/sakila", check=False)
+        proc = plakar.at(
+            "backup", "-o", "password=pw-no_trigger", f"{without_trigger}/sakila", check=False
+        )
         assert proc.returncode != 0
         assert "TRIGGER ON sakila.*" in proc.stdout + proc.stderr
 

@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+
 from kloset_sdk import (
     ConnectorInfo,
     Exporter,

@@ -85,7 +85,9 @@ def test_large_content_streams_through_both_directions(plakar: Plakar, tmp_path:
     assert files["/small/2.txt"]["sha256"] == hashlib.sha256(b"file 2\n").hexdigest()
 
     importer_peak = int(rss.read_text())
-    print(f"peak RSS: importer {importer_peak} KiB, exporter", Path(f"{out}.rss").read_text(), "KiB")
+    print(
+        f"peak RSS: importer {importer_peak} KiB, exporter", Path(f"{out}.rss").read_text(), "KiB"
+    )
     exporter_peak = int(Path(f"{out}.rss").read_text())
     assert importer_peak < RSS_LIMIT_KIB, f"importer peak RSS {importer_peak} KiB"
     assert exporter_peak < RSS_LIMIT_KIB, f"exporter peak RSS {exporter_peak} KiB"

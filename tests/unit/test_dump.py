@@ -13,9 +13,21 @@ from plakar_mysql.dump import dump_arguments, parse_binlog_position
 from plakar_mysql.flavour import Flavour, Tool, ToolError, detect, find_tool, version_tuple
 from plakar_mysql.options import ConfigError, parse
 
-MARIADB_DUMP = Tool("/usr/bin/mariadb-dump", Flavour.MARIADB, "mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)")
-MYSQLDUMP_8 = Tool("/opt/mysql/bin/mysqldump", Flavour.MYSQL, "mysqldump  Ver 8.0.36 for Linux on x86_64 (MySQL Community Server - GPL)")
-MYSQLDUMP_57 = Tool("/opt/mysql/bin/mysqldump", Flavour.MYSQL, "mysqldump  Ver 10.13 Distrib 5.7.44, for Linux (x86_64)")
+MARIADB_DUMP = Tool(
+    "/usr/bin/mariadb-dump",
+    Flavour.MARIADB,
+    "mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)",
+)
+MYSQLDUMP_8 = Tool(
+    "/opt/mysql/bin/mysqldump",
+    Flavour.MYSQL,
+    "mysqldump  Ver 8.0.36 for Linux on x86_64 (MySQL Community Server - GPL)",
+)
+MYSQLDUMP_57 = Tool(
+    "/opt/mysql/bin/mysqldump",
+    Flavour.MYSQL,
+    "mysqldump  Ver 10.13 Distrib 5.7.44, for Linux (x86_64)",
+)
 
 
 def config(**options: str):  # type: ignore[no-untyped-def]
@@ -34,7 +46,15 @@ def test_flavour_detection() -> None:
 def test_mariadb_arguments_one_database() -> None:
     args = dump_arguments(MARIADB_DUMP, config(), ["shop"], several=False, log_bin=True)
     assert args[-2:] == ["--", "shop"]
-    for flag in ("--single-transaction", "--routines", "--events", "--dump-history", "--master-data=2", "--gtid", "--skip-dump-date"):
+    for flag in (
+        "--single-transaction",
+        "--routines",
+        "--events",
+        "--dump-history",
+        "--master-data=2",
+        "--gtid",
+        "--skip-dump-date",
+    ):
         assert flag in args
     assert "--databases" not in args
     assert not any("password" in a for a in args)
@@ -42,8 +62,11 @@ def test_mariadb_arguments_one_database() -> None:
 
 def test_mariadb_arguments_several_and_switches() -> None:
     args = dump_arguments(
-        MARIADB_DUMP, config(triggers="false", routines="false", hex_blob="true", single_transaction="false"),
-        ["a", "-b"], several=True, log_bin=False,
+        MARIADB_DUMP,
+        config(triggers="false", routines="false", hex_blob="true", single_transaction="false"),
+        ["a", "-b"],
+        several=True,
+        log_bin=False,
     )
     assert args[-4:] == ["--databases", "--", "a", "-b"]
     assert "--skip-triggers" in args and "--skip-routines" in args and "--hex-blob" in args
@@ -54,12 +77,17 @@ def test_mysql_arguments() -> None:
     args = dump_arguments(MYSQLDUMP_8, config(), ["shop"], several=False, log_bin=True)
     assert "--source-data=2" in args and "--column-statistics=0" in args
     assert "--set-gtid-purged=AUTO" in args and "--dump-history" not in args
-    old = dump_arguments(MYSQLDUMP_57, config(set_gtid_purged="OFF"), ["shop"], several=False, log_bin=True)
+    old = dump_arguments(
+        MYSQLDUMP_57, config(set_gtid_purged="OFF"), ["shop"], several=False, log_bin=True
+    )
     assert "--master-data=2" in old and "--set-gtid-purged=OFF" in old
 
 
 def test_binlog_position_mariadb_and_mysql() -> None:
-    head = b"-- CHANGE MASTER TO MASTER_USE_GTID=slave_pos;\n-- CHANGE MASTER TO MASTER_LOG_FILE='binlog.000001', MASTER_LOG_POS=3376223;\n"
+    head = (
+        b"-- CHANGE MASTER TO MASTER_USE_GTID=slave_pos;\n"
+        b"-- CHANGE MASTER TO MASTER_LOG_FILE='binlog.000001', MASTER_LOG_POS=3376223;\n"
+    )
     tail = b"-- SET GLOBAL gtid_slave_pos='0-1-57';\n-- Dump completed\n"
     position = parse_binlog_position(head, tail)
     assert position is not None
@@ -82,20 +110,28 @@ def fake_tool(directory: Path, name: str, version: str) -> None:
 
 def test_find_tool_names_the_binary_to_install(tmp_path: Path) -> None:
     fake_tool(tmp_path, "mysqldump", MARIADB_DUMP.version_text.replace("mariadb-dump", "mysqldump"))
-    with pytest.raises(ToolError, match="MariaDB's build.*point bin_dir to MySQL's mysqldump"):
+    with pytest.raises(ToolError, match=r"MariaDB's build.*point bin_dir to MySQL's mysqldump"):
         find_tool(Flavour.MYSQL.dump_names, Flavour.MYSQL, str(tmp_path))
-    assert find_tool(Flavour.MARIADB.dump_names, Flavour.MARIADB, str(tmp_path)).path.endswith("mysqldump")
-    with pytest.raises(ToolError, match="mysql not found in .*apt-get install mariadb-client|not found"):
+    assert find_tool(Flavour.MARIADB.dump_names, Flavour.MARIADB, str(tmp_path)).path.endswith(
+        "mysqldump"
+    )
+    with pytest.raises(
+        ToolError, match=r"mariadb or mysql not found in .*apt-get install mariadb-client"
+    ):
         find_tool(Flavour.MARIADB.client_names, Flavour.MARIADB, str(tmp_path / "none"))
     fake_tool(tmp_path, "mysql", MYSQLDUMP_8.version_text.replace("mysqldump", "mysql"))
-    assert find_tool(Flavour.MYSQL.client_names, Flavour.MYSQL, str(tmp_path)).flavour is Flavour.MYSQL
+    assert (
+        find_tool(Flavour.MYSQL.client_names, Flavour.MYSQL, str(tmp_path)).flavour is Flavour.MYSQL
+    )
 
 
 def test_option_file_quotes_and_never_leaks(tmp_path: Path) -> None:
-    conn = parse("importer", "mysql", {"location": "mysql://u@h:1234", "password": 'p#"\\ x'}).connection
+    conn = parse(
+        "importer", "mysql", {"location": "mysql://u@h:1234", "password": 'p#"\\ x'}
+    ).connection
     text = option_file_text(conn, Flavour.MARIADB)
     assert 'password="p#\\"\\\\ x"' in text
-    assert "host=\"h\"" in text and "port=\"1234\"" in text
+    assert 'host="h"' in text and 'port="1234"' in text
     with option_pipe(conn, Flavour.MARIADB) as (fd, argument):
         assert argument == f"--defaults-file=/dev/fd/{fd}"
         assert stat.S_ISFIFO(os.fstat(fd).st_mode)
@@ -108,6 +144,8 @@ def test_option_file_quotes_and_never_leaks(tmp_path: Path) -> None:
 
 
 def test_tls_settings_per_flavour() -> None:
-    conn = parse("importer", "mysql", {"location": "mysql://h", "ssl_mode": "verify_ca", "ssl_ca": "/ca.pem"}).connection
+    conn = parse(
+        "importer", "mysql", {"location": "mysql://h", "ssl_mode": "verify_ca", "ssl_ca": "/ca.pem"}
+    ).connection
     assert "ssl-verify-server-cert" in option_file_text(conn, Flavour.MARIADB)
     assert "ssl-mode=VERIFY_CA" in option_file_text(conn, Flavour.MYSQL)

@@ -9,8 +9,21 @@ import pytest
 from plakar_mysql.exporter import RestoreError, plan_load, quote_identifier, read_first_line
 from plakar_mysql.layout import DatabaseEntry, DumpHeader
 
-ONE = DumpHeader("database", "mariadb", (DatabaseEntry("shöp `x`", "utf8mb4", "utf8mb4_general_ci", ("orders", "a b")),), 16 << 20)
-MANY = DumpHeader("server", "mariadb", (DatabaseEntry("a", "latin1", "latin1_swedish_ci", ()), DatabaseEntry("b", "utf8mb4", "utf8mb4_bin", ("t",))), 1 << 20)
+ONE = DumpHeader(
+    "database",
+    "mariadb",
+    (DatabaseEntry("shöp `x`", "utf8mb4", "utf8mb4_general_ci", ("orders", "a b")),),
+    16 << 20,
+)
+MANY = DumpHeader(
+    "server",
+    "mariadb",
+    (
+        DatabaseEntry("a", "latin1", "latin1_swedish_ci", ()),
+        DatabaseEntry("b", "utf8mb4", "utf8mb4_bin", ("t",)),
+    ),
+    1 << 20,
+)
 
 
 def test_header_round_trip_is_one_stable_line() -> None:

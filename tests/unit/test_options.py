@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from plakar_mysql.options import ConfigError, parse
+from plakar_mysql.options import Config, ConfigError, parse
 
 
-def imp(location: str, **options: str):  # type: ignore[no-untyped-def]
-    return parse("importer", location.split("://")[0], {"location": location, **options})
+def imp(location: str, **options: str) -> Config:
+    scheme = location.split("://", maxsplit=1)[0]
+    return parse("importer", scheme, {"location": location, **options})
 
 
 def test_uri_parts_and_defaults() -> None:
     config = imp("mysql://backup:s%40cret@db.example.com:3307/shop")
     conn = config.connection
-    assert (conn.host, conn.port, conn.user, conn.password) == ("db.example.com", 3307, "backup", "s@cret")
+    assert (conn.host, conn.port, conn.user, conn.password) == (
+        "db.example.com",
+        3307,
+        "backup",
+        "s@cret",
+    )
     assert config.databases == ("shop",)
     assert config.flag("single_transaction", True) is True
     assert "s@cret" not in repr(conn)
@@ -22,7 +28,10 @@ def test_uri_parts_and_defaults() -> None:
 
 def test_options_override_uri_and_are_typed() -> None:
     config = imp(
-        "mariadb://u@h/db1", host="other", port="3310", single_transaction="false",
+        "mariadb://u@h/db1",
+        host="other",
+        port="3310",
+        single_transaction="false",
         connect_timeout="3",
     )
     assert config.connection.host == "other"

@@ -1,0 +1,138 @@
+# Plakar integration for MySQL/MariaDB.
+#
+#   make deps       MariaDB server and client (apt), only when missing
+#   make venv       .venv with the project and its [dev] extra, plus the
+#                   generated gRPC modules in src/kloset_sdk/_pb/
+#   make build      bin/plakar (the pinned Plakar CLI) and the Plakar package
+#                   dist/<name>_<version>_<os>_<arch>.ptar
+#   make lint       ruff check + ruff format --check
+#   make typecheck  mypy --strict
+#   make test       all of the above, then pytest
+#   make demo       scripts/demo.py
+#   make bench      python -m bench, when bench/ exists
+#   make clean      build outputs (keeps .venv; `make distclean` drops it too)
+#
+# Every target installs what it needs and does nothing when up to date.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+MAKEFLAGS += --no-print-directory
+.DELETE_ON_ERROR:
+
+# Interpreter the venv is made from: 3.11, as pinned by pyproject.toml.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+GO ?= go
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+VENV := .venv
+VPY := $(VENV)/bin/python
+INSTALL_STAMP := $(VENV)/.stamp-install
+PROTOS_STAMP := $(VENV)/.stamp-protos
+PB_INIT := src/kloset_sdk/_pb/__init__.py
+
+PLAKAR := bin/plakar
+PLAKAR_MOD := tools/plakar/go.mod tools/plakar/go.sum tools/plakar/tools.go \
+	$(wildcard tools/plakar/ttlmap/*)
+
+# Package file name, as plakar expects it: <name>_<version>_<os>_<arch>.ptar
+PKG_NAME := $(shell sed -n 's/^name:[[:space:]]*//p' packaging/manifest.yaml)
+VERSION ?= $(shell sed -n 's/^version[[:space:]]*=[[:space:]]*"\(.*\)"/\1/p' pyproject.toml | head -n1)
+PKG_VERSION := v$(patsubst v%,%,$(VERSION))
+GOOS := $(shell $(GO) env GOOS 2>/dev/null)
+GOARCH := $(shell $(GO) env GOARCH 2>/dev/null)
+PTAR := dist/$(PKG_NAME)_$(PKG_VERSION)_$(GOOS)_$(GOARCH).ptar
+STAGED := build/pkg/mysql-importer build/pkg/mysql-exporter
+PKG_INPUTS := pyproject.toml packaging/manifest.yaml packaging/build_ptar.py \
+	packaging/launch_importer.py packaging/launch_exporter.py \
+	$(shell find src -type f \( -name '*.py' -o -name '*.pyi' -o -name '*.json' \) \
+		-not -path '*/__pycache__/*' 2>/dev/null)
+
+LINT_PATHS := src tests scripts packaging
+
+.PHONY: all deps venv build lint typecheck test demo bench clean distclean FORCE
+
+all: build
+
+# --- system packages --------------------------------------------------------
+
+deps:
+	@if ! { command -v mariadbd || [ -x /usr/sbin/mariadbd ]; } >/dev/null 2>&1 \
+	   || ! command -v mariadb-dump >/dev/null 2>&1; then \
+		echo "deps: installing mariadb-server mariadb-client"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$(SUDO) apt-get update -qq; \
+		$(SUDO) apt-get install -y -qq --no-install-recommends \
+			mariadb-server mariadb-client >/dev/null; \
+	fi
+
+# --- Python environment -----------------------------------------------------
+
+$(VPY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' \
+		|| { echo "venv: $(PYTHON) is older than Python 3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALL_STAMP): pyproject.toml | $(VPY)
+	$(VPY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+# The generated modules are regenerated when the protocol pin (go.sum), the
+# generator or the dependencies change, and whenever they are missing.
+$(PROTOS_STAMP): $(INSTALL_STAMP) pyproject.toml tools/plakar/go.sum scripts/gen_protos.py \
+		$(if $(wildcard $(PB_INIT)),,FORCE)
+	$(VPY) scripts/gen_protos.py
+	@touch $@
+
+venv: $(PROTOS_STAMP)
+	@:
+
+# --- Plakar and the package -------------------------------------------------
+
+$(PLAKAR): $(PLAKAR_MOD)
+	@mkdir -p $(@D)
+	@echo "go build: $@ (first time takes a few minutes)"
+	cd tools/plakar && $(GO) build -o ../../$@ github.com/PlakarKorp/plakar
+	@touch $@
+
+$(PTAR): $(PLAKAR) $(PROTOS_STAMP) $(PKG_INPUTS) \
+		$(if $(and $(wildcard build/pkg/mysql-importer),$(wildcard build/pkg/mysql-exporter)),,FORCE)
+	$(VPY) packaging/build_ptar.py --plakar $(PLAKAR) --version $(PKG_VERSION) --out $@
+
+build: $(PLAKAR) $(PTAR)
+	@:
+
+# --- checks -----------------------------------------------------------------
+
+lint: venv
+	$(VPY) -m ruff check $(LINT_PATHS)
+	$(VPY) -m ruff format --check $(LINT_PATHS)
+
+typecheck: venv
+	$(VPY) -m mypy
+	$(VPY) -m mypy packaging
+
+# pytest's own exit status is the verdict: 5 ("no tests collected") fails.
+test: deps venv build lint typecheck
+	$(VPY) -m pytest
+
+demo: deps venv build
+	$(VPY) scripts/demo.py
+
+ifneq ($(wildcard bench/.),)
+bench: deps venv build
+	$(VPY) -m bench
+else
+bench:
+	@echo "bench: no benchmarks yet (no bench/ directory)"
+endif
+
+clean:
+	rm -rf build dist bin src/kloset_sdk/_pb $(PROTOS_STAMP) \
+		.mypy_cache .pytest_cache .ruff_cache
+	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) src/*.egg-info
+
+FORCE:

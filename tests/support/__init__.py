@@ -1,0 +1,1 @@
+"""Test support code: throwaway MariaDB servers and database comparison."""

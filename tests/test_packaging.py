@@ -1,0 +1,157 @@
+"""The Plakar package that ``make build`` produces.
+
+Run after ``make build`` (``make test`` does it): these tests look at
+``dist/*.ptar``, ``build/pkg/`` and ``bin/plakar``, they do not build.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+from support.plakar import DIST, ROOT, Plakar, find_ptar
+
+MANIFEST = ROOT / "packaging" / "manifest.yaml"
+STAGE = ROOT / "build" / "pkg"
+EXECUTABLES = ["mysql-importer", "mysql-exporter"]
+PROTOCOLS = ["mysql", "mariadb", "mysql+mariadb"]
+# Nothing listens there: whatever a connector does with it, it can't succeed.
+NOWHERE = "127.0.0.1:1"
+
+# Signs that the bundle is incomplete, or that a host Python was used.
+BROKEN_BUNDLE = ("ModuleNotFoundError", "No module named", "ImportError")
+
+
+def manifest_name() -> str:
+    m = re.search(r"^name:\s*(\S+)\s*$", MANIFEST.read_text(), re.M)
+    assert m, f"no name in {MANIFEST}"
+    return m[1]
+
+
+def project_version() -> str:
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        version = tomllib.load(f)["project"]["version"]
+    assert isinstance(version, str)
+    return version
+
+
+def go_os_arch() -> tuple[str, str]:
+    out = subprocess.run(
+        ["go", "env", "GOOS", "GOARCH"], check=True, capture_output=True, text=True
+    ).stdout.split()
+    assert len(out) == 2, out
+    return out[0], out[1]
+
+
+def expected_ptar_name() -> str:
+    goos, goarch = go_os_arch()
+    return f"{manifest_name()}_v{project_version()}_{goos}_{goarch}.ptar"
+
+
+def test_one_ptar_named_after_manifest_version_and_platform() -> None:
+    ptars = sorted(p.name for p in DIST.glob("*.ptar"))
+    assert ptars == [expected_ptar_name()]
+    assert find_ptar().stat().st_size > 1_000_000
+
+
+def test_staging_directory_matches_manifest() -> None:
+    assert (STAGE / "manifest.yaml").read_text() == MANIFEST.read_text()
+    for exe in EXECUTABLES:
+        assert (STAGE / exe).is_file()
+        assert (STAGE / exe).stat().st_mode & 0o111, f"{exe} is not executable"
+    for kind in ("importer", "exporter"):
+        staged = json.loads((STAGE / f"{kind}.json").read_text())
+        source = json.loads((ROOT / "src/plakar_mysql/schemas" / f"{kind}.json").read_text())
+        assert staged == source
+
+
+def test_pkg_add_installs_importer_and_exporter(tmp_path: Path) -> None:
+    ptar = find_ptar()
+    plakar = Plakar(tmp_path)
+    assert plakar.pkg_list() == []
+    plakar.pkg_add(ptar)
+    assert plakar.pkg_list() == [f"{manifest_name()}@v{project_version()}"]
+
+    installed = plakar.plugin_dir(ptar.name)
+    assert sorted(p.name for p in installed.iterdir()) == sorted(
+        ["manifest.yaml", "importer.json", "exporter.json", *EXECUTABLES]
+    )
+    assert (installed / "manifest.yaml").read_text() == MANIFEST.read_text()
+    for exe in EXECUTABLES:
+        assert (installed / exe).stat().st_mode & 0o111, f"{exe} lost its exec bit"
+        assert (installed / exe).read_bytes() == (STAGE / exe).read_bytes()
+
+
+def test_installed_connectors_handle_their_protocols(tmp_path: Path) -> None:
+    """plakar hands mysql://, mariadb:// and mysql+mariadb:// locations to the
+    package's importer and exporter (and knows none of them without it)."""
+    bare = Plakar(tmp_path / "bare")
+    bare.create_store()
+    out = bare.at("backup", f"mysql://{NOWHERE}", check=False, timeout=120)
+    assert out.returncode != 0
+    assert "unsupported importer protocol" in out.stdout + out.stderr
+
+    plakar = Plakar(tmp_path / "installed")
+    plakar.pkg_add(find_ptar())
+    plakar.create_store()
+    for proto in PROTOCOLS:
+        out = plakar.at("backup", f"{proto}://{NOWHERE}", check=False, timeout=120)
+        assert "unsupported importer protocol" not in out.stdout + out.stderr, out
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "hello.txt").write_text("hello\n")
+    snapshot = plakar.backup(str(data))
+    for proto in PROTOCOLS:
+        out = plakar.at(
+            "restore", "-to", f"{proto}://{NOWHERE}", snapshot, check=False, timeout=120
+        )
+        assert "unsupported exporter protocol" not in out.stdout + out.stderr, out
+
+
+@pytest.mark.parametrize("exe", EXECUTABLES)
+def test_executable_carries_its_own_python(exe: str, tmp_path: Path) -> None:
+    """Runs with an empty environment and a PYTHONPATH leading nowhere: no
+    Python from the host is involved."""
+    env = {"PYTHONPATH": str(tmp_path / "nowhere")}
+    proc = subprocess.run(
+        [str(STAGE / exe), "--bundle-selftest"],
+        env=env,
+        check=False,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["frozen"] is True
+    assert report["executable"] == str(STAGE / exe)
+    assert report["python"].startswith("3.11.")
+    for module in ("kloset_sdk._pb.importer_pb2_grpc", "kloset_sdk._pb.exporter_pb2_grpc"):
+        assert module in report["modules"]
+    assert set(report["schemas"]) == {"importer", "exporter"}
+
+
+@pytest.mark.parametrize("exe", EXECUTABLES)
+def test_executable_exits_when_stdin_is_closed(exe: str, tmp_path: Path) -> None:
+    """As plakar starts it (no arguments): with stdin at EOF the session is over, and
+    the connector exits 0 at once (stdout carries binary HTTP/2 frames)."""
+    proc = subprocess.run(
+        [str(STAGE / exe)],
+        env={"PYTHONPATH": str(tmp_path / "nowhere")},
+        check=False,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+    )
+    stderr = proc.stderr.decode(errors="replace")
+    assert proc.returncode == 0, (proc.returncode, stderr)
+    for sign in BROKEN_BUNDLE:
+        assert sign not in stderr, stderr
