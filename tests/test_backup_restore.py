@@ -255,3 +255,52 @@ def test_least_privilege_backup_and_restore(plakar: Plakar, sakila_server: Maria
         sakila_server.execute("DROP DATABASE IF EXISTS sakila_least")
         for name in ("least_backup", "least_restore", "no_trigger"):
             sakila_server.execute(f"DROP USER IF EXISTS '{name}'@'%'")
+
+
+def test_snapshot_in_the_official_integrations_layout(
+    plakar: Plakar, sakila_server: MariaDBServer, tmp_path: Path
+) -> None:
+    """The official integration stores `/<db>.sql` (a plain dump) with its own
+    `/manifest.json`; such a snapshot, made here with Plakar's fs importer,
+    restores into the database named after the file or given in the URI."""
+    layout = tmp_path / "official"
+    layout.mkdir()
+    (layout / "manifest.json").write_text('{"version": 1, "connector": "mariadb"}\n')
+    defaults = tmp_path / "client.cnf"
+    defaults.write_text(f'[client]\nuser=root\npassword="{sakila_server.root_password}"\n')
+    with (layout / "sakila.sql").open("wb") as out:
+        subprocess.run(
+            [
+                "mariadb-dump",
+                f"--defaults-file={defaults}",
+                "-h",
+                sakila_server.host,
+                "-P",
+                str(sakila_server.port),
+                "--single-transaction",
+                "--routines",
+                "--events",
+                "sakila",
+            ],
+            stdout=out,
+            check=True,
+        )
+    snapshot = plakar.backup(str(layout))
+    target = uri(sakila_server, "sakila_official")
+    try:
+        plakar.restore(f"{snapshot}:{layout}/", target, password(sakila_server))
+        source = describe_database(sakila_server, "sakila", rename={"sakila": "sakila_official"})
+        assert diff(source, describe_database(sakila_server, "sakila_official")) == []
+        # A plain dump's tables are unknown: any table in the target is a conflict.
+        proc = plakar.at(
+            "restore",
+            "-to",
+            target,
+            "-o",
+            password(sakila_server),
+            f"{snapshot}:{layout}/",
+            check=False,
+        )
+        assert proc.returncode != 0 and "already holds" in proc.stdout + proc.stderr
+    finally:
+        sakila_server.execute("DROP DATABASE IF EXISTS sakila_official")

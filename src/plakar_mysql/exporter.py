@@ -52,7 +52,8 @@ class LoadPlan:
 
     database: str | None
     creates: tuple[tuple[str, str, str], ...]  # (database, character set, collation) to create
-    tables: Mapping[str, tuple[str, ...]]  # database -> tables the dump writes
+    tables: Mapping[str, tuple[str, ...] | None]  # database -> tables it writes (None: unknown)
+    blind: bool = False  # a plain dump that selects its own databases: what it writes is unknown
 
 
 def plan_load(header: DumpHeader | None, pathname: str, target: str | None) -> LoadPlan:
@@ -65,9 +66,9 @@ def plan_load(header: DumpHeader | None, pathname: str, target: str | None) -> L
                 raise RestoreError(
                     f"{pathname} holds several databases: restore it without a database in the URI"
                 )
-            return LoadPlan(None, (), {})
+            return LoadPlan(None, (), {}, blind=True)
         database = target or name
-        return LoadPlan(database, ((database, "", ""),), {})
+        return LoadPlan(database, ((database, "", ""),), {database: None})
     if header.scope == "database":
         source = header.databases[0]
         database = target or source.name
@@ -181,15 +182,21 @@ class MySQLExporter(Exporter):
         self, db: pymysql.connections.Connection[Any], plan: LoadPlan, header: DumpHeader | None
     ) -> None:
         overwrite = self.config.flag("overwrite", False)
+        if plan.blind and not overwrite:
+            raise RestoreError(
+                "this plain dump creates its own databases and may replace any table in them: "
+                "nothing was restored; set overwrite=true to load it"
+            )
         with db.cursor() as cursor:
             for database, tables in plan.tables.items():
-                if not tables or overwrite:
+                if tables == () or overwrite:
                     continue
                 cursor.execute(
                     "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
                     (database,),
                 )
-                existing = sorted(set(tables) & {row[0] for row in cursor.fetchall()})
+                present = {row[0] for row in cursor.fetchall()}
+                existing = sorted(present if tables is None else set(tables) & present)
                 if existing:
                     shown = ", ".join(existing[:5]) + (
                         f" and {len(existing) - 5} more" if len(existing) > 5 else ""

@@ -53,8 +53,10 @@ def test_plan_several_databases_keep_their_names() -> None:
 
 def test_plan_plain_dumps_of_the_official_integration() -> None:
     assert plan_load(None, "/shop.sql", None).database == "shop"
-    assert plan_load(None, "/shop.sql", "copy").database == "copy"
-    assert plan_load(None, "/all.sql", None).database is None
+    plan = plan_load(None, "/shop.sql", "copy")
+    assert plan.database == "copy" and plan.tables == {"copy": None} and not plan.blind
+    everything = plan_load(None, "/all.sql", None)
+    assert everything.database is None and everything.blind
 
 
 def test_identifier_quoting() -> None:
