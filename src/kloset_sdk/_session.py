@@ -18,6 +18,7 @@ class Connector(Protocol):
 
 
 C = TypeVar("C", bound=Connector)
+R = TypeVar("R")
 
 
 def one_line(exc: BaseException) -> str:
@@ -39,6 +40,16 @@ class Session(Generic[C]):
         self._connector: C | None = None
 
     def init(
+        self,
+        request: importer_pb2.InitRequest | exporter_pb2.InitRequest,
+        context: grpc.ServicerContext,
+        response: Callable[..., R],
+    ) -> R:
+        """Build the connector and answer with ``response(origin=, type=, root=, flags=)``."""
+        info = self._connect(request, context)
+        return response(origin=info.origin, type=info.type, root=info.root, flags=int(info.flags))
+
+    def _connect(
         self,
         request: importer_pb2.InitRequest | exporter_pb2.InitRequest,
         context: grpc.ServicerContext,

@@ -98,10 +98,7 @@ class ImporterService(pb_grpc.ImporterServicer):
         self._held = _HeldReaders()
 
     def Init(self, request: pb.InitRequest, context: grpc.ServicerContext) -> pb.InitResponse:
-        info = self._session.init(request, context)
-        return pb.InitResponse(
-            origin=info.origin, type=info.type, root=info.root, flags=int(info.flags)
-        )
+        return self._session.init(request, context, pb.InitResponse)
 
     def Ping(self, request: pb.PingRequest, context: grpc.ServicerContext) -> pb.PingResponse:
         self._session.ping(context)

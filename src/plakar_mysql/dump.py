@@ -166,10 +166,10 @@ class DumpProcess:
     def name(self) -> str:
         return self.tool.path.rsplit("/", 1)[-1]
 
-    def stream(self) -> DumpStream:
-        """The tool's output; read it to the end (or close it) exactly once."""
+    def stream(self, prefix: bytes = b"") -> DumpStream:
+        """``prefix``, then the tool's output; read it to the end (or close it) exactly once."""
         assert self._process is not None and self._process.stdout is not None
-        return DumpStream(self, self._process.stdout)
+        return DumpStream(self, self._process.stdout, prefix)
 
     def _record(self, data: bytes) -> None:
         if len(self._head) < _HEAD_BYTES:
@@ -208,16 +208,20 @@ class DumpProcess:
 class DumpStream(io.RawIOBase):
     """The dump's bytes, as read; the end of a failed dump raises instead of a clean EOF."""
 
-    def __init__(self, dump: DumpProcess, pipe: IO[bytes]) -> None:
+    def __init__(self, dump: DumpProcess, pipe: IO[bytes], prefix: bytes) -> None:
         super().__init__()
         self._dump = dump
         self._pipe = pipe
+        self._prefix = prefix
         self._done = False
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int | None = -1) -> bytes:
+        if self._prefix:
+            data, self._prefix = self._prefix, b""
+            return data
         if self._done:
             return b""
         data = self._pipe.read(_BLOCK if size is None or size < 0 else size)
@@ -230,11 +234,6 @@ class DumpStream(io.RawIOBase):
         if error is not None:
             raise error
         return b""
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         """Skip what was not read, so the tool can finish and be judged."""

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kloset_sdk import ConnectorInfo, Flags, Importer, Options, Record
-from kloset_sdk.records import Content
 from plakar_mysql import __version__
 from plakar_mysql.dump import DumpProcess, dump_arguments
 from plakar_mysql.flavour import find_tool
@@ -36,33 +35,6 @@ from plakar_mysql.server import (
 )
 
 _SECRET_OPTIONS = frozenset({"password", "location", "username"})
-
-
-class PrefixedStream(io.RawIOBase):
-    """``prefix`` followed by everything ``stream`` yields; closing closes ``stream``."""
-
-    def __init__(self, prefix: bytes, stream: Content) -> None:
-        super().__init__()
-        self._prefix: bytes | None = prefix
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self._prefix is not None:
-            data, self._prefix = self._prefix, None
-            return data
-        return self._stream.read(-1 if size is None else size)
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        self._stream.close()
-        super().close()
 
 
 def _scope(config: Config) -> Scope:
@@ -136,9 +108,7 @@ class MySQLImporter(Importer):
 
         yield Record.directory("/", started)
         with DumpProcess(tool, args, conn) as dump:
-            yield Record.file(
-                DUMP_PATH, lambda: PrefixedStream(header.encode(), dump.stream()), started
-            )
+            yield Record.file(DUMP_PATH, lambda: dump.stream(prefix=header.encode()), started)
             dump.finish()
             binlog = dump.binlog_position()
         finished = datetime.now(UTC)
