@@ -304,3 +304,35 @@ def test_snapshot_in_the_official_integrations_layout(
         assert proc.returncode != 0 and "already holds" in proc.stdout + proc.stderr
     finally:
         sakila_server.execute("DROP DATABASE IF EXISTS sakila_official")
+
+
+def test_failing_statement_fails_the_restore_unless_forced(
+    plakar: Plakar, mariadb: MariaDBServer, tmp_path: Path
+) -> None:
+    """The server's error and its line reach the user; force=true loads the rest."""
+    layout = tmp_path / "plain"
+    layout.mkdir()
+    (layout / "broken.sql").write_text(
+        "CREATE TABLE t (id INT PRIMARY KEY);\n"
+        "INSERT INTO t VALUES (1);\n"
+        "INSERT INTO no_such_table VALUES (2);\n"
+        "INSERT INTO t VALUES (3);\n"
+    )
+    snapshot = plakar.backup(str(layout))
+    proc = plakar.at(
+        "restore",
+        "-to",
+        uri(mariadb, "broken"),
+        "-o",
+        password(mariadb),
+        f"{snapshot}:{layout}/",
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    assert "ERROR 1146" in output and "at line 3" in output and "no_such_table" in output
+    assert mariadb.query("SELECT id FROM broken.t") == [(1,)]
+
+    mariadb.execute("DROP DATABASE broken")
+    plakar.restore(f"{snapshot}:{layout}/", uri(mariadb, "broken"), password(mariadb), "force=true")
+    assert mariadb.query("SELECT id FROM broken.t ORDER BY id") == [(1,), (3,)]

@@ -14,7 +14,9 @@ from __future__ import annotations
 import io
 import re
 import subprocess
+import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO
@@ -29,6 +31,7 @@ _TAIL_BYTES = 4 << 10
 _STDERR_KEEP = 16 << 10
 _BLOCK = 1 << 20
 MAX_PACKET = "1073741824"  # the protocol's maximum: any row the server holds fits
+_PROGRESS_SECONDS = 10.0
 
 
 class DumpError(RuntimeError):
@@ -214,6 +217,8 @@ class DumpStream(io.RawIOBase):
         self._pipe = pipe
         self._prefix = prefix
         self._done = False
+        self._bytes = 0
+        self._started = self._reported = time.monotonic()
 
     def readable(self) -> bool:
         return True
@@ -227,6 +232,7 @@ class DumpStream(io.RawIOBase):
         data = self._pipe.read(_BLOCK if size is None or size < 0 else size)
         if data:
             self._dump._record(data)
+            self._progress(len(data))
             return data
         self._done = True
         self._dump._drained.set()
@@ -234,6 +240,18 @@ class DumpStream(io.RawIOBase):
         if error is not None:
             raise error
         return b""
+
+    def _progress(self, n: int) -> None:
+        self._bytes += n
+        now = time.monotonic()
+        if now - self._reported >= _PROGRESS_SECONDS:
+            self._reported = now
+            rate = self._bytes / 2**20 / (now - self._started)
+            print(
+                f"plakar-mysql: {self._dump.name}: {self._bytes / 2**20:.0f} MiB dumped"
+                f" ({rate:.1f} MiB/s)",
+                file=sys.stderr,
+            )
 
     def close(self) -> None:
         """Skip what was not read, so the tool can finish and be judged."""

@@ -174,7 +174,8 @@ class MySQLExporter(Exporter):
             with contextlib.closing(connect(self.config.connection)) as db:
                 self._server = server_info(db)
                 self._prepare(db, plan, header)
-            self._load(record.pathname, first_line + rest if header is None else rest, stream, plan)
+            # The header is a comment: load it too, so error line numbers match the file.
+            self._load(record.pathname, first_line + rest, stream, plan)
         finally:
             stream.close()
 
