@@ -8,13 +8,18 @@ Run by ``make build`` with the project's venv interpreter::
 Steps:
 
 1. PyInstaller turns ``packaging/launch_importer.py`` and
-   ``packaging/launch_exporter.py`` into two standalone ``--onefile``
-   executables, ``mysql-importer`` and ``mysql-exporter``, each carrying its
-   own Python interpreter and every package it needs, so they run on a host
-   where no Python package (nor Python itself) is installed.
-2. They are staged in ``build/pkg/`` with ``packaging/manifest.yaml`` and the
-   connectors' JSON Schema validators (``importer.json``, ``exporter.json``,
-   copied from ``src/plakar_mysql/schemas/``).
+   ``packaging/launch_exporter.py`` into two ``--onedir`` bundles,
+   ``mysql-importer`` and ``mysql-exporter``: an executable plus an
+   ``_internal/`` directory holding the Python interpreter and every package
+   it needs, so they run on a host where no Python package (nor Python
+   itself) is installed.  The two ``_internal/`` directories hold the same
+   files, so the package ships one, beside both executables.  (A
+   ``--onefile`` executable would unpack itself into /tmp at every start and
+   leave that copy behind whenever Plakar kills it on cancellation.)
+2. They are staged in ``build/pkg/`` with ``packaging/manifest.yaml`` (its
+   ``extra_files`` filled with the bundle's files) and the connectors' JSON
+   Schema validators (``importer.json``, ``exporter.json``, copied from
+   ``src/plakar_mysql/schemas/``).
 3. ``plakar pkg create`` packs the staging directory into the ``.ptar``.
    plakar runs with a throw-away HOME (and XDG directories) under ``build/``
    so the user's own plakar configuration, cache and plugins are never
@@ -83,7 +88,7 @@ EXCLUDE = [
 
 
 def pyinstaller(name: str, launcher: Path) -> Path:
-    """Build one ``--onefile`` executable and return its path."""
+    """Build one ``--onedir`` bundle and return its directory."""
     args = [
         sys.executable,
         "-m",
@@ -91,7 +96,7 @@ def pyinstaller(name: str, launcher: Path) -> Path:
         str(launcher),
         "--name",
         name,
-        "--onefile",
+        "--onedir",
         "--noconfirm",
         "--log-level",
         "WARN",
@@ -114,19 +119,34 @@ def pyinstaller(name: str, launcher: Path) -> Path:
         args += ["--exclude-module", module]
     print(f"pyinstaller: building {name}", flush=True)
     subprocess.run(args, cwd=ROOT, check=True)
-    exe = PYI / "dist" / name
-    if not exe.is_file():
-        raise SystemExit(f"pyinstaller did not produce {exe}")
-    return exe
+    bundle = PYI / "dist" / name
+    if not (bundle / name).is_file():
+        raise SystemExit(f"pyinstaller did not produce {bundle / name}")
+    return bundle
 
 
-def stage(executables: dict[str, Path]) -> Path:
+def bundle_files(bundle: Path) -> list[str]:
+    """The files of a bundle's ``_internal/``, relative to the bundle."""
+    return sorted(
+        str(p.relative_to(bundle)) for p in (bundle / "_internal").rglob("*") if p.is_file()
+    )
+
+
+def stage(bundles: dict[str, Path]) -> Path:
     """Lay out ``build/pkg/`` as ``plakar pkg create`` expects it."""
     if STAGE.exists():
         shutil.rmtree(STAGE)
     STAGE.mkdir(parents=True)
-    for name, exe in executables.items():
-        shutil.copy2(exe, STAGE / name)
+    first, *others = bundles.values()
+    shared = bundle_files(first)
+    for bundle in others:
+        if bundle_files(bundle) != shared:
+            raise SystemExit(
+                f"{bundle} and {first} bundle different files: cannot share _internal/"
+            )
+    shutil.copytree(first / "_internal", STAGE / "_internal")
+    for name, bundle in bundles.items():
+        shutil.copy2(bundle / name, STAGE / name)
         (STAGE / name).chmod(0o755)
     for kind in ("importer", "exporter"):
         schema = SCHEMAS / f"{kind}.json"
@@ -134,7 +154,12 @@ def stage(executables: dict[str, Path]) -> Path:
             raise SystemExit(f"missing connector schema {schema}")
         shutil.copyfile(schema, STAGE / f"{kind}.json")
     manifest = STAGE / "manifest.yaml"
-    shutil.copyfile(PACKAGING / "manifest.yaml", manifest)
+    placeholder = "    extra_files: []  # filled in by packaging/build_ptar.py\n"
+    text = (PACKAGING / "manifest.yaml").read_text()
+    if text.count(placeholder) != 1:
+        raise SystemExit("packaging/manifest.yaml: missing the extra_files placeholder")
+    listed = "".join(f"      - {path}\n" for path in shared)
+    manifest.write_text(text.replace(placeholder, "    extra_files:\n" + listed))
     return manifest
 
 
@@ -197,8 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     plakar: Path = args.plakar.resolve()
     out: Path = args.out.resolve()
 
-    executables = {name: pyinstaller(name, launcher) for name, launcher in EXECUTABLES.items()}
-    manifest = stage(executables)
+    bundles = {name: pyinstaller(name, launcher) for name, launcher in EXECUTABLES.items()}
+    manifest = stage(bundles)
     pkg_create(plakar, manifest, version, out)
     size = out.stat().st_size
     print(f"built {out} ({size / 2**20:.1f} MiB)")

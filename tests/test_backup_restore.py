@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -336,3 +337,55 @@ def test_failing_statement_fails_the_restore_unless_forced(
     mariadb.execute("DROP DATABASE broken")
     plakar.restore(f"{snapshot}:{layout}/", uri(mariadb, "broken"), password(mariadb), "force=true")
     assert mariadb.query("SELECT id FROM broken.t ORDER BY id") == [(1,), (3,)]
+
+
+def watch_processes(stop: threading.Event, seen: list[tuple[str, bytes, bytes]]) -> None:
+    """Record the argv and environment of every process while ``stop`` is unset."""
+    while not stop.is_set():
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+                environ = (proc / "environ").read_bytes()
+            except OSError:
+                continue
+            seen.append((proc.name, cmdline, environ))
+        time.sleep(0.01)
+
+
+def test_password_never_in_argv_environment_output_or_snapshot(
+    plakar: Plakar, sakila_server: MariaDBServer, tmp_path: Path
+) -> None:
+    """With the password in a defaults_file, no process sees it in its argv or
+    environment (the dump tool and the client included), and neither plakar's
+    output nor the snapshot holds it."""
+    defaults = tmp_path / "client.cnf"
+    defaults.write_text(f'[client]\nuser=root\npassword="{sakila_server.root_password}"\n')
+    defaults.chmod(0o600)
+    secret = sakila_server.root_password.encode()
+    seen: list[tuple[str, bytes, bytes]] = []
+    stop = threading.Event()
+    watcher = threading.Thread(target=watch_processes, args=(stop, seen))
+    watcher.start()
+    try:
+        snapshot = plakar.backup(
+            f"mysql://{sakila_server.host}:{sakila_server.port}/sakila", f"defaults_file={defaults}"
+        )
+        restored = plakar.restore(
+            snapshot,
+            f"mysql://{sakila_server.host}:{sakila_server.port}/sakila_secret",
+            f"defaults_file={defaults}",
+        )
+    finally:
+        stop.set()
+        watcher.join()
+        sakila_server.execute("DROP DATABASE IF EXISTS sakila_secret")
+    tools = [argv for _, argv, _ in seen if b"mariadb-dump" in argv or b"/mariadb\x00" in argv]
+    assert any(b"mariadb-dump" in argv for argv in tools), "the dump tool was never seen"
+    assert any(b"--defaults-file=/dev/fd/" in argv for argv in tools)
+    leaks = [(pid, argv) for pid, argv, env in seen if secret in argv or secret in env]
+    assert leaks == []
+    assert secret.decode() not in restored.stdout + restored.stderr
+    for entry in plakar.ls(snapshot):
+        assert secret not in plakar.cat(snapshot, "/" + entry.name)

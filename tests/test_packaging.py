@@ -58,8 +58,24 @@ def test_one_ptar_named_after_manifest_version_and_platform() -> None:
     assert find_ptar().stat().st_size > 1_000_000
 
 
+def staged_extra_files() -> list[str]:
+    """The bundle files the staged manifest lists, after the one placeholder it fills."""
+    text = (STAGE / "manifest.yaml").read_text()
+    return re.findall(r"^      - (_internal/\S+)$", text, re.M)
+
+
 def test_staging_directory_matches_manifest() -> None:
-    assert (STAGE / "manifest.yaml").read_text() == MANIFEST.read_text()
+    listed = staged_extra_files()
+    assert "_internal/base_library.zip" in listed
+    bundle = sorted(
+        str(p.relative_to(STAGE)) for p in (STAGE / "_internal").rglob("*") if p.is_file()
+    )
+    assert listed == bundle
+    expected = MANIFEST.read_text().replace(
+        "    extra_files: []  # filled in by packaging/build_ptar.py\n",
+        "    extra_files:\n" + "".join(f"      - {path}\n" for path in listed),
+    )
+    assert (STAGE / "manifest.yaml").read_text() == expected
     for exe in EXECUTABLES:
         assert (STAGE / exe).is_file()
         assert (STAGE / exe).stat().st_mode & 0o111, f"{exe} is not executable"
@@ -78,9 +94,11 @@ def test_pkg_add_installs_importer_and_exporter(tmp_path: Path) -> None:
 
     installed = plakar.plugin_dir(ptar.name)
     assert sorted(p.name for p in installed.iterdir()) == sorted(
-        ["manifest.yaml", "importer.json", "exporter.json", *EXECUTABLES]
+        ["manifest.yaml", "importer.json", "exporter.json", "_internal", *EXECUTABLES]
     )
-    assert (installed / "manifest.yaml").read_text() == MANIFEST.read_text()
+    assert (installed / "manifest.yaml").read_text() == (STAGE / "manifest.yaml").read_text()
+    for path in staged_extra_files():
+        assert (installed / path).read_bytes() == (STAGE / path).read_bytes(), path
     for exe in EXECUTABLES:
         assert (installed / exe).stat().st_mode & 0o111, f"{exe} lost its exec bit"
         assert (installed / exe).read_bytes() == (STAGE / exe).read_bytes()
