@@ -52,6 +52,7 @@ def dump_arguments(
     *,
     several: bool,
     log_bin: bool,
+    ignored: Sequence[tuple[str, str]] = (),
 ) -> list[str]:
     """The tool's arguments (after ``--defaults-file``) for one consistent dump."""
     args = [
@@ -84,6 +85,8 @@ def dump_arguments(
         if log_bin:
             source_data = "--source-data=2" if tool.version >= (8, 0, 26) else "--master-data=2"
             args.append(source_data)
+    # The tool compares "database.table" as one string, so any name is safe here.
+    args += [f"--ignore-table={database}.{table}" for database, table in ignored]
     if several:
         args.append("--databases")
     return [*args, "--", *databases]

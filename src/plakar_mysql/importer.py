@@ -20,6 +20,7 @@ from typing import Any
 from kloset_sdk import ConnectorInfo, Flags, Importer, Options, Record
 from plakar_mysql import __version__
 from plakar_mysql.dump import DumpProcess, dump_arguments
+from plakar_mysql.filters import select
 from plakar_mysql.flavour import find_tool
 from plakar_mysql.layout import DUMP_PATH, MANIFEST_PATH, DatabaseEntry, DumpHeader, Scope
 from plakar_mysql.options import Config, parse
@@ -78,10 +79,12 @@ class MySQLImporter(Importer):
         conn = self.config.connection
         with contextlib.closing(connect(conn)) as db:
             server = server_info(db)
-            names = list(self.config.databases) or user_databases(db)
-            if not names:
+            candidates = list(self.config.databases) or user_databases(db)
+            if not candidates:
                 raise ServerError(f"{conn.address} holds no database to back up")
-            databases = describe(db, names)
+            selection = select(self.config, describe(db, candidates))
+            databases = list(selection.databases)
+            names = [d.name for d in databases]
             missing = missing_privileges(
                 db,
                 server.flavour,
@@ -97,7 +100,12 @@ class MySQLImporter(Importer):
         tool = find_tool(server.flavour.dump_names, server.flavour, conn.bin_dir)
         scope = _scope(self.config)
         args = dump_arguments(
-            tool, self.config, names, several=scope != "database", log_bin=server.log_bin
+            tool,
+            self.config,
+            names,
+            several=scope != "database",
+            log_bin=server.log_bin,
+            ignored=selection.ignored,
         )
         header = _header(scope, server.flavour.value, databases, server.max_allowed_packet)
         print(
