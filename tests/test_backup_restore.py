@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -125,10 +126,8 @@ def test_full_server_into_a_fresh_server(
         assert diff(before[name], after[name]) == [], name
 
 
-def test_server_killed_in_the_middle_of_a_dump_leaves_no_snapshot(
-    plakar: Plakar, mariadb_factory: MariaDBFactory
-) -> None:
-    server = mariadb_factory()
+def backup_in_the_middle_of_a_dump(plakar: Plakar, server: MariaDBServer) -> subprocess.Popen[str]:
+    """Start backing up a ~250 MB database; return once the dump is reading rows."""
     server.execute("CREATE DATABASE big")
     server.execute("CREATE TABLE big.t (id INT PRIMARY KEY, pad VARCHAR(255))")
     server.execute(
@@ -157,11 +156,17 @@ def test_server_killed_in_the_middle_of_a_dump_leaves_no_snapshot(
             ("SELECT /*!40001 SQL_NO_CACHE */%",),
         )[0][0]
         if running:
-            break
+            return backup
         time.sleep(0.05)
-    else:
-        backup.kill()
-        pytest.fail("the dump never started")
+    backup.kill()
+    pytest.fail("the dump never started")
+
+
+def test_server_killed_in_the_middle_of_a_dump_leaves_no_snapshot(
+    plakar: Plakar, mariadb_factory: MariaDBFactory
+) -> None:
+    server = mariadb_factory()
+    backup = backup_in_the_middle_of_a_dump(plakar, server)
     server.kill()
     output, _ = backup.communicate(timeout=120)
     assert backup.returncode != 0, output
@@ -418,3 +423,40 @@ def test_table_filters(plakar: Plakar, sakila_server: MariaDBServer) -> None:
         assert diff(source, copy)  # the difference is reported, and only for film_text
     finally:
         sakila_server.execute("DROP DATABASE IF EXISTS sakila_filtered")
+
+
+def test_cancelled_backup_leaves_no_snapshot_and_no_process(
+    plakar: Plakar, mariadb: MariaDBServer
+) -> None:
+    """Ctrl-C in the middle of a dump: no snapshot, the dump tool and the plugin
+    are gone, nothing is left in the temporary directory, the store is sound."""
+    leftovers_before = set(Path("/tmp").glob("_MEI*"))
+    backup = backup_in_the_middle_of_a_dump(plakar, mariadb)
+
+    def ours(argv: bytes) -> bool:  # the plugin (installed under plakar's cache) or its dump
+        return str(plakar.cache_home).encode() in argv or (
+            b"mariadb-dump" in argv and argv.endswith(b"\x00--\x00big\x00")
+        )
+
+    running = [_cmdline(p) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    assert any(b"mariadb-dump" in argv and ours(argv) for argv in running), "no dump seen"
+    backup.send_signal(signal.SIGINT)
+    output, _ = backup.communicate(timeout=120)
+    assert backup.returncode != 0, output
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        alive = [p for p in Path("/proc").iterdir() if p.name.isdigit() and ours(_cmdline(p))]
+        if not alive:
+            break
+        time.sleep(0.2)
+    assert not alive, [_cmdline(p) for p in alive]
+    assert set(Path("/tmp").glob("_MEI*")) <= leftovers_before
+    assert plakar.snapshots() == []
+    plakar.check()
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
