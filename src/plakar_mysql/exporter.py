@@ -173,6 +173,13 @@ class MySQLExporter(Exporter):
             plan = plan_load(header, record.pathname, self.target)
             with contextlib.closing(connect(self.config.connection)) as db:
                 self._server = server_info(db)
+                if self._server.read_only:
+                    # Even an account allowed to write through read_only should not:
+                    # a read-only server is most often a replica.
+                    raise RestoreError(
+                        f"{self.config.connection.address} is read-only (read_only=ON, a "
+                        "replica?): nothing was restored; restore elsewhere or turn read_only off"
+                    )
                 self._prepare(db, plan, header)
             # The header is a comment: load it too, so error line numbers match the file.
             self._load(record.pathname, first_line + rest, stream, plan)

@@ -21,6 +21,7 @@ SYSTEM_DATABASES = frozenset({"information_schema", "performance_schema", "sys",
 _BAD_CREDENTIALS = {1045, 1698}
 _NO_DATABASE_ACCESS = 1044
 _UNKNOWN_DATABASE = 1049
+_SERVER_LOST = 2013
 
 
 class ServerError(RuntimeError):
@@ -82,6 +83,11 @@ def connect(conn: Connection, database: str | None = None) -> pymysql.connection
         "password": conn.password or "",
         "database": database,
         "connect_timeout": conn.connect_timeout,
+        # The driver's connect_timeout covers only the TCP connection: a server that
+        # accepts and never greets would hang the handshake.  Bound it too, and lift
+        # the bound once connected (queries may legitimately take long).
+        "read_timeout": conn.connect_timeout,
+        "write_timeout": conn.connect_timeout,
         "charset": "utf8mb4",
         "autocommit": True,
         **_ssl_args(conn),
@@ -95,7 +101,9 @@ def connect(conn: Connection, database: str | None = None) -> pymysql.connection
         if conn.password is None:
             del kwargs["password"]
     try:
-        return pymysql.connect(**kwargs)
+        db = pymysql.connect(**kwargs)
+        db._read_timeout = db._write_timeout = None  # type: ignore[attr-defined]
+        return db
     except pymysql.err.OperationalError as exc:
         code, message = (*exc.args, None, "")[:2]
         who = f" as {conn.user}" if conn.user else ""
@@ -103,6 +111,11 @@ def connect(conn: Connection, database: str | None = None) -> pymysql.connection
             raise ServerError(
                 f"cannot connect to {conn.address}{who}: access denied "
                 f"(wrong user or password): {message}"
+            ) from None
+        if code == _SERVER_LOST:
+            raise ServerError(
+                f"cannot connect to {conn.address}: no answer within "
+                f"{conn.connect_timeout} s (connect_timeout)"
             ) from None
         if code == _NO_DATABASE_ACCESS:
             raise ServerError(
