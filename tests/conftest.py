@@ -18,6 +18,17 @@ from support.mariadb import MariaDBServer
 #: ``shared/data`` beside the repository (the repository is this file's grandparent).
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
+#: The views of the Sakila sample database.
+SAKILA_VIEWS = {
+    "actor_info",
+    "customer_list",
+    "film_list",
+    "nicer_but_slower_film_list",
+    "sales_by_film_category",
+    "sales_by_store",
+    "staff_list",
+}
+
 MariaDBFactory = Callable[..., MariaDBServer]
 """``mariadb_factory(*, root_password=None, extra_args=(), start_timeout=60.0)``."""
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
+from conftest import SAKILA_VIEWS
 from support.compare import describe_database, describe_server, diff
 from support.mariadb import MariaDBError, MariaDBServer, quote_identifier
 
@@ -37,15 +38,6 @@ SAKILA_TABLES = {
     "rental": 16044,
     "staff": 2,
     "store": 2,
-}
-SAKILA_VIEWS = {
-    "actor_info",
-    "customer_list",
-    "film_list",
-    "nicer_but_slower_film_list",
-    "sales_by_film_category",
-    "sales_by_store",
-    "staff_list",
 }
 SAKILA_ROUTINES = {
     ("FUNCTION", "get_customer_balance"),

@@ -95,12 +95,6 @@ class _ChunkStream(io.RawIOBase):
             data, self._chunk = self._chunk[:size], self._chunk[size:]
         return bytes(data)
 
-    def readall(self) -> bytes:
-        parts = []
-        while chunk := self.read():
-            parts.append(chunk)
-        return b"".join(parts)
-
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         if not self._fill():
             return 0

@@ -191,17 +191,21 @@ def record_to_proto(record: Record) -> pb.Record:
     )
     fi = record.file_info
     if fi is not None and not record.error and not record.is_xattr:
-        info = msg.fileInfo
-        info.name = fi.name
-        info.size = fi.size
-        info.mode = fi.mode
-        info.mod_time.FromDatetime(fi.mod_time.astimezone(UTC))
-        info.dev, info.ino, info.uid, info.gid = fi.dev, fi.ino, fi.uid, fi.gid
-        info.nlink, info.username, info.groupname, info.flags = (
-            fi.nlink,
-            fi.username,
-            fi.groupname,
-            fi.flags,
+        msg.fileInfo.CopyFrom(
+            pb.FileInfo(
+                name=fi.name,
+                size=fi.size,
+                mode=fi.mode,
+                mod_time=fi.mod_time.astimezone(UTC),
+                dev=fi.dev,
+                ino=fi.ino,
+                uid=fi.uid,
+                gid=fi.gid,
+                nlink=fi.nlink,
+                username=fi.username,
+                groupname=fi.groupname,
+                flags=fi.flags,
+            )
         )
     return msg
 

@@ -44,10 +44,9 @@ class Flavour(enum.Enum):
         return "MariaDB" if self is Flavour.MARIADB else "MySQL"
 
 
-def detect(version: str, version_comment: str) -> Flavour:
-    """The flavour from ``SELECT VERSION(), @@version_comment``."""
-    text = f"{version} {version_comment}".lower()
-    return Flavour.MARIADB if "mariadb" in text else Flavour.MYSQL
+def detect(*texts: str) -> Flavour:
+    """The flavour that ``SELECT VERSION(), @@version_comment`` or ``TOOL --version`` names."""
+    return Flavour.MARIADB if "mariadb" in " ".join(texts).lower() else Flavour.MYSQL
 
 
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
@@ -78,10 +77,6 @@ class Tool:
         return version_tuple(self.version_text)
 
 
-def tool_flavour(version_text: str) -> Flavour:
-    return Flavour.MARIADB if "mariadb" in version_text.lower() else Flavour.MYSQL
-
-
 def find_tool(names: tuple[str, ...], flavour: Flavour, bin_dir: str | None) -> Tool:
     """The first of ``names`` found in ``bin_dir`` (or PATH) that is ``flavour``'s build."""
     where = bin_dir or "PATH"
@@ -96,7 +91,7 @@ def find_tool(names: tuple[str, ...], flavour: Flavour, bin_dir: str | None) -> 
             ).stdout.strip()
         except (OSError, subprocess.SubprocessError) as exc:
             raise ToolError(f"{path} does not run ({exc}); {flavour.package_hint}") from None
-        found = tool_flavour(out)
+        found = detect(out)
         if found is flavour:
             return Tool(path=path, flavour=flavour, version_text=out)
         wrong.append(f"{path} is {found.title}'s build")
