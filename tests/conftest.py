@@ -9,11 +9,13 @@ repository checkout, wherever that checkout is.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from support.mariadb import MariaDBServer
+from support.plakar import Plakar, make_plakar
 
 #: ``shared/data`` beside the repository (the repository is this file's grandparent).
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -31,6 +33,16 @@ SAKILA_VIEWS = {
 
 MariaDBFactory = Callable[..., MariaDBServer]
 """``mariadb_factory(*, root_password=None, extra_args=(), start_timeout=60.0)``."""
+
+
+@pytest.fixture
+def plakar(tmp_path: Path) -> Plakar:
+    """Plakar with a private home, an empty encrypted store and the package installed.
+
+    ``PLAKAR_MYSQL_PTAR`` names a package to test instead of ``dist/*.ptar``.
+    """
+    ptar = os.environ.get("PLAKAR_MYSQL_PTAR")
+    return make_plakar(tmp_path, ptar=Path(ptar) if ptar else None)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ triggers and events), never by a row count alone."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import threading
@@ -18,17 +17,10 @@ import pytest
 from conftest import MariaDBFactory
 from support.compare import describe_database, describe_server, diff
 from support.mariadb import MariaDBServer, quote_identifier
-from support.plakar import Plakar, make_plakar
+from support.plakar import Plakar
 
 AWKWARD_DB = "we`ird db ü'\""
 AWKWARD_TABLE = "ta ble'\"`x"
-
-
-@pytest.fixture
-def plakar(tmp_path: Path) -> Plakar:
-    # PLAKAR_MYSQL_PTAR: a package to test instead of dist/*.ptar (a quick dev build).
-    ptar = os.environ.get("PLAKAR_MYSQL_PTAR")
-    return make_plakar(tmp_path, ptar=Path(ptar) if ptar else None)
 
 
 def uri(server: MariaDBServer, database: str = "") -> str:
@@ -59,13 +51,26 @@ def test_sakila_single_database_into_a_renamed_database(
 ) -> None:
     snapshot = plakar.backup(uri(sakila_server, "sakila"), password(sakila_server))
     names = {entry.name for entry in plakar.ls(snapshot)}
-    assert names == {"dump.sql", "manifest.json"}
+    assert names == {"catalog.json", "databases", "manifest.json"}
+    layout = {e.name for e in plakar.ls(snapshot, "/databases/sakila")}
+    assert layout == {"schema.sql", "tables", "views.sql", "routines.sql"}  # no event
+    tables = {e.name for e in plakar.ls(snapshot, "/databases/sakila/tables")}
+    assert len(tables) == 16 and "film_text.sql" in tables
     manifest = json.loads(plakar.cat(snapshot, "/manifest.json"))
     assert manifest["scope"] == "database" and manifest["flavour"] == "mariadb"
     assert [d["name"] for d in manifest["databases"]] == ["sakila"]
+    assert manifest["files"]["/databases/sakila/tables/actor.sql"] == {
+        "kind": "table",
+        "database": "sakila",
+        "name": "actor",
+    }
+    actor = next(t for t in manifest["databases"][0]["tables"] if t["name"] == "actor")
+    assert actor["rows"] == 200  # counted in the dump, exactly
+    assert isinstance(manifest["grants"]["sakila"], list)
     assert sakila_server.root_password not in json.dumps(manifest)
 
-    plakar.restore(snapshot, uri(sakila_server, "sakila_copy"), password(sakila_server))
+    proc = plakar.restore(snapshot, uri(sakila_server, "sakila_copy"), password(sakila_server))
+    assert "loaded table sakila_copy.actor" in proc.stderr and "(16/16)" in proc.stderr
     try:
         source = describe_database(sakila_server, "sakila", rename={"sakila": "sakila_copy"})
         copy = describe_database(sakila_server, "sakila_copy")
@@ -392,8 +397,12 @@ def test_password_never_in_argv_environment_output_or_snapshot(
     leaks = [(pid, argv) for pid, argv, env in seen if secret in argv or secret in env]
     assert leaks == []
     assert secret.decode() not in restored.stdout + restored.stderr
-    for entry in plakar.ls(snapshot):
-        assert secret not in plakar.cat(snapshot, "/" + entry.name)
+    entries = plakar.ls(snapshot, recursive=True)
+    assert len(entries) > 20
+    for entry in entries:
+        assert secret.decode() not in entry.name
+        if not entry.is_dir:
+            assert secret not in plakar.cat(snapshot, entry.name)
 
 
 def test_table_filters(plakar: Plakar, sakila_server: MariaDBServer) -> None:
@@ -401,8 +410,8 @@ def test_table_filters(plakar: Plakar, sakila_server: MariaDBServer) -> None:
     snapshot = plakar.backup(
         uri(sakila_server, "sakila"), password(sakila_server), "exclude_tables=sakila.film_t*"
     )
-    dump = plakar.cat(snapshot, "/dump.sql")
-    assert b"CREATE TABLE `film_text`" not in dump and b"CREATE TABLE `film`" in dump
+    tables = {e.name for e in plakar.ls(snapshot, "/databases/sakila/tables")}
+    assert "film.sql" in tables and "film_text.sql" not in tables and len(tables) == 15
     proc = plakar.at(
         "backup",
         "-o",

@@ -45,24 +45,31 @@ class BinlogPosition:
     gtid: str | None
 
 
-def dump_arguments(
-    tool: Tool,
-    config: Config,
-    databases: Sequence[str],
-    *,
-    several: bool,
-    log_bin: bool,
-    ignored: Sequence[tuple[str, str]] = (),
-) -> list[str]:
-    """The tool's arguments (after ``--defaults-file``) for one consistent dump."""
-    args = [
+def base_arguments() -> list[str]:
+    """What every dump runs with: stable output, read in one pass."""
+    return [
         "--default-character-set=utf8mb4",
         f"--max-allowed-packet={MAX_PACKET}",
         "--skip-dump-date",  # keeps unchanged data byte-identical between backups
         "--comments",  # the completion line we check
         "--quick",
         "--tz-utc",
+        # No LOCK TABLES around rows: tables load in parallel, and a lock taken
+        # while a table it refers to is being created fails the load.
+        "--skip-add-locks",
     ]
+
+
+def dump_arguments(
+    tool: Tool,
+    config: Config,
+    databases: Sequence[str],
+    *,
+    log_bin: bool,
+    ignored: Sequence[tuple[str, str]] = (),
+) -> list[str]:
+    """The tool's arguments (after ``--defaults-file``) for one consistent dump."""
+    args = base_arguments()
     if config.flag("single_transaction", True):
         args.append("--single-transaction")
     args.append("--routines" if config.flag("routines", True) else "--skip-routines")
@@ -87,9 +94,8 @@ def dump_arguments(
             args.append(source_data)
     # The tool compares "database.table" as one string, so any name is safe here.
     args += [f"--ignore-table={database}.{table}" for database, table in ignored]
-    if several:
-        args.append("--databases")
-    return [*args, "--", *databases]
+    # Always --databases: each database's section starts with its CREATE DATABASE.
+    return [*args, "--databases", "--", *databases]
 
 
 _CHANGE_MASTER = re.compile(

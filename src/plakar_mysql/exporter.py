@@ -1,21 +1,17 @@
-"""The restore side: load a snapshot's dump into a server with its own client.
+"""The restore side: load a snapshot into a server.
 
-Before anything is loaded, the dump's header says which databases and tables
-it holds; the restore refuses to write over a table that already exists
-(unless ``overwrite=true``), creates a missing target database with the
-source's character set and collation, and makes sure the server accepts rows
-as large as the source did.  The dump then streams into the client; any
-failing statement fails the restore with the server's error and its line.
+Each file Plakar hands over says what it is in its first line.  Files of a
+per-object snapshot go to the :class:`~plakar_mysql.restore.Restorer`.  A
+single dump file - ``/dump.sql`` of a first-release snapshot, or the official
+integration's ``/<db>.sql`` and ``/all.sql`` - is loaded here in one stream:
+the restore refuses to write over a table that already exists (unless
+``overwrite=true``), creates a missing target database, makes sure the server
+accepts rows as large as the source did, and fails on the first failing
+statement with the server's error and its line.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,26 +20,13 @@ import pymysql
 
 from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, Result
 from kloset_sdk.records import Content
-from plakar_mysql.credentials import option_pipe
-from plakar_mysql.dump import MAX_PACKET
-from plakar_mysql.flavour import Flavour, Tool, find_tool
-from plakar_mysql.layout import MANIFEST_PATH, DumpHeader
+from plakar_mysql.layout import CATALOG_PATH, MANIFEST_PATH, Catalog, DumpHeader, read_header
+from plakar_mysql.loader import blocks
 from plakar_mysql.options import Config, ConfigError, parse
-from plakar_mysql.server import ServerInfo, connect, server_info
+from plakar_mysql.restore import RestoreError, Restorer, log, quote_identifier
+from plakar_mysql.server import connect
 
-_BLOCK = 1 << 20
-_PROGRESS_SECONDS = 5.0
-
-
-class RestoreError(RuntimeError):
-    """The restore cannot go on; one line for the user."""
-
-
-def quote_identifier(name: str) -> str:
-    """A MySQL identifier as a backquoted literal, safe for any name."""
-    if "\x00" in name:
-        raise RestoreError(f"identifier {name!r} contains a NUL byte")
-    return "`" + name.replace("`", "``") + "`"
+__all__ = ["MySQLExporter", "RestoreError", "plan_load", "quote_identifier", "read_first_line"]
 
 
 @dataclass(frozen=True)
@@ -95,36 +78,10 @@ def read_first_line(stream: Content, limit: int = 16 << 20) -> tuple[bytes, byte
             return buffered[: end + 1], buffered[end + 1 :]
         if len(buffered) > limit:
             return b"", buffered  # no line this long is a header: treat it all as data
-        chunk = stream.read(_BLOCK)
+        chunk = stream.read(1 << 20)
         if not chunk:
             return buffered, b""
         buffered += chunk
-
-
-def _blocks(first: bytes, stream: Content) -> Iterator[bytes]:
-    if first:
-        yield first
-    while chunk := stream.read(_BLOCK):
-        yield chunk
-
-
-class _StderrTail:
-    """Collects a child's stderr in the background, keeping its last lines."""
-
-    def __init__(self, pipe: io.BufferedReader) -> None:
-        self.lines: list[str] = []
-        self._thread = threading.Thread(target=self._run, args=(pipe,), daemon=True)
-        self._thread.start()
-
-    def _run(self, pipe: io.BufferedReader) -> None:
-        for raw in pipe:
-            self.lines = [*self.lines[-19:], raw.decode(errors="replace").rstrip()]
-
-    def text(self) -> str:
-        """The client's error lines (``ERROR ... at line N: ...``), else its last lines."""
-        self._thread.join()
-        errors = [line for line in self.lines if line.startswith("ERROR")]
-        return " | ".join(errors or [line for line in self.lines if line.strip("- ")])
 
 
 class MySQLExporter(Exporter):
@@ -135,8 +92,6 @@ class MySQLExporter(Exporter):
         if len(self.config.databases) > 1:
             raise ConfigError("restore into one database at most (the URI path or database=)")
         self.target = self.config.databases[0] if self.config.databases else None
-        self._server: ServerInfo | None = None
-        self._client: Tool | None = None
 
     def info(self) -> ConnectorInfo:
         conn = self.config.connection
@@ -147,44 +102,70 @@ class MySQLExporter(Exporter):
         connect(self.config.connection).close()
 
     def export(self, records: Iterator[Record], report: Report) -> None:
+        restorer = Restorer(self.config, self.target)
         failure: Exception | None = None
-        for record in records:
-            if failure is not None or record.opener is None:
-                report(Result.failed(record, "skipped") if failure else Result.ok(record))
-                continue
-            try:
-                self._restore(record)
-                report(Result.ok(record))
-            except Exception as exc:
-                report(Result.failed(record, exc))
-                failure = exc
+        try:
+            for record in records:
+                if failure is not None or record.opener is None:
+                    report(Result.failed(record, "skipped") if failure else Result.ok(record))
+                    continue
+                try:
+                    self._restore(restorer, record)
+                    report(Result.ok(record))
+                except Exception as exc:
+                    report(Result.failed(record, exc))
+                    failure = exc
+            if failure is None:
+                restorer.finish()
+        finally:
+            restorer.close()
         if failure is not None:
             raise failure
 
-    def _restore(self, record: Record) -> None:
-        if record.pathname.endswith(MANIFEST_PATH):
-            return
-        if not record.pathname.endswith(".sql"):
-            raise RestoreError(f"{record.pathname} is not part of a MySQL snapshot")
+    def _restore(self, restorer: Restorer, record: Record) -> None:
+        path = record.pathname
         stream = record.open()
         try:
+            if path.endswith(CATALOG_PATH):
+                restorer.catalog(Catalog.decode(b"".join(blocks(stream))))
+                return
+            if path.endswith(MANIFEST_PATH):
+                return
+            if not path.endswith(".sql"):
+                raise RestoreError(f"{path} is not part of a MySQL snapshot")
             first_line, rest = read_first_line(stream)
-            header = DumpHeader.decode(first_line)
-            plan = plan_load(header, record.pathname, self.target)
-            with contextlib.closing(connect(self.config.connection)) as db:
-                self._server = server_info(db)
-                if self._server.read_only:
-                    # Even an account allowed to write through read_only should not:
-                    # a read-only server is most often a replica.
-                    raise RestoreError(
-                        f"{self.config.connection.address} is read-only (read_only=ON, a "
-                        "replica?): nothing was restored; restore elsewhere or turn read_only off"
-                    )
-                self._prepare(db, plan, header)
-            # The header is a comment: load it too, so error line numbers match the file.
-            self._load(record.pathname, first_line + rest, stream, plan)
+            header = read_header(first_line)
+            if header is None or isinstance(header, DumpHeader):
+                self._single_dump(restorer, path, header, first_line + rest, stream)
+            else:
+                restorer.file(header, first_line, _Prefixed(rest, stream))
         finally:
             stream.close()
+
+    # -- one dump file (first release, official integration) ----------------------
+
+    def _single_dump(
+        self,
+        restorer: Restorer,
+        path: str,
+        header: DumpHeader | None,
+        first: bytes,
+        stream: Content,
+    ) -> None:
+        plan = plan_load(header, path, self.target)
+        db = restorer._connection()
+        self._prepare(db, plan, header)
+        if header is not None:
+            restorer._fit_packet(header.max_allowed_packet)
+        where = f"into {plan.database!r}" if plan.database else "under the snapshot's names"
+        log(f"restoring {path} {where}")
+        # The header is a comment: load it too, so error line numbers match the file.
+        ignored = restorer.client().load(
+            f"{path} {where}", plan.database, chunks=blocks(stream, first)
+        )
+        if ignored:
+            log(f"{path}: errors ignored (force=true): {ignored}")
+        log(f"restored {path}")
 
     def _prepare(
         self, db: pymysql.connections.Connection[Any], plan: LoadPlan, header: DumpHeader | None
@@ -225,94 +206,20 @@ class MySQLExporter(Exporter):
                 if charset:
                     sql += f" CHARACTER SET {charset} COLLATE {collation}"
                 cursor.execute(sql)
-            if header is not None:
-                self._fit_packet(cursor, header.max_allowed_packet)
 
-    def _fit_packet(self, cursor: pymysql.cursors.Cursor, needed: int) -> None:
-        """Raise the target's max_allowed_packet to the source's, so every dumped row fits."""
-        cursor.execute("SELECT @@GLOBAL.max_allowed_packet")
-        row = cursor.fetchone()
-        current = int(row[0]) if row else 0
-        if current >= needed:
-            return
-        try:
-            cursor.execute("SET GLOBAL max_allowed_packet = %s", (needed,))
-            print(
-                f"plakar-mysql: raised max_allowed_packet from {current} to {needed}"
-                " (the source's value)",
-                file=sys.stderr,
-            )
-        except pymysql.err.MySQLError as exc:
-            print(
-                f"plakar-mysql: warning: the target's max_allowed_packet ({current}) is below the "
-                f"source's ({needed}) and could not be raised ({exc.args[-1]}): rows larger than "
-                f"{current} bytes will fail to load",
-                file=sys.stderr,
-            )
 
-    def _client_tool(self) -> Tool:
-        if self._client is None:
-            assert self._server is not None
-            flavour: Flavour = self._server.flavour
-            self._client = find_tool(flavour.client_names, flavour, self.config.connection.bin_dir)
-        return self._client
+class _Prefixed:
+    """A stream with bytes already read put back in front."""
 
-    def _load(self, pathname: str, first: bytes, stream: Content, plan: LoadPlan) -> None:
-        tool = self._client_tool()
-        args = [
-            "--batch",
-            "--silent",
-            f"--max-allowed-packet={MAX_PACKET}",
-            "--default-character-set=utf8mb4",
-        ]
-        if self.config.flag("force", False):
-            args.append("--force")
-        if plan.database is not None:
-            args += ["--database", plan.database]
-        where = (
-            f"into {plan.database!r}" if plan.database else "under the snapshot's database names"
-        )
-        print(f"plakar-mysql: restoring {pathname} {where} with {tool.path}", file=sys.stderr)
-        with option_pipe(self.config.connection, tool.flavour) as (fd, defaults):
-            process = subprocess.Popen(
-                [tool.path, defaults, *args],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                pass_fds=(fd,),
-            )
-        assert process.stdin is not None and process.stderr is not None
-        errors = _StderrTail(process.stderr)  # type: ignore[arg-type]
-        loaded, started, last = 0, time.monotonic(), time.monotonic()
-        try:
-            for chunk in _blocks(first, stream):
-                process.stdin.write(chunk)
-                loaded += len(chunk)
-                if time.monotonic() - last >= _PROGRESS_SECONDS:
-                    last = time.monotonic()
-                    print(
-                        f"plakar-mysql: {pathname}: {loaded / 2**20:.1f} MiB loaded",
-                        file=sys.stderr,
-                    )
-            process.stdin.close()
-        except BrokenPipeError:
-            pass  # the client stopped on an error: its message says which
-        finally:
-            with contextlib.suppress(BrokenPipeError):
-                process.stdin.close()
-            code = process.wait()
-        message = errors.text()
-        if code != 0:
-            raise RestoreError(
-                f"{tool.path.rsplit('/', 1)[-1]} failed loading {pathname} {where}: "
-                f"{message or f'exit status {code}'}"
-            )
-        if message and self.config.flag("force", False):
-            print(
-                f"plakar-mysql: {pathname}: errors ignored (force=true): {message}", file=sys.stderr
-            )
-        elapsed = time.monotonic() - started
-        print(
-            f"plakar-mysql: restored {pathname}: {loaded / 2**20:.1f} MiB in {elapsed:.1f} s",
-            file=sys.stderr,
-        )
+    def __init__(self, first: bytes, stream: Content) -> None:
+        self._first = first
+        self._stream = stream
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._first:
+            data, self._first = self._first, b""
+            return data
+        return self._stream.read(size)
+
+    def close(self) -> None:
+        self._stream.close()

@@ -1,10 +1,11 @@
 """The backup side: dump a server's databases into a Plakar snapshot.
 
 ``scan`` asks the server what it holds, runs one dump of all the databases of
-the backup, hands Plakar the dump as ``/dump.sql`` while it is produced (no
-temporary copy), checks that the dump completed, and only then hands over
-``/manifest.json``.  If anything fails, ``scan`` raises and Plakar keeps no
-snapshot.
+the backup (one transaction, one point in time), and lays it out one file per
+object while it streams (:mod:`plakar_mysql.writer`).  Only once the dump tool
+has exited cleanly and written its completion line does it hand over the
+per-database files, ``/catalog.json`` and ``/manifest.json``.  If anything
+fails, ``scan`` raises and Plakar keeps no snapshot.
 """
 
 from __future__ import annotations
@@ -21,19 +22,21 @@ from kloset_sdk import ConnectorInfo, Flags, Importer, Options, Record
 from plakar_mysql import __version__
 from plakar_mysql.dump import DumpProcess, dump_arguments
 from plakar_mysql.filters import select
-from plakar_mysql.flavour import find_tool
-from plakar_mysql.layout import DUMP_PATH, MANIFEST_PATH, DatabaseEntry, DumpHeader, Scope
+from plakar_mysql.flavour import Flavour, find_tool
+from plakar_mysql.layout import MANIFEST_PATH, Inventory, Scope
 from plakar_mysql.options import Config, parse
 from plakar_mysql.server import (
-    DatabaseInfo,
     ServerError,
     connect,
     current_user,
+    database_objects,
     describe,
     missing_privileges,
     server_info,
     user_databases,
 )
+from plakar_mysql.users import dump_accounts, grants_on
+from plakar_mysql.writer import SnapshotWriter, SourceFacts
 
 _SECRET_OPTIONS = frozenset({"password", "location", "username"})
 
@@ -42,18 +45,6 @@ def _scope(config: Config) -> Scope:
     if len(config.databases) == 1:
         return "database"
     return "databases" if config.databases else "server"
-
-
-def _header(scope: Scope, flavour: str, dbs: list[DatabaseInfo], packet: int) -> DumpHeader:
-    return DumpHeader(
-        scope=scope,
-        flavour=flavour,
-        databases=tuple(
-            DatabaseEntry(d.name, d.character_set, d.collation, tuple(t.name for t in d.tables))
-            for d in dbs
-        ),
-        max_allowed_packet=packet,
-    )
 
 
 class MySQLImporter(Importer):
@@ -77,6 +68,7 @@ class MySQLImporter(Importer):
     def scan(self) -> Iterator[Record]:
         started = datetime.now(UTC)
         conn = self.config.connection
+        scope = _scope(self.config)
         with contextlib.closing(connect(conn)) as db:
             server = server_info(db)
             candidates = list(self.config.databases) or user_databases(db)
@@ -97,32 +89,51 @@ class MySQLImporter(Importer):
                 raise ServerError(
                     f"{current_user(db)} lacks what the backup needs: {'; '.join(missing)}"
                 )
+            objects = database_objects(db, names)
+            # Accounts are not transactional: reading them just before the dump
+            # is as consistent as reading them inside it.
+            with_users = scope == "server" and self.config.flag("users", True)
+            users = list(dump_accounts(db)) if with_users else None
+            grants = {names[0]: grants_on(db, names[0])} if scope == "database" else None
         tool = find_tool(server.flavour.dump_names, server.flavour, conn.bin_dir)
-        scope = _scope(self.config)
         args = dump_arguments(
-            tool,
-            self.config,
-            names,
-            several=scope != "database",
-            log_bin=server.log_bin,
-            ignored=selection.ignored,
+            tool, self.config, names, log_bin=server.log_bin, ignored=selection.ignored
         )
-        header = _header(scope, server.flavour.value, databases, server.max_allowed_packet)
+        facts = SourceFacts(
+            flavour=server.flavour.value,
+            scope=scope,
+            max_allowed_packet=server.max_allowed_packet,
+            count_rows=tool.flavour is Flavour.MARIADB,
+            charsets={d.name: (d.character_set, d.collation) for d in databases},
+            objects={
+                name: Inventory(
+                    name,
+                    "",
+                    "",
+                    routines=o.routines,
+                    events=o.events,
+                    definers=o.definers,
+                )
+                for name, o in objects.items()
+            },
+        )
         print(
             f"plakar-mysql: dumping {len(names)} database(s) from {server.flavour.title} "
             f"{server.version} at {conn.address} with {tool.path}",
             file=sys.stderr,
         )
 
+        writer = SnapshotWriter(facts, started)
         yield Record.directory("/", started)
         with DumpProcess(tool, args, conn) as dump:
-            yield Record.file(DUMP_PATH, lambda: dump.stream(prefix=header.encode()), started)
+            yield from writer.tables(dump.stream())
             dump.finish()
             binlog = dump.binlog_position()
+        yield from writer.held(users)
         finished = datetime.now(UTC)
 
         manifest: dict[str, Any] = {
-            "format": header.format,
+            "format": 2,
             "generator": f"plakar-mysql {__version__}",
             "scope": scope,
             "flavour": server.flavour.value,
@@ -152,6 +163,7 @@ class MySQLImporter(Importer):
                             "name": t.name,
                             "type": t.kind,
                             "engine": t.engine,
+                            "rows": writer.rows.get((d.name, t.name)),
                             "rows_estimate": t.rows_estimate,
                             "data_bytes": t.data_bytes,
                         }
@@ -160,7 +172,8 @@ class MySQLImporter(Importer):
                 }
                 for d in databases
             ],
-            "files": {DUMP_PATH: {"databases": names}},
+            "grants": grants,
+            "files": writer.files,
             "started_at": started.isoformat(),
             "finished_at": finished.isoformat(),
         }

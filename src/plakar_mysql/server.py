@@ -261,3 +261,53 @@ def missing_privileges(
         if events and not _has_privilege(db, "EVENT", name):
             missing.append(f"EVENT ON {name}.* (for events; or set events=false)")
     return missing
+
+
+@dataclass(frozen=True)
+class DatabaseObjects:
+    """What a database holds besides tables and views, and who defines its code."""
+
+    routines: tuple[str, ...]  # "PROCEDURE name" / "FUNCTION name"
+    events: tuple[str, ...]
+    definers: tuple[str, ...]  # user@host
+
+
+def database_objects(
+    db: pymysql.connections.Connection[Any], names: Sequence[str]
+) -> dict[str, DatabaseObjects]:
+    """Routines, events and definers of each database, from information_schema."""
+    marks = ", ".join(["%s"] * len(names))
+    routines: dict[str, list[str]] = {name: [] for name in names}
+    events: dict[str, list[str]] = {name: [] for name in names}
+    definers: dict[str, set[str]] = {name: set() for name in names}
+    for schema, kind, name, definer in _rows(
+        db,
+        "SELECT ROUTINE_SCHEMA, ROUTINE_TYPE, ROUTINE_NAME, DEFINER"
+        f" FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA IN ({marks})",
+        names,
+    ):
+        routines[schema].append(f"{kind} {name}")
+        definers[schema].add(definer)
+    for schema, name, definer in _rows(
+        db,
+        "SELECT EVENT_SCHEMA, EVENT_NAME, DEFINER FROM information_schema.EVENTS"
+        f" WHERE EVENT_SCHEMA IN ({marks})",
+        names,
+    ):
+        events[schema].append(name)
+        definers[schema].add(definer)
+    for table, column in (("VIEWS", "TABLE_SCHEMA"), ("TRIGGERS", "TRIGGER_SCHEMA")):
+        for schema, definer in _rows(
+            db,
+            f"SELECT {column}, DEFINER FROM information_schema.{table} WHERE {column} IN ({marks})",
+            names,
+        ):
+            definers[schema].add(definer)
+    return {
+        name: DatabaseObjects(
+            tuple(sorted(routines[name])),
+            tuple(sorted(events[name])),
+            tuple(sorted(definers[name])),
+        )
+        for name in names
+    }

@@ -1,6 +1,5 @@
 """Split one dump stream into its sections, as it streams: the reader behind the
-per-object snapshot layout (work in progress for the next release; nothing
-calls it yet).
+per-object snapshot layout.
 
 Like :mod:`tarfile` read in stream mode, :class:`DumpSplitter` yields one
 :class:`Section` at a time with a reader for its bytes; the reader must be read
@@ -14,7 +13,9 @@ quotes, comments and ``DELIMITER`` changes, so a procedure body or a string
 holding such a line does not cut a section.  Rows are never examined one by
 one: the tools escape line breaks inside values, so an ``INSERT`` ends at the
 first ``;`` that ends a line, which is found with one search over a large
-buffer.
+buffer.  MariaDB's tools write one row per line, so the rows of a section are
+counted the same way (:attr:`DumpSplitter.rows`); MySQL's write them on one
+line, where they cannot be counted without parsing every value.
 """
 
 from __future__ import annotations
@@ -34,11 +35,17 @@ _BLOCK = 1 << 20
 _MARKERS: list[tuple[bytes, SectionKind]] = [
     (b"-- Current Database: ", "database"),
     (b"-- Table structure for table ", "table"),
+    (b"-- Sequence structure for ", "table"),
     (b"-- Temporary table structure for view ", "view"),
     (b"-- Temporary view structure for view ", "view"),
     (b"-- Dumping events for database ", "events"),
     (b"-- Dumping routines for database ", "routines"),
     (b"-- Final view structure for view ", "final_view"),
+    # The end of the dump: what the tools write after the last object (the
+    # deferred GTID position, then the session state put back).
+    (b"-- The deferred gtid setting", "trailer"),
+    (b"SET @@SESSION.SQL_LOG_BIN = @MYSQLDUMP_TEMP_LOG_BIN", "trailer"),
+    (b"/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;", "trailer"),
     (b"-- Dump completed", "trailer"),
 ]
 _DELIMITER = re.compile(rb"^DELIMITER\s+(\S+)\s*$")
@@ -130,6 +137,8 @@ class DumpSplitter:
         self._delimiter = b";"
         self._database: str | None = None
         self._next: tuple[Section, bytes] | None = None
+        self.rows = 0
+        """Rows in the ``INSERT`` statements of the current section (one per line)."""
 
     # -- buffer ---------------------------------------------------------------
 
@@ -208,6 +217,7 @@ class DumpSplitter:
             while True:
                 stop = self._buf.find(b";\n", start)
                 if stop >= 0:
+                    self.rows += self._buf.count(b"),\n(", 0, stop) + 1
                     return stop + 2
                 start = max(0, len(self._buf) - 1)
                 if not self._fill():
@@ -239,6 +249,7 @@ class DumpSplitter:
     def _section_chunks(self, first: bytes) -> Iterator[bytes]:
         """The current section's bytes in blocks; stops at the next marker."""
         self._next = None
+        self.rows = 0
         out = bytearray(first)
         empty = not first  # only the preamble starts without its marker
         while self._buf or self._fill():

@@ -44,8 +44,8 @@ def test_flavour_detection() -> None:
 
 
 def test_mariadb_arguments_one_database() -> None:
-    args = dump_arguments(MARIADB_DUMP, config(), ["shop"], several=False, log_bin=True)
-    assert args[-2:] == ["--", "shop"]
+    args = dump_arguments(MARIADB_DUMP, config(), ["shop"], log_bin=True)
+    assert args[-3:] == ["--databases", "--", "shop"]  # each database creates itself
     for flag in (
         "--single-transaction",
         "--routines",
@@ -56,7 +56,6 @@ def test_mariadb_arguments_one_database() -> None:
         "--skip-dump-date",
     ):
         assert flag in args
-    assert "--databases" not in args
     assert not any("password" in a for a in args)
 
 
@@ -65,7 +64,6 @@ def test_mariadb_arguments_several_and_switches() -> None:
         MARIADB_DUMP,
         config(triggers="false", routines="false", hex_blob="true", single_transaction="false"),
         ["a", "-b"],
-        several=True,
         log_bin=False,
     )
     assert args[-4:] == ["--databases", "--", "a", "-b"]
@@ -74,12 +72,10 @@ def test_mariadb_arguments_several_and_switches() -> None:
 
 
 def test_mysql_arguments() -> None:
-    args = dump_arguments(MYSQLDUMP_8, config(), ["shop"], several=False, log_bin=True)
+    args = dump_arguments(MYSQLDUMP_8, config(), ["shop"], log_bin=True)
     assert "--source-data=2" in args and "--column-statistics=0" in args
     assert "--set-gtid-purged=AUTO" in args and "--dump-history" not in args
-    old = dump_arguments(
-        MYSQLDUMP_57, config(set_gtid_purged="OFF"), ["shop"], several=False, log_bin=True
-    )
+    old = dump_arguments(MYSQLDUMP_57, config(set_gtid_purged="OFF"), ["shop"], log_bin=True)
     assert "--master-data=2" in old and "--set-gtid-purged=OFF" in old
 
 

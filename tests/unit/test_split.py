@@ -102,3 +102,29 @@ def test_quoted_names() -> None:
 def test_unterminated_marker_name_is_an_error() -> None:
     with pytest.raises(SplitError):
         split(b"--\n-- Table structure for table `never closed\n")
+
+
+def test_sequences_rows_and_the_dump_end() -> None:
+    dump = (
+        b"--\n-- Current Database: `d`\n--\n\nUSE `d`;\n\n"
+        b"--\n-- Sequence structure for `s`\n--\n\nCREATE SEQUENCE `s`;\nDO SETVAL(`s`, 5, 0);\n\n"
+        b"--\n-- Table structure for table `t`\n--\n\n"
+        b"INSERT INTO `t` VALUES\n(1,'),(x'),\n(2,'a\\nb');\n"
+        b"INSERT INTO `t` (`a`, row_start) VALUES (3,'x');\n\n"
+        b"-- The deferred gtid setting for slave\n\n-- SET GLOBAL gtid_slave_pos='0-1-5';\n"
+        b"/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;\n\n-- Dump completed\n"
+    )
+    splitter = DumpSplitter(io.BytesIO(dump), block=64)
+    seen = []
+    for section, chunks in splitter:
+        body = b"".join(chunks)
+        seen.append((section.kind, section.name, splitter.rows))
+        assert b"gtid_slave_pos" not in body or section.kind == "trailer"
+    assert seen == [
+        ("database", None, 0),
+        ("table", "s", 0),
+        ("table", "t", 3),  # one per line: "),(" inside a value does not count
+        ("trailer", None, 0),
+        ("trailer", None, 0),
+        ("trailer", None, 0),
+    ]

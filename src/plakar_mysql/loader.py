@@ -1,0 +1,143 @@
+"""Feed SQL into the server's own client, and report its error with its line.
+
+Every load is one ``mariadb``/``mysql`` process reading the file on its
+standard input, with the password handed over through an anonymous pipe.  A
+file already on disk is given to the client as its stdin, so the bytes never
+pass through Python; a stream is copied in large blocks.  ``definer=current``
+rewrites the ``DEFINER`` clauses of views, routines, triggers and events on
+the way (:class:`DefinerRewriter`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import subprocess
+import threading
+from collections.abc import Iterable, Iterator
+from typing import IO
+
+from kloset_sdk.records import Content
+from plakar_mysql.credentials import option_pipe
+from plakar_mysql.dump import MAX_PACKET
+from plakar_mysql.flavour import Tool
+from plakar_mysql.options import Connection
+
+BLOCK = 1 << 20
+
+
+class LoadError(RuntimeError):
+    """The client failed; the message holds its own error line."""
+
+
+class _StderrTail:
+    """Collects a child's stderr in the background, keeping its last lines."""
+
+    def __init__(self, pipe: IO[bytes]) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._run, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _run(self, pipe: IO[bytes]) -> None:
+        for raw in pipe:
+            self.lines = [*self.lines[-19:], raw.decode(errors="replace").rstrip()]
+
+    def text(self) -> str:
+        """The client's error lines (``ERROR ... at line N: ...``), else its last lines."""
+        self._thread.join()
+        errors = [line for line in self.lines if line.startswith("ERROR")]
+        return " | ".join(errors or [line for line in self.lines if line.strip("- ")])
+
+
+# The DEFINER clause where the dump tools write it: triggers, views, routines, events.
+_DEFINER = re.compile(
+    rb"^(/\*!50003 CREATE\*/ /\*!50017 |/\*!50013 |CREATE |/\*!50106 CREATE\*/ /\*!50117 )"
+    rb"DEFINER=`(?:[^`\n]|``)*`@`(?:[^`\n]|``)*`",
+    re.M,
+)
+
+
+class DefinerRewriter:
+    """Rewrites ``DEFINER=`u`@`h``` to ``DEFINER=CURRENT_USER`` in a stream of blocks."""
+
+    def __init__(self) -> None:
+        self._carry = b""
+
+    def __call__(self, blocks: Iterable[bytes]) -> Iterator[bytes]:
+        for block in blocks:
+            data = self._carry + block
+            cut = data.rfind(b"\n") + 1
+            self._carry = data[cut:]
+            if cut:
+                yield _DEFINER.sub(rb"\1DEFINER=CURRENT_USER", data[:cut])
+        if self._carry:
+            yield _DEFINER.sub(rb"\1DEFINER=CURRENT_USER", self._carry)
+
+
+class Client:
+    """The SQL client of the target server, ready to run loads."""
+
+    def __init__(self, tool: Tool, conn: Connection, *, force: bool) -> None:
+        self.tool = tool
+        self.conn = conn
+        self.force = force
+        self.name = tool.path.rsplit("/", 1)[-1]
+
+    def load(
+        self,
+        what: str,
+        database: str | None,
+        *,
+        file: IO[bytes] | None = None,
+        chunks: Iterable[bytes] = (),
+    ) -> str:
+        """Run ``file`` (a file on disk) or else ``chunks`` in ``database``.
+
+        Returns the errors ignored with ``force``; raises :class:`LoadError`
+        naming ``what`` if the client fails.
+        """
+        args = [
+            "--batch",
+            "--silent",
+            f"--max-allowed-packet={MAX_PACKET}",
+            "--default-character-set=utf8mb4",
+        ]
+        if self.force:
+            args.append("--force")
+        if database is not None:
+            args += ["--database", database]
+        with option_pipe(self.conn, self.tool.flavour) as (fd, defaults):
+            process = subprocess.Popen(
+                [self.tool.path, defaults, *args],
+                stdin=file if file is not None else subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                pass_fds=(fd,),
+            )
+        assert process.stderr is not None
+        errors = _StderrTail(process.stderr)
+        if file is None:
+            assert process.stdin is not None
+            try:
+                for chunk in chunks:
+                    process.stdin.write(chunk)
+            except BrokenPipeError:
+                pass  # the client stopped on an error: its message says which
+            finally:
+                with contextlib.suppress(BrokenPipeError):
+                    process.stdin.close()
+        code = process.wait()
+        message = errors.text()
+        if code != 0:
+            raise LoadError(
+                f"{self.name} failed loading {what}: {message or f'exit status {code}'}"
+            )
+        return message
+
+
+def blocks(stream: Content, first: bytes = b"") -> Iterator[bytes]:
+    """``first``, then ``stream`` read in large blocks."""
+    if first:
+        yield first
+    while chunk := stream.read(BLOCK):
+        yield chunk

@@ -1,0 +1,185 @@
+"""End to end, through the real plakar CLI: the per-object layout and what it
+allows - restoring one table or one database out of a full-server snapshot,
+refusals that change nothing, verification, accounts and definers, and files
+that stay byte-identical while their table does not change."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from conftest import MariaDBFactory
+from support.compare import describe_database, diff
+from support.mariadb import MariaDBServer, quote_identifier
+from support.plakar import Plakar
+from test_backup_restore import AWKWARD_DB, AWKWARD_TABLE, fill_awkward, password, uri
+
+from plakar_mysql.layout import encode_segment, object_path
+
+
+def restore_fails(plakar: Plakar, source: str, target: str, *opts: str) -> str:
+    args = ["restore", "-to", target]
+    for opt in opts:
+        args += ["-o", opt]
+    proc = plakar.at(*args, source, check=False)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def test_one_table_and_one_database_out_of_a_full_server_snapshot(
+    plakar: Plakar, sakila_server: MariaDBServer, mariadb_factory: MariaDBFactory
+) -> None:
+    fill_awkward(sakila_server)
+    try:
+        snapshot = plakar.backup(uri(sakila_server), password(sakila_server))
+    finally:
+        sakila_server.execute(f"DROP DATABASE {quote_identifier(AWKWARD_DB)}")
+    awkward_dir = f"/databases/{encode_segment(AWKWARD_DB)}"
+    table_path = object_path("table", AWKWARD_DB, AWKWARD_TABLE)
+    assert {e.name for e in plakar.ls(snapshot, f"{awkward_dir}/tables")} == {
+        table_path.rsplit("/", 1)[1]
+    }
+    manifest = json.loads(plakar.cat(snapshot, "/manifest.json"))
+    assert manifest["files"][table_path]["name"] == AWKWARD_TABLE
+
+    target = mariadb_factory()
+
+    # One table of Sakila into another database.
+    plakar.restore(
+        f"{snapshot}:/databases/sakila/tables/actor.sql", uri(target, "one"), password(target)
+    )
+    source = describe_database(sakila_server, "sakila", rename={"sakila": "one"})
+    copy = describe_database(target, "one")
+    assert set(copy.tables) == {"actor"}
+    assert copy.tables["actor"] == source.tables["actor"]
+    assert set(copy.triggers) == set()  # actor has none; film's come with film.sql
+
+    plakar.restore(
+        f"{snapshot}:/databases/sakila/tables/film.sql", uri(target, "one"), password(target)
+    )
+    copy = describe_database(target, "one")
+    assert copy.tables["film"] == source.tables["film"]
+    assert dict(copy.triggers) == {n: t for n, t in source.triggers.items() if t.table == "film"}
+
+    # One whole database into another name, views and routines included.
+    proc = plakar.restore(f"{snapshot}:/databases/sakila", uri(target, "whole"), password(target))
+    assert "(16/16)" in proc.stderr
+    expected = describe_database(sakila_server, "sakila", rename={"sakila": "whole"})
+    assert diff(expected, describe_database(target, "whole")) == []
+
+    # A whole several-database snapshot cannot go into one database.
+    message = restore_fails(plakar, snapshot, uri(target, "x"), password(target))
+    assert "several databases" in message
+    assert "x" not in {row[0] for row in target.query("SHOW DATABASES")}
+
+
+def test_refused_overwrite_changes_nothing(
+    plakar: Plakar, sakila_server: MariaDBServer, mariadb_factory: MariaDBFactory
+) -> None:
+    snapshot = plakar.backup(uri(sakila_server, "sakila"), password(sakila_server))
+    target = mariadb_factory()
+    target.execute("CREATE DATABASE sakila")
+    # Only a view and a function of the same names exist: still refused, naming them.
+    target.execute("CREATE VIEW sakila.actor_info AS SELECT 1 AS x")
+    target.execute("CREATE FUNCTION sakila.get_customer_balance() RETURNS INT RETURN 7")
+    message = restore_fails(plakar, snapshot, uri(target), password(target))
+    assert "actor_info" in message and "FUNCTION get_customer_balance" in message
+    assert "nothing was restored" in message
+    tables = target.query(
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA='sakila'"
+    )
+    assert [row[0] for row in tables] == ["actor_info"]
+    assert target.query("SELECT sakila.get_customer_balance()")[0][0] == 7
+
+    plakar.restore(snapshot, uri(target), password(target), "overwrite=true", "jobs=3")
+    source = describe_database(sakila_server, "sakila")
+    assert diff(source, describe_database(target, "sakila")) == []
+
+
+def test_unchanged_tables_give_byte_identical_files(
+    plakar: Plakar, sakila_server: MariaDBServer
+) -> None:
+    first = plakar.backup(uri(sakila_server, "sakila"), password(sakila_server))
+    sakila_server.execute("UPDATE sakila.actor SET last_name = 'CHANGED' WHERE actor_id = 1")
+    try:
+        second = plakar.backup(uri(sakila_server, "sakila"), password(sakila_server))
+    finally:
+        sakila_server.execute("UPDATE sakila.actor SET last_name = 'GUINESS' WHERE actor_id = 1")
+
+    def digests(snapshot: str) -> dict[str, str]:
+        entries = plakar.ls(snapshot, "/databases/sakila", recursive=True)
+        return {
+            e.name: hashlib.sha256(plakar.cat(snapshot, e.name)).hexdigest()
+            for e in entries
+            if e.name.endswith(".sql")
+        }
+
+    before, after = digests(first), digests(second)
+    assert set(before) == set(after) and len(before) == 16 + 3  # schema, views, routines; no event
+    changed = sorted(path for path in before if before[path] != after[path])
+    assert changed == ["/databases/sakila/tables/actor.sql"]
+    assert plakar.cat(first, "/catalog.json") == plakar.cat(second, "/catalog.json")
+
+
+def test_verify_catches_a_load_that_went_wrong(
+    plakar: Plakar, sakila_server: MariaDBServer, mariadb_factory: MariaDBFactory
+) -> None:
+    snapshot = plakar.backup(uri(sakila_server, "sakila"), password(sakila_server))
+    target = mariadb_factory()
+    # Silently turns every InnoDB table into MyISAM: the load "succeeds".
+    target.execute("SET GLOBAL enforce_storage_engine = 'MyISAM'")
+    plakar.restore(snapshot, uri(target, "unverified"), password(target))
+    message = restore_fails(
+        plakar, snapshot, uri(target, "checked"), password(target), "verify=true"
+    )
+    assert "verify failed" in message and "checked.actor differs from its snapshot file" in message
+
+    target.execute("SET GLOBAL enforce_storage_engine = NULL")
+    proc = plakar.restore(snapshot, uri(target, "good"), password(target), "verify=true")
+    assert "verified 16 table(s)" in proc.stderr
+
+
+def test_users_roles_grants_and_definers(plakar: Plakar, mariadb_factory: MariaDBFactory) -> None:
+    source = mariadb_factory()
+    for statement in (
+        "CREATE DATABASE shop",
+        "CREATE TABLE shop.t (id INT PRIMARY KEY, secret VARCHAR(10))",
+        "INSERT INTO shop.t VALUES (1, 'x')",
+        "CREATE ROLE reader",
+        "GRANT SELECT ON shop.* TO reader",
+        "CREATE USER 'app'@'%' IDENTIFIED BY 'app-pw'",
+        "GRANT reader TO 'app'@'%'",
+        "SET DEFAULT ROLE reader FOR 'app'@'%'",
+        "GRANT SELECT (id) ON shop.t TO 'app'@'%'",
+        "CREATE DEFINER='app'@'%' SQL SECURITY DEFINER VIEW shop.v AS SELECT id FROM shop.t",
+    ):
+        source.execute(statement)
+    snapshot = plakar.backup(uri(source), password(source))
+    users = plakar.cat(snapshot, "/server/users.sql")
+    assert b"CREATE ROLE `reader`" in users and b"app-pw" not in users
+
+    def grants(server: MariaDBServer) -> list[str]:
+        rows = server.query("SHOW GRANTS FOR 'app'@'%'") + server.query("SHOW GRANTS FOR reader")
+        return sorted(row[0] for row in rows)
+
+    # Without users=true: said so, and the missing definer is named before loading.
+    bare = mariadb_factory()
+    proc = plakar.restore(snapshot, uri(bare), password(bare))
+    assert "users=true" in proc.stderr
+    assert "definer app@% does not exist" in proc.stderr
+    assert bare.query("SELECT COUNT(*) FROM mysql.user WHERE User = 'app'")[0][0] == 0
+
+    # users=true: accounts, roles and grants; the restoring account untouched.
+    full = mariadb_factory()
+    plakar.restore(snapshot, uri(full), password(full), "users=true")
+    assert grants(full) == grants(source)
+    assert full.query("SELECT CURRENT_USER()")[0][0]  # root's password still works
+    assert full.query("SELECT id FROM shop.v")[0][0] == 1
+
+    # definer=current: the view is defined by the restoring account instead.
+    other = mariadb_factory()
+    proc = plakar.restore(snapshot, uri(other), password(other), "definer=current")
+    assert "does not exist" not in proc.stderr
+    definer = other.query("SELECT DEFINER FROM information_schema.VIEWS WHERE TABLE_NAME='v'")
+    assert definer[0][0].startswith("root@")
+    assert other.query("SELECT id FROM shop.v")[0][0] == 1

@@ -1,0 +1,48 @@
+"""Pieces of the snapshot writer and of the loader that work on byte streams."""
+
+from __future__ import annotations
+
+import pytest
+
+from plakar_mysql.loader import DefinerRewriter
+from plakar_mysql.writer import ChunkReader, one_newline_at_end
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [[b"a;\n\n\n"], [b"a;\n", b"\n", b"\n"], [b"a;"], [b"a;\n\nb;\n\n", b"\n"], [b"\n", b"a;\n"]],
+)
+def test_a_section_ends_in_exactly_one_newline(chunks: list[bytes]) -> None:
+    out = b"".join(one_newline_at_end(chunks))
+    assert out == b"".join(chunks).rstrip(b"\n") + b"\n"
+
+
+def test_chunk_reader_honours_sizes_and_drains_on_close() -> None:
+    closed: list[bool] = []
+    produced: list[int] = []
+
+    def chunks():  # type: ignore[no-untyped-def]
+        for i in range(3):
+            produced.append(i)
+            yield bytes([65 + i]) * 10
+
+    reader = ChunkReader(chunks(), lambda: closed.append(True))
+    assert reader.read(4) == b"AAAA"
+    assert reader.read(100) == b"AAAAAA"
+    reader.close()
+    assert produced == [0, 1, 2] and closed == [True]
+
+
+def test_definer_rewrite_touches_only_definer_clauses() -> None:
+    text = (
+        b"/*!50003 CREATE*/ /*!50017 DEFINER=`ro``ot`@`l ocal`*/ /*!50003 TRIGGER x */;;\n"
+        b"/*!50013 DEFINER=`u`@`%` SQL SECURITY DEFINER */\n"
+        b"CREATE DEFINER=`u`@`%` PROCEDURE `p`()\n"
+        b"/*!50106 CREATE*/ /*!50117 DEFINER=`u`@`%`*/ /*!50106 EVENT `e` */ ;;\n"
+        b"INSERT INTO t VALUES ('CREATE DEFINER=`u`@`%`');\n"
+    )
+    for size in (1, 7, len(text)):
+        blocks = [text[i : i + size] for i in range(0, len(text), size)]
+        out = b"".join(DefinerRewriter()(blocks))
+        assert out.count(b"DEFINER=CURRENT_USER") == 4
+        assert out.endswith(b"INSERT INTO t VALUES ('CREATE DEFINER=`u`@`%`');\n")
