@@ -73,9 +73,23 @@ def main() -> int:
         step("The snapshot and its files")
         plakar_run(plakar, "at", str(plakar.store), "ls")
         plakar_run(plakar, "at", str(plakar.store), "ls", f"{snapshot}:/")
+        plakar_run(plakar, "at", str(plakar.store), "ls", f"{snapshot}:/databases/sakila")
+        plakar_run(plakar, "at", str(plakar.store), "ls", f"{snapshot}:/databases/sakila/tables")
 
-        step("Restore into a fresh database, sakila_restored")
-        plakar_run(plakar, "at", str(plakar.store), "restore", "-to", copy, "-o", creds, snapshot)
+        step("Restore into a fresh database, sakila_restored, tables in parallel, verified")
+        plakar_run(
+            plakar,
+            "at",
+            str(plakar.store),
+            "restore",
+            "-to",
+            copy,
+            "-o",
+            creds,
+            "-o",
+            "verify=true",
+            snapshot,
+        )
 
         step("Verification: every table, view, routine and trigger, source against copy")
         original = describe_database(server, "sakila", rename={"sakila": "sakila_restored"})

@@ -6,16 +6,10 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from support.mariadb import MariaDBServer
-from support.plakar import Plakar, make_plakar
-
-
-@pytest.fixture
-def plakar(tmp_path: Path) -> Plakar:
-    return make_plakar(tmp_path)
+from support.plakar import Plakar
 
 
 @pytest.fixture
