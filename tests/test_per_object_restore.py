@@ -85,6 +85,11 @@ def test_refused_overwrite_changes_nothing(
     message = restore_fails(plakar, snapshot, uri(target), password(target))
     assert "actor_info" in message and "FUNCTION get_customer_balance" in message
     assert "nothing was restored" in message
+    # The views file alone is checked against what it holds.
+    message = restore_fails(
+        plakar, f"{snapshot}:/databases/sakila/views.sql", uri(target, "sakila"), password(target)
+    )
+    assert "already holds actor_info" in message
     tables = target.query(
         "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA='sakila'"
     )

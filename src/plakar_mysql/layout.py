@@ -139,8 +139,10 @@ def _check_format(value: Any) -> None:
 class FileHeader:
     """The first line of every ``.sql`` file of a snapshot: what the file is.
 
-    ``inventory`` rides on ``schema.sql`` only, so that restoring one database
-    checks every object it will write before loading any.
+    ``inventory`` rides on ``schema.sql``, so that restoring one database
+    checks every object it will write before loading any; ``names`` lists the
+    objects of a ``views``, ``routines`` or ``events`` file, for the same check
+    when that file is restored alone.
     """
 
     kind: Kind
@@ -151,6 +153,7 @@ class FileHeader:
     character_set: str | None = None
     collation: str | None = None
     inventory: Inventory | None = field(default=None)
+    names: tuple[str, ...] | None = None
     format: int = FORMAT
 
     def encode(self) -> bytes:
@@ -204,8 +207,11 @@ def read_header(line: bytes) -> FileHeader | DumpHeader | None:
             max_allowed_packet=int(data["max_allowed_packet"]),
         )
     inventory = data.pop("inventory", None)
+    names = data.pop("names", None)
     return FileHeader(
-        **data, inventory=Inventory.from_json(inventory) if inventory is not None else None
+        **data,
+        inventory=Inventory.from_json(inventory) if inventory is not None else None,
+        names=tuple(names) if names is not None else None,
     )
 
 

@@ -175,13 +175,16 @@ class Restorer:
             self.target_of(inventory.database)
         self._check(list(catalog.databases))
 
-    def _check(self, inventories: list[Inventory]) -> None:
+    def _check(self, inventories: list[Inventory], *, complete: bool = True) -> None:
+        """Refuse if the target holds any object of ``inventories`` (all of a
+        database's objects if ``complete``, else only those of one file)."""
         conflicts: list[str] = []
         for inventory in inventories:
             if inventory.database in self._checked:
                 continue
-            self._checked.add(inventory.database)
-            self._progress.total += len(inventory.tables)
+            if complete:
+                self._checked.add(inventory.database)
+                self._progress.total += len(inventory.tables)
             target = self.target_of(inventory.database)
             if not self._query(
                 "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", [target]
@@ -295,7 +298,9 @@ class Restorer:
                 pass
             return
         if header.kind in ("views", "routines", "events"):
-            self.target_of(header.database)
+            # The file's own objects, when its database was not checked whole.
+            names = {header.kind: header.names or ()}
+            self._check([Inventory(header.database, "", "", **names)], complete=False)
             self._held[(header.kind, header.database)] = b"".join(blocks(stream, first_line))
             return
         if header.kind == "table":

@@ -162,7 +162,8 @@ class SnapshotWriter:
     def header(self, kind: Kind, database: str | None = None, name: str | None = None) -> bytes:
         facts = self.facts
         charset, collation = facts.charsets.get(database or "", (None, None))
-        inventory = self.inventory(database) if kind == "schema" and database else None
+        inventory = self.inventory(database) if database and kind != "table" else None
+        names = kind if kind in ("views", "routines", "events") else None
         return FileHeader(
             kind=kind,
             flavour=facts.flavour,
@@ -171,7 +172,8 @@ class SnapshotWriter:
             name=name,
             character_set=charset,
             collation=collation,
-            inventory=inventory,
+            inventory=inventory if kind == "schema" else None,
+            names=getattr(inventory, names) if inventory and names else None,
         ).encode()
 
     def inventory(self, database: str) -> Inventory:
