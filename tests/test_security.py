@@ -1,0 +1,128 @@
+"""Security end to end, through the real plakar CLI: TLS with a CA the test
+generates, and an encrypted store that holds no trace of the data in clear."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from conftest import MariaDBFactory
+from support.plakar import Plakar
+from test_backup_restore import password, uri
+
+MARKER = "plakar-marker-5f1c2a9e-in-clear"
+
+
+def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed CA: (certificate, key)."""
+    cert, key = directory / f"{name}.pem", directory / f"{name}-key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+            *("-subj", f"/CN={name}", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def make_server_cert(directory: Path, ca: tuple[Path, Path]) -> tuple[Path, Path]:
+    """A server certificate for 127.0.0.1, signed by ``ca``."""
+    key, csr, cert = (
+        directory / "server-key.pem",
+        directory / "server.csr",
+        directory / "server.pem",
+    )
+    ext = directory / "server.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    subprocess.run(
+        [
+            *("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1"),
+            *("-keyout", str(key), "-out", str(csr)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *("openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1])),
+            *("-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def test_tls_server_with_a_test_ca(
+    plakar: Plakar, mariadb_factory: MariaDBFactory, tmp_path: Path
+) -> None:
+    ca = make_ca(tmp_path, "test-ca")
+    other_ca = make_ca(tmp_path, "other-ca")
+    cert, key = make_server_cert(tmp_path, ca)
+    server = mariadb_factory(
+        extra_args=[
+            f"--ssl-ca={ca[0]}",
+            f"--ssl-cert={cert}",
+            f"--ssl-key={key}",
+            "--require-secure-transport=ON",
+        ]
+    )
+    server.execute("CREATE DATABASE shop")
+    server.execute("CREATE TABLE shop.t (id INT PRIMARY KEY)")
+    server.execute("INSERT INTO shop.t VALUES (1), (2)")
+
+    verified = ("ssl_mode=verify_ca", f"ssl_ca={ca[0]}")
+    snapshot = plakar.backup(uri(server, "shop"), password(server), *verified)
+    plakar.restore(snapshot, uri(server, "copy"), password(server), *verified)
+    assert server.query("SELECT COUNT(*) FROM copy.t")[0][0] == 2
+
+    proc = plakar.at(
+        "backup",
+        "-o",
+        password(server),
+        "-o",
+        "ssl_mode=verify_ca",
+        "-o",
+        f"ssl_ca={other_ca[0]}",
+        uri(server, "shop"),
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "certificate" in output.lower(), output
+    assert len(plakar.snapshots()) == 1
+
+    # Without TLS the server refuses (MariaDB answers "access denied").
+    proc = plakar.at(
+        "backup",
+        "-o",
+        password(server),
+        "-o",
+        "ssl_mode=disabled",
+        uri(server, "shop"),
+        check=False,
+    )
+    assert proc.returncode != 0 and "denied" in proc.stdout + proc.stderr
+    assert len(plakar.snapshots()) == 1
+
+
+def test_encrypted_store_holds_no_clear_data(
+    plakar: Plakar, mariadb_factory: MariaDBFactory
+) -> None:
+    server = mariadb_factory()
+    server.execute("CREATE DATABASE shop")
+    server.execute("CREATE TABLE shop.t (id INT PRIMARY KEY, note TEXT)")
+    server.execute(
+        f"INSERT INTO t SELECT seq, CONCAT('{MARKER} ', seq) FROM seq_1_to_2000", database="shop"
+    )
+    snapshot = plakar.backup(uri(server, "shop"), password(server))
+    assert MARKER.encode() in plakar.cat(snapshot, "/databases/shop/tables/t.sql")
+
+    needles = [MARKER.encode(), MARKER.encode("utf-16-le"), b"CREATE TABLE `t`"]
+    files = [path for path in plakar.store.rglob("*") if path.is_file()]
+    assert files
+    for path in files:
+        data = path.read_bytes()
+        for needle in needles:
+            assert needle not in data, f"{needle!r} in clear in {path}"
