@@ -73,7 +73,7 @@ def dump_arguments(
     if config.flag("single_transaction", True):
         args.append("--single-transaction")
     args.append("--routines" if config.flag("routines", True) else "--skip-routines")
-    args.append("--events" if config.flag("events", True) else "--skip-events")
+    args.append("--skip-events")  # read with SQL instead: see events.py
     if not config.flag("triggers", True):
         args.append("--skip-triggers")
     for name in ("no_data", "no_create_info", "hex_blob"):

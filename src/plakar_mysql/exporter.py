@@ -23,8 +23,8 @@ from kloset_sdk.records import Content
 from plakar_mysql.layout import CATALOG_PATH, MANIFEST_PATH, Catalog, DumpHeader, read_header
 from plakar_mysql.loader import blocks
 from plakar_mysql.options import Config, ConfigError, parse
-from plakar_mysql.restore import RestoreError, Restorer, log, quote_identifier
-from plakar_mysql.server import connect
+from plakar_mysql.restore import RestoreError, Restorer, log
+from plakar_mysql.server import connect, quote_identifier
 
 __all__ = ["MySQLExporter", "RestoreError", "plan_load", "quote_identifier", "read_first_line"]
 

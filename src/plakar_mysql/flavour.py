@@ -11,6 +11,7 @@ missing.
 from __future__ import annotations
 
 import enum
+import os
 import re
 import shutil
 import subprocess
@@ -100,6 +101,15 @@ def find_tool(names: tuple[str, ...], flavour: Flavour, bin_dir: str | None) -> 
             f"the server is {flavour.title} but {'; '.join(wrong)}: "
             f"{flavour.package_hint}, or point bin_dir to {flavour.title}'s {names[0]}"
         )
+    # "Not found" would send the user looking for a file that is there but
+    # cannot run (a copy that lost its execute bit): name it instead.
+    directories = (bin_dir or os.environ.get("PATH", "")).split(os.pathsep)
+    for path in (os.path.join(d or ".", name) for name in names for d in directories):
+        if os.path.isfile(path) and not os.access(path, os.X_OK):
+            raise ToolError(
+                f"{path} is not executable: make it executable (chmod +x), "
+                f"or {flavour.package_hint}"
+            )
     raise ToolError(
         f"{' or '.join(names)} not found in {where}: {flavour.package_hint}, "
         "or point bin_dir to the directory that holds it"

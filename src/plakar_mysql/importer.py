@@ -21,6 +21,7 @@ from typing import Any
 from kloset_sdk import ConnectorInfo, Flags, Importer, Options, Record
 from plakar_mysql import __version__
 from plakar_mysql.dump import DumpProcess, dump_arguments
+from plakar_mysql.events import dump_events
 from plakar_mysql.filters import select
 from plakar_mysql.flavour import Flavour, find_tool
 from plakar_mysql.layout import MANIFEST_PATH, Inventory, Scope
@@ -95,6 +96,11 @@ class MySQLImporter(Importer):
             with_users = scope == "server" and self.config.flag("users", True)
             users = list(dump_accounts(db)) if with_users else None
             grants = {names[0]: grants_on(db, names[0])} if scope == "database" else None
+            events = {
+                name: dump_events(db, name, list(objects[name].events))
+                for name in names
+                if self.config.flag("events", True) and objects[name].events
+            }
         tool = find_tool(server.flavour.dump_names, server.flavour, conn.bin_dir)
         args = dump_arguments(
             tool, self.config, names, log_bin=server.log_bin, ignored=selection.ignored
@@ -105,6 +111,7 @@ class MySQLImporter(Importer):
             max_allowed_packet=server.max_allowed_packet,
             count_rows=tool.flavour is Flavour.MARIADB,
             charsets={d.name: (d.character_set, d.collation) for d in databases},
+            events=events,
             objects={
                 name: Inventory(
                     name,
@@ -113,6 +120,7 @@ class MySQLImporter(Importer):
                     routines=o.routines,
                     events=o.events,
                     definers=o.definers,
+                    create_options=o.create_options,
                 )
                 for name, o in objects.items()
             },

@@ -87,6 +87,7 @@ class Inventory:
     routines: tuple[str, ...] = ()  # "PROCEDURE name" / "FUNCTION name"
     events: tuple[str, ...] = ()
     definers: tuple[str, ...] = ()  # user@host of views, routines, triggers, events
+    create_options: str = ""  # what follows the name in SHOW CREATE DATABASE
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Inventory:
@@ -96,6 +97,7 @@ class Inventory:
             character_set=data["character_set"],
             collation=data["collation"],
             definers=tuple(data.get("definers", ())),
+            create_options=data.get("create_options", ""),
             **lists,
         )
 

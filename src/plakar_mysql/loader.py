@@ -99,6 +99,7 @@ class Client:
         args = [
             "--batch",
             "--silent",
+            "--comments",  # keep the comments inside routine and trigger bodies
             f"--max-allowed-packet={MAX_PACKET}",
             "--default-character-set=utf8mb4",
         ]

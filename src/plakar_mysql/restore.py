@@ -50,7 +50,7 @@ from plakar_mysql.layout import (
 )
 from plakar_mysql.loader import Client, DefinerRewriter, blocks
 from plakar_mysql.options import Config
-from plakar_mysql.server import ServerInfo, connect, server_info
+from plakar_mysql.server import ServerInfo, connect, quote_identifier, server_info
 from plakar_mysql.split import DumpSplitter
 from plakar_mysql.users import restore_accounts
 from plakar_mysql.writer import one_newline_at_end
@@ -60,13 +60,6 @@ Connection: TypeAlias = "pymysql.connections.Connection[Any]"
 
 class RestoreError(RuntimeError):
     """The restore cannot go on; one line for the user."""
-
-
-def quote_identifier(name: str) -> str:
-    """A MySQL identifier as a backquoted literal, safe for any name."""
-    if "\x00" in name:
-        raise RestoreError(f"identifier {name!r} contains a NUL byte")
-    return "`" + name.replace("`", "``") + "`"
 
 
 def log(message: str) -> None:
@@ -114,6 +107,8 @@ class Restorer:
         self._client: Client | None = None
         self._sources: set[str] = set()
         self._checked: set[str] = set()
+        self._inventories: dict[str, Inventory] = {}
+        self._warned: set[str] = set()  # definers already checked
         self._existing_dbs: set[str] = set()
         self._held: dict[tuple[str, str], bytes] = {}  # (kind, source database) -> file
         self._users: bytes | None = None
@@ -143,7 +138,8 @@ class Restorer:
 
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         with self._connection().cursor() as cursor:
-            cursor.execute(sql, tuple(args))
+            # No arguments must mean None: PyMySQL would expand "%" in the SQL.
+            cursor.execute(sql, tuple(args) or None)
             return list(cursor.fetchall())
 
     def client(self) -> Client:
@@ -184,6 +180,7 @@ class Restorer:
                 continue
             if complete:
                 self._checked.add(inventory.database)
+                self._inventories[inventory.database] = inventory
                 self._progress.total += len(inventory.tables)
             target = self.target_of(inventory.database)
             if not self._query(
@@ -223,12 +220,14 @@ class Restorer:
                 f"{'; '.join(conflicts)}: nothing was restored; restore into another database, "
                 "or set overwrite=true"
             )
-        self._warn_definers(inventories)
+        if complete:
+            self._warn_definers(inventories)
 
     def _warn_definers(self, inventories: list[Inventory]) -> None:
         if self.config.text("definer") == "current":
             return
-        wanted = {d for inventory in inventories for d in inventory.definers}
+        wanted = {d for inventory in inventories for d in inventory.definers} - self._warned
+        self._warned |= wanted
         if not wanted:
             return
         try:
@@ -257,7 +256,10 @@ class Restorer:
         if not self.config.flag("create_db", True):
             raise RestoreError(f"database {target!r} does not exist and create_db=false")
         sql = f"CREATE DATABASE {quote_identifier(target)}"
-        if header.character_set and header.collation:
+        known = self._inventories.get(header.database)
+        if known is not None and known.create_options:
+            sql += known.create_options  # character set, collation, comment: as the source's
+        elif header.character_set and header.collation:
             sql += f" CHARACTER SET {header.character_set} COLLATE {header.collation}"
         self._query(sql)
         self._existing_dbs.add(target)
@@ -299,8 +301,16 @@ class Restorer:
             return
         if header.kind in ("views", "routines", "events"):
             # The file's own objects, when its database was not checked whole.
-            names = {header.kind: header.names or ()}
-            self._check([Inventory(header.database, "", "", **names)], complete=False)
+            names, kind = header.names or (), header.kind
+            partial = Inventory(
+                header.database,
+                "",
+                "",
+                views=names if kind == "views" else (),
+                routines=names if kind == "routines" else (),
+                events=names if kind == "events" else (),
+            )
+            self._check([partial], complete=False)
             self._held[(header.kind, header.database)] = b"".join(blocks(stream, first_line))
             return
         if header.kind == "table":

@@ -130,7 +130,8 @@ def connect(conn: Connection, database: str | None = None) -> pymysql.connection
 
 def _rows(db: pymysql.connections.Connection[Any], sql: str, args: Sequence[Any] = ()) -> list[Any]:
     with db.cursor() as cursor:
-        cursor.execute(sql, args)
+        # No arguments must mean None: PyMySQL would expand "%" in the SQL.
+        cursor.execute(sql, args or None)
         return list(cursor.fetchall())
 
 
@@ -270,6 +271,7 @@ class DatabaseObjects:
     routines: tuple[str, ...]  # "PROCEDURE name" / "FUNCTION name"
     events: tuple[str, ...]
     definers: tuple[str, ...]  # user@host
+    create_options: str  # what follows the name in SHOW CREATE DATABASE (charset, comment)
 
 
 def database_objects(
@@ -303,11 +305,23 @@ def database_objects(
             names,
         ):
             definers[schema].add(definer)
+    options = {}
+    for name in names:
+        create = str(_rows(db, f"SHOW CREATE DATABASE {quote_identifier(name)}")[0][1])
+        options[name] = create[len("CREATE DATABASE ") + len(quote_identifier(name)) :]
     return {
         name: DatabaseObjects(
             tuple(sorted(routines[name])),
             tuple(sorted(events[name])),
             tuple(sorted(definers[name])),
+            options[name],
         )
         for name in names
     }
+
+
+def quote_identifier(name: str) -> str:
+    """A MySQL identifier as a backquoted literal, safe for any name."""
+    if "\x00" in name:
+        raise ServerError(f"identifier {name!r} contains a NUL byte")
+    return "`" + name.replace("`", "``") + "`"

@@ -195,6 +195,9 @@ class DumpSplitter:
                 end = longer
                 line = bytes(self._buf[offset:end])
                 name = parse_quoted(line[len(prefix) :], b"`")
+            # In a comment the tools write each line break of a name as "\n-- ",
+            # so that the rest of the name cannot run as SQL; take that back.
+            name = name.replace("\n-- ", "\n")
             if kind == "database":
                 self._database = name
                 return Section(kind, name, None), end

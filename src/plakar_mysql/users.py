@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -26,6 +26,8 @@ _ACCOUNT = b"-- Account: "
 _GRANTS = b"-- Grants for: "
 # Accounts every server creates for itself.
 _INTERNAL = frozenset({"mariadb.sys", "mysql.sys", "mysql.session", "mysql.infoschema"})
+# MariaDB's role of every account: it always exists and cannot be created.
+_PUBLIC = "PUBLIC"
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ def dump_accounts(db: Connection) -> Iterator[bytes]:
     accounts = sorted(_accounts(db), key=lambda a: (not a.role, a.user, a.host))
     for account in accounts:
         yield account.marker(_ACCOUNT)
+        if account.role and account.user == _PUBLIC:
+            continue
         create = (
             f"CREATE ROLE {account.sql}"
             if account.role
@@ -111,6 +115,8 @@ def _blocks(text: bytes, prefix: bytes) -> list[_Block]:
     blocks: list[_Block] = []
     current: _Block | None = None
     for line in text.splitlines(keepends=True):
+        if line.startswith(b"/*"):
+            continue  # the file's session start and end, not an account's
         if line.startswith((_ACCOUNT, _GRANTS)):
             current = None
             if line.startswith(prefix):
@@ -151,7 +157,7 @@ def restore_accounts(
         if (account.user, account.host) == (me_user, me_host) or account.user in _INTERNAL:
             kept.append(account)
             continue
-        if key(account) in existing:
+        if key(account) in existing and account.user != _PUBLIC:
             if not overwrite:
                 kept.append(account)
                 continue
@@ -170,12 +176,17 @@ def restore_accounts(
 
 
 def _run(db: Connection, statement: str) -> None:
+    # MariaDB parses privileges on a PACKAGE only in its Oracle mode.
+    oracle = " ON PACKAGE " in statement
     with db.cursor() as cursor:
+        cursor.execute("SELECT @@SESSION.sql_mode")
+        (mode,) = cursor.fetchone() or ("",)
         try:
+            if oracle:
+                cursor.execute("SET SESSION sql_mode = 'ORACLE'")
             cursor.execute(statement)
         except pymysql.err.MySQLError as exc:
             raise ServerError(f"{statement[:120]}: {exc.args[-1]}") from exc
-
-
-def account_names(accounts: Sequence[Account]) -> str:
-    return ", ".join(a.sql for a in accounts)
+        finally:
+            if oracle:
+                cursor.execute("SET SESSION sql_mode = %s", (mode,))

@@ -110,7 +110,6 @@ class _Database:
     placeholders: IO[bytes] = field(default_factory=_spool)
     final_views: IO[bytes] = field(default_factory=_spool)
     routines: IO[bytes] = field(default_factory=_spool)
-    events: IO[bytes] = field(default_factory=_spool)
 
 
 @dataclass(frozen=True)
@@ -122,6 +121,7 @@ class SourceFacts:
     max_allowed_packet: int
     count_rows: bool  # the tool writes one row per line (MariaDB)
     charsets: dict[str, tuple[str, str]]  # database -> (character set, collation)
+    events: dict[str, bytes]  # database -> its events (read with SQL, not dumped)
     objects: dict[str, Inventory]  # routines, events, definers per database
 
 
@@ -210,7 +210,6 @@ class SnapshotWriter:
                 "view",
                 "final_view",
                 "routines",
-                "events",
             ):
                 if section.kind == "view" and section.name is not None:
                     database.views.append(section.name)
@@ -218,7 +217,6 @@ class SnapshotWriter:
                     "view": database.placeholders,
                     "final_view": database.final_views,
                     "routines": database.routines,
-                    "events": database.events,
                 }[section.kind]
                 for chunk in chunks:
                     target.write(chunk)
@@ -266,7 +264,7 @@ class SnapshotWriter:
                 ("schema", [database.schema]),
                 ("views", [database.placeholders, database.final_views]),
                 ("routines", [database.routines]),
-                ("events", [database.events]),
+                ("events", [self.facts.events.get(name, b"")]),
             ]
             for kind, parts in pieces:
                 if kind != "schema" and not any(_has_statements(p) for p in parts):

@@ -6,14 +6,32 @@ database into a :class:`DatabaseDescription` - every table's definition, row
 count and a digest of all its rows, and the full definition of every view,
 routine, trigger and event - and :func:`diff` lists, in words, what differs
 between two descriptions.  An empty diff means identical.
+:func:`describe_accounts` and :func:`diff_accounts` do the same for the
+server's user accounts, roles and grants.
 
-The comparison is deliberately exact.  Only two things are normalised away:
+What SHOW CREATE TABLE prints is compared whole, so partitioning, CHECK
+constraints, generated and invisible columns, system versioning, foreign keys,
+indexes and table options are covered by it; a sequence's definition is its
+SHOW CREATE TABLE (``CREATE SEQUENCE ...``) and its state is its one row,
+digested like any row and also shown as :attr:`TableDescription.sequence_state`.
+Rows are read column by column from information_schema.COLUMNS, so invisible
+columns (which ``SELECT *`` leaves out) are digested too.  Objects are looked
+up by the exact, case-sensitive name of their database: information_schema
+compares names without regard to case, and ``server`` and ``Server`` are two
+databases.
+
+The comparison is deliberately exact.  Only these things are normalised away:
 
 * the ``AUTO_INCREMENT=N`` table option, because the counter is not part of
   the data and legitimately changes with a restore;
 * the database name where it qualifies an object (`` `src`.`t` ``), when the
   caller passes ``rename={"src": "dst"}``, so that a database restored under
-  another name compares equal to its source.
+  another name compares equal to its source;
+* in SHOW CREATE VIEW, the qualifier of the view's own database, which the
+  server prints or not for the same stored view (the stored, fully qualified
+  definition is compared as it is);
+* the order of the columns in a column privilege of SHOW GRANTS, which the
+  server does not keep.
 
 Bookkeeping that every restore necessarily changes is not collected at all:
 creation and modification times of routines, triggers and events, the last
@@ -48,15 +66,19 @@ import pymysql.cursors
 from .mariadb import MariaDBServer, quote_identifier
 
 __all__ = [
+    "SERVER_ACCOUNT_USERS",
+    "AccountDescription",
     "DatabaseDescription",
     "EventDescription",
     "RoutineDescription",
     "TableDescription",
     "TriggerDescription",
     "ViewDescription",
+    "describe_accounts",
     "describe_database",
     "describe_server",
     "diff",
+    "diff_accounts",
 ]
 
 Connection: TypeAlias = "pymysql.connections.Connection[pymysql.cursors.Cursor]"
@@ -89,6 +111,10 @@ class TableDescription:
     """Rows covered by :attr:`digest`: :attr:`row_count` plus history rows."""
     digest: str
     """64 hex digits: sum of per-row SHA-256 modulo 2**256."""
+    sequence_state: str | None = None
+    """A sequence's one row, ``column=value`` comma-separated (its next value,
+    bounds, increment, cache, cycle option and cycle count), so that a lost
+    state is named and not only seen as a different digest; None for tables."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +123,8 @@ class ViewDescription:
 
     name: str
     create_statement: str
-    """SHOW CREATE VIEW, run with the view's database as the current database."""
+    """SHOW CREATE VIEW, run with the view's database as the current database,
+    without the qualifier `` `db`. `` of the view's own database."""
     definition: str
     """information_schema.VIEWS.VIEW_DEFINITION (fully qualified)."""
     check_option: str
@@ -355,7 +382,7 @@ def _describe_tables(
     for table, column, data_type, generation in _rows(
         conn,
         "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, GENERATION_EXPRESSION "
-        "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+        "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s COLLATE utf8mb4_bin "
         "ORDER BY TABLE_NAME, ORDINAL_POSITION",
         (database,),
     ):
@@ -366,8 +393,8 @@ def _describe_tables(
     for name, kind, engine in _rows(
         conn,
         "SELECT TABLE_NAME, TABLE_TYPE, ENGINE FROM information_schema.TABLES "
-        "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', "
-        "'SEQUENCE') ORDER BY TABLE_NAME",
+        "WHERE TABLE_SCHEMA = %s COLLATE utf8mb4_bin "
+        "AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', 'SEQUENCE') ORDER BY TABLE_NAME",
         (database,),
     ):
         table = _text(name)
@@ -395,8 +422,19 @@ def _describe_tables(
             row_count=row_count,
             digested_rows=digested,
             digest=digest,
+            sequence_state=_sequence_state(conn, qualified) if _text(kind) == "SEQUENCE" else None,
         )
     return tables
+
+
+def _sequence_state(conn: Connection, qualified: str) -> str:
+    """The row of a sequence as ``column=value, ...`` (reading it does not advance it)."""
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM {qualified}")
+        row = cur.fetchone()
+        names = [column[0] for column in cur.description or ()]
+    assert row is not None, f"sequence {qualified} has no row"
+    return ", ".join(f"{name}={_text(value)}" for name, value in zip(names, row, strict=True))
 
 
 def _describe_views(
@@ -408,7 +446,8 @@ def _describe_views(
         conn,
         "SELECT TABLE_NAME, VIEW_DEFINITION, CHECK_OPTION, IS_UPDATABLE, DEFINER, "
         "SECURITY_TYPE, ALGORITHM, CHARACTER_SET_CLIENT, COLLATION_CONNECTION "
-        "FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME",
+        "FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s COLLATE utf8mb4_bin "
+        "ORDER BY TABLE_NAME",
         (database,),
     ):
         name = _text(row[0])
@@ -418,6 +457,12 @@ def _describe_views(
                 f"SHOW CREATE VIEW {quote_identifier(database)}.{quote_identifier(name)}",
             )[0][1]
         )
+        # SHOW CREATE VIEW qualifies column references with the view's own
+        # database or not depending on how the view was first written and on
+        # whether its definer existed then (two servers holding the same
+        # stored definition print it both ways), so that qualifier is dropped
+        # here; `definition` keeps the stored, fully qualified text exact.
+        create = create.replace(quote_identifier(database) + ".", "")
         views[name] = ViewDescription(
             name=name,
             create_statement=renamer(create),
@@ -442,7 +487,8 @@ def _describe_routines(
         conn,
         "SELECT ROUTINE_TYPE, SPECIFIC_NAME, ORDINAL_POSITION, PARAMETER_MODE, "
         "PARAMETER_NAME, DTD_IDENTIFIER FROM information_schema.PARAMETERS "
-        "WHERE SPECIFIC_SCHEMA = %s ORDER BY ROUTINE_TYPE, SPECIFIC_NAME, ORDINAL_POSITION",
+        "WHERE SPECIFIC_SCHEMA = %s COLLATE utf8mb4_bin "
+        "ORDER BY ROUTINE_TYPE, SPECIFIC_NAME, ORDINAL_POSITION",
         (database,),
     ):
         parameters.setdefault((_text(rtype), _text(rname)), []).append(
@@ -454,7 +500,7 @@ def _describe_routines(
         "SELECT ROUTINE_TYPE, ROUTINE_NAME, DTD_IDENTIFIER, SQL_MODE, DEFINER, "
         "SECURITY_TYPE, IS_DETERMINISTIC, SQL_DATA_ACCESS, ROUTINE_COMMENT, "
         "CHARACTER_SET_CLIENT, COLLATION_CONNECTION, DATABASE_COLLATION "
-        "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s "
+        "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s COLLATE utf8mb4_bin "
         "ORDER BY ROUTINE_TYPE, ROUTINE_NAME",
         (database,),
     ):
@@ -494,7 +540,7 @@ def _describe_triggers(
         "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, "
         "ACTION_ORDER, ACTION_STATEMENT, DEFINER, SQL_MODE, CHARACTER_SET_CLIENT, "
         "COLLATION_CONNECTION, DATABASE_COLLATION FROM information_schema.TRIGGERS "
-        "WHERE TRIGGER_SCHEMA = %s ORDER BY TRIGGER_NAME",
+        "WHERE TRIGGER_SCHEMA = %s COLLATE utf8mb4_bin ORDER BY TRIGGER_NAME",
         (database,),
     ):
         name = _text(row[0])
@@ -531,7 +577,8 @@ def _describe_events(
         "SELECT EVENT_NAME, EVENT_DEFINITION, EVENT_TYPE, EXECUTE_AT, INTERVAL_VALUE, "
         "INTERVAL_FIELD, STARTS, ENDS, STATUS, ON_COMPLETION, DEFINER, SQL_MODE, TIME_ZONE, "
         "EVENT_COMMENT, CHARACTER_SET_CLIENT, COLLATION_CONNECTION, DATABASE_COLLATION "
-        "FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s ORDER BY EVENT_NAME",
+        "FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s COLLATE utf8mb4_bin "
+        "ORDER BY EVENT_NAME",
         (database,),
     ):
         name = _text(row[0])
@@ -571,7 +618,7 @@ def _describe(
     schema = _rows(
         conn,
         "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME, SCHEMA_COMMENT "
-        "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
+        "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s COLLATE utf8mb4_bin",
         (database,),
     )
     if not schema:
@@ -634,6 +681,104 @@ def describe_server(
             description = _describe(conn, database, rename)
             result[description.name] = description
         return result
+
+
+# -- accounts ---------------------------------------------------------------------------
+
+#: Users every server is installed with (``root`` holds the test server's own
+#: password, ``mariadb.sys`` owns the system views): not part of what a backup
+#: of accounts must bring over, and never equal between two test servers.
+SERVER_ACCOUNT_USERS = frozenset({"root", "mariadb.sys"})
+
+
+@dataclass(frozen=True)
+class AccountDescription:
+    """A user account or a role: how it is created and every privilege it holds."""
+
+    name: str
+    """``'user'@'host'`` for a user, ``'role'`` for a role, ``PUBLIC`` for PUBLIC."""
+    is_role: bool
+    create_statement: str | None
+    """SHOW CREATE USER: authentication (password hash), TLS requirements,
+    resource limits, password expiry, lock; None for a role."""
+    grants: tuple[str, ...]
+    """SHOW GRANTS FOR the account, sorted: global, database, table, column,
+    routine and proxy privileges, the roles it holds (WITH ADMIN OPTION) and
+    its default role."""
+    default_role: str
+    """mysql.user.default_role (empty when none)."""
+
+
+#: A parenthesised list of quoted column names in a grant: ``(`a`, `b``c`)``.
+_GRANT_COLUMNS = re.compile(r"\((`(?:[^`]|``)*`(?:, `(?:[^`]|``)*`)*)\)")
+_QUOTED_NAME = re.compile(r"`(?:[^`]|``)*`")
+
+
+def _normalise_grant(grant: str) -> str:
+    """Sort the columns of each column privilege: SHOW GRANTS lists them in no fixed order."""
+    return _GRANT_COLUMNS.sub(
+        lambda m: "(" + ", ".join(sorted(_QUOTED_NAME.findall(m[1]))) + ")", grant
+    )
+
+
+def _string_literal(value: str) -> str:
+    """``value`` as an SQL string literal (the session's sql_mode is empty)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _describe_accounts(
+    conn: Connection, include_server_accounts: bool
+) -> dict[str, AccountDescription]:
+    """Describe the accounts on an open connection whose sql_mode is empty."""
+    accounts: dict[str, AccountDescription] = {}
+    for row in _rows(conn, "SELECT User, Host, is_role, default_role FROM mysql.user"):
+        user, host, role = _text(row[0]), _text(row[1]), _text(row[2]) == "Y"
+        if user in SERVER_ACCOUNT_USERS and not include_server_accounts:
+            continue
+        if not role:
+            name = f"{_string_literal(user)}@{_string_literal(host)}"
+        elif user == "PUBLIC":
+            name = "PUBLIC"
+        else:
+            name = _string_literal(user)
+        create = None if role else _text(_rows(conn, f"SHOW CREATE USER {name}")[0][0])
+        grants = tuple(
+            sorted(
+                _normalise_grant(_text(grant))
+                for (grant,) in _rows(conn, f"SHOW GRANTS FOR {name}")
+            )
+        )
+        accounts[name] = AccountDescription(
+            name=name,
+            is_role=role,
+            create_statement=create,
+            grants=grants,
+            default_role=_text(row[3]),
+        )
+    return accounts
+
+
+def describe_accounts(
+    conn_or_server: Connection | MariaDBServer, *, include_server_accounts: bool = False
+) -> dict[str, AccountDescription]:
+    """Describe every user account, role and the PUBLIC grants of a server, by name.
+
+    The accounts the server was installed with (:data:`SERVER_ACCOUNT_USERS`)
+    are left out unless ``include_server_accounts``.  Grants are what SHOW
+    GRANTS prints, so they name databases, tables, columns and routines as
+    they are (no ``rename``).  The session's sql_mode is emptied while
+    describing (SHOW GRANTS quotes names with double quotes under
+    ANSI_QUOTES) and restored after.
+    """
+    with _connection(conn_or_server) as conn:
+        saved = _rows(conn, "SELECT @@session.sql_mode")[0][0]
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION sql_mode = ''")
+        try:
+            return _describe_accounts(conn, include_server_accounts)
+        finally:
+            with conn.cursor() as cur:
+                cur.execute("SET SESSION sql_mode = %s", (saved,))
 
 
 # -- comparing --------------------------------------------------------------------------
@@ -733,4 +878,31 @@ def diff(a: DatabaseDescription, b: DatabaseDescription) -> list[str]:
     differences += _diff_collection("routine", a.routines, b.routines)
     differences += _diff_collection("trigger", a.triggers, b.triggers)
     differences += _diff_collection("event", a.events, b.events)
+    return differences
+
+
+def diff_accounts(
+    a: Mapping[str, AccountDescription], b: Mapping[str, AccountDescription]
+) -> list[str]:
+    """List the differences between two :func:`describe_accounts`; empty means identical.
+
+    Each message starts with the account it concerns (``account 'app'@'%': ...``).
+    """
+    differences: list[str] = []
+    for name in sorted(a.keys() | b.keys()):
+        label = f"account {name}"
+        if name not in b:
+            differences.append(f"{label}: only in the first server")
+        elif name not in a:
+            differences.append(f"{label}: only in the second server")
+        else:
+            first, second = a[name], b[name]
+            for item in dataclasses.fields(first):
+                x, y = getattr(first, item.name), getattr(second, item.name)
+                if item.name == "grants" and x != y:
+                    lost, gained = sorted(set(x) - set(y)), sorted(set(y) - set(x))
+                    differences.extend(f"{label}: grant only in the first: {g}" for g in lost)
+                    differences.extend(f"{label}: grant only in the second: {g}" for g in gained)
+                elif x != y:
+                    differences.append(_field_difference(label, item.name, x, y))
     return differences

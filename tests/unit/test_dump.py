@@ -49,7 +49,7 @@ def test_mariadb_arguments_one_database() -> None:
     for flag in (
         "--single-transaction",
         "--routines",
-        "--events",
+        "--skip-events",  # read with SQL: the tool hangs on some
         "--dump-history",
         "--master-data=2",
         "--gtid",

@@ -22,6 +22,7 @@ from plakar_mysql.layout import (
     read_header,
     session_frame,
 )
+from plakar_mysql.server import ServerError
 
 ONE = DumpHeader(
     "database",
@@ -127,7 +128,7 @@ def test_plan_plain_dumps_of_the_official_integration() -> None:
 
 def test_identifier_quoting() -> None:
     assert quote_identifier("a`b") == "`a``b`"
-    with pytest.raises(RestoreError):
+    with pytest.raises(ServerError):
         quote_identifier("a\x00b")
 
 
