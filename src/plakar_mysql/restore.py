@@ -67,7 +67,9 @@ def log(message: str) -> None:
 
 
 def _names(items: Iterable[str], limit: int = 8) -> str:
-    items = list(items)
+    """Names for a one-line message: a name with a line break or other control
+    character is shown quoted and escaped."""
+    items = [item if item.isprintable() else repr(item) for item in items]
     shown = ", ".join(items[:limit])
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
@@ -80,6 +82,21 @@ class _Loaded:
     target: str
     digest: str
     rows: int | None
+
+
+class _Fingerprint:
+    """The SHA-256 of a table file and its last bytes (the row-count footer), taken
+    as the file passes by."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.tail = b""
+
+    def __call__(self, blocks: Iterable[bytes]) -> Iterator[bytes]:
+        for block in blocks:
+            self.digest.update(block)
+            self.tail = (self.tail + block[-4096:])[-4096:]
+            yield block
 
 
 @dataclass
@@ -326,12 +343,14 @@ class Restorer:
         target = self._ensure_database(header)
         self._fit_packet(header.max_allowed_packet)
         label = f"{target}.{header.name}"
+        fingerprint = _Fingerprint()
+        data = fingerprint(blocks(stream, first_line))
         if self.jobs == 1:
-            self._load_table(header, target, label, self._tracked(blocks(stream, first_line)))
+            self._load_table(header, target, label, data, fingerprint)
             return
-        spool = self._spool(blocks(stream, first_line))
+        spool = self._spool(data)
         self._slots.acquire()
-        future = self._pool.submit(self._load_spooled, header, target, label, spool)
+        future = self._pool.submit(self._load_spooled, header, target, label, spool, fingerprint)
         self._futures.append(future)
 
     def _check_table(self, header: FileHeader) -> None:
@@ -343,41 +362,32 @@ class Restorer:
         )
         if exists and not self.overwrite:
             raise RestoreError(
-                f"{target!r} already holds {header.name}: nothing was restored; restore into "
-                "another database, or set overwrite=true"
+                f"{target!r} already holds {_names([header.name])}: nothing was restored; "
+                "restore into another database, or set overwrite=true"
             )
 
-    def _spool(self, data: Iterable[bytes]) -> tuple[IO[bytes], str, int | None]:
+    def _spool(self, data: Iterable[bytes]) -> IO[bytes]:
+        """A table file in a private temporary file, ready to be read by a client."""
         if self._spool_dir is None:
             self._spool_dir = tempfile.mkdtemp(prefix="plakar-mysql-")
         spool = tempfile.TemporaryFile(dir=self._spool_dir)  # noqa: SIM115 - closed by the loader
-        digest = hashlib.sha256()
-        tail = b""
         for block in data:
             spool.write(block)
-            digest.update(block)
-            tail = (tail + block)[-4096:]
         spool.seek(0)
-        return spool, digest.hexdigest(), read_footer(tail)
-
-    def _tracked(self, data: Iterable[bytes]) -> Iterator[bytes]:
-        """Pass blocks through, remembering their digest and the footer (jobs=1)."""
-        digest = hashlib.sha256()
-        tail = b""
-        for block in data:
-            digest.update(block)
-            tail = (tail + block)[-4096:]
-            yield block
-        self._last = (digest.hexdigest(), read_footer(tail))
+        return spool
 
     def _load_spooled(
-        self, header: FileHeader, target: str, label: str, spool: tuple[IO[bytes], str, int | None]
+        self,
+        header: FileHeader,
+        target: str,
+        label: str,
+        spool: IO[bytes],
+        fingerprint: _Fingerprint,
     ) -> None:
-        file, digest, rows = spool
         try:
-            self._load_table(header, target, label, file, (digest, rows))
+            self._load_table(header, target, label, spool, fingerprint)
         finally:
-            file.close()
+            spool.close()
             self._slots.release()
 
     def _load_table(
@@ -386,7 +396,7 @@ class Restorer:
         target: str,
         label: str,
         source: IO[bytes] | Iterable[bytes],
-        known: tuple[str, int | None] | None = None,
+        fingerprint: _Fingerprint,
     ) -> None:
         log(f"loading table {label}")
         client = self.client()
@@ -400,8 +410,9 @@ class Restorer:
             ignored = client.load(what, target, chunks=source)
         if ignored:
             log(f"{label}: errors ignored (force=true): {ignored}")
-        digest, rows = known if known is not None else self._last
-        self._loaded.append(_Loaded(header, target, digest, rows))
+        self._loaded.append(
+            _Loaded(header, target, fingerprint.digest.hexdigest(), read_footer(fingerprint.tail))
+        )
         log(f"loaded table {label} ({self._progress.finished()})")
 
     def _raise_failure(self) -> None:
