@@ -85,16 +85,17 @@ class _Loaded:
 
 
 class _Fingerprint:
-    """The SHA-256 of a table file and its last bytes (the row-count footer), taken
-    as the file passes by."""
+    """The SHA-256 of a table file (for ``verify``) and its last bytes (the
+    row-count footer), taken as the file passes by."""
 
-    def __init__(self) -> None:
-        self.digest = hashlib.sha256()
+    def __init__(self, digest: bool) -> None:
+        self.digest = hashlib.sha256() if digest else None
         self.tail = b""
 
     def __call__(self, blocks: Iterable[bytes]) -> Iterator[bytes]:
         for block in blocks:
-            self.digest.update(block)
+            if self.digest is not None:
+                self.digest.update(block)
             self.tail = (self.tail + block[-4096:])[-4096:]
             yield block
 
@@ -343,7 +344,7 @@ class Restorer:
         target = self._ensure_database(header)
         self._fit_packet(header.max_allowed_packet)
         label = f"{target}.{header.name}"
-        fingerprint = _Fingerprint()
+        fingerprint = _Fingerprint(digest=self.config.flag("verify", False))
         data = fingerprint(blocks(stream, first_line))
         if self.jobs == 1:
             self._load_table(header, target, label, data, fingerprint)
@@ -411,7 +412,12 @@ class Restorer:
         if ignored:
             log(f"{label}: errors ignored (force=true): {ignored}")
         self._loaded.append(
-            _Loaded(header, target, fingerprint.digest.hexdigest(), read_footer(fingerprint.tail))
+            _Loaded(
+                header,
+                target,
+                fingerprint.digest.hexdigest() if fingerprint.digest else "",
+                read_footer(fingerprint.tail),
+            )
         )
         log(f"loaded table {label} ({self._progress.finished()})")
 
