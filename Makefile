@@ -48,7 +48,7 @@ PKG_INPUTS := pyproject.toml packaging/manifest.yaml packaging/build_ptar.py \
 	$(shell find src -type f \( -name '*.py' -o -name '*.pyi' -o -name '*.json' \) \
 		-not -path '*/__pycache__/*' 2>/dev/null)
 
-LINT_PATHS := src tests scripts packaging
+LINT_PATHS := src tests scripts packaging bench
 
 .PHONY: all deps venv build lint typecheck test demo bench clean distclean FORCE
 
@@ -111,6 +111,7 @@ lint: venv
 typecheck: venv
 	$(VPY) -m mypy
 	$(VPY) -m mypy packaging
+	$(VPY) -m mypy --strict bench
 
 # pytest's own exit status is the verdict: 5 ("no tests collected") fails.
 test: deps venv build lint typecheck
@@ -119,8 +120,8 @@ test: deps venv build lint typecheck
 demo: deps venv build
 	$(VPY) scripts/demo.py
 
-# BENCH_ARGS: e.g. "restore --size-mb 20 --runs 1" for a quick check.  myloader is
-# measured for reference when the mydumper package can be installed.
+# BENCH_ARGS: e.g. "restore --size-mb 20 --runs 1 --quiet-timeout 0" for a quick
+# check.  myloader is measured for reference when mydumper can be installed.
 ifneq ($(wildcard bench/.),)
 bench: deps venv build
 	@command -v myloader >/dev/null 2>&1 || { \

@@ -1,0 +1,140 @@
+"""``python -m bench [restore] [--size-mb MB] [--runs N] ...``: run the benchmarks.
+
+With no benchmark named, all of them run (for now: ``restore``) at their
+default size.  A quick check of the whole chain: ``python -m bench restore
+--size-mb 20 --runs 1 --quiet-timeout 0``.  Results go to ``bench/results/`` and are printed.
+The exit status is 0 whatever the timings; it is 1 only when a benchmark
+could not run at all (a server would not start, the package is missing...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench import RESULTS
+from bench.report import write_restore
+from bench.restore import RestoreOptions
+from bench.restore import run as run_restore
+from bench.servers import TARGET_ARGS
+
+BENCHMARKS = ("restore",)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmarks of the Plakar MySQL/MariaDB integration.",
+    )
+    parser.add_argument(
+        "benchmarks",
+        nargs="*",
+        metavar="BENCHMARK",
+        help=f"which to run: {', '.join(BENCHMARKS)} or all (the default)",
+    )
+    parser.add_argument(
+        "--size-mb",
+        type=float,
+        default=300.0,
+        help="SQL to generate, in MB (default 300; 20 for a quick check)",
+    )
+    parser.add_argument("--runs", type=int, default=3, help="rounds of every contender (default 3)")
+    parser.add_argument("--seed", default="plakar-mysql-bench", help="seed of the data generator")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="where servers, dumps and the store go (default: a temporary directory,"
+        " removed afterwards); kept when given",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary work directory")
+    parser.add_argument(
+        "--quiet-timeout",
+        type=float,
+        default=60.0,
+        help="before each run, wait up to this many seconds for the machine to be nearly"
+        " idle (default 60; 0: do not wait)",
+    )
+    parser.add_argument(
+        "--no-warmup",
+        action="store_true",
+        help="skip the untimed single-stream restore made before the first round",
+    )
+    parser.add_argument(
+        "--no-myloader", action="store_true", help="leave the myloader reference out"
+    )
+    parser.add_argument(
+        "--myloader-threads", type=int, default=2, help="myloader's threads (default 2)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        help="seconds after which one restore is killed (default 3600)",
+    )
+    parser.add_argument(
+        "--target-arg",
+        action="append",
+        metavar="ARG",
+        help="a mariadbd argument for the restore target, as --target-arg=--name=value "
+        f"(repeatable; replaces the default {' '.join(TARGET_ARGS)})",
+    )
+    parser.add_argument(
+        "--ptar",
+        type=Path,
+        help="the package to measure (default: the one `make build` left in dist/)",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="directory for the Markdown and JSON results (default bench/results)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    args = parser.parse_args(args_list)
+    unknown = sorted(set(args.benchmarks) - {*BENCHMARKS, "all"})
+    if unknown:
+        parser.error(
+            f"unknown benchmark {', '.join(unknown)} (choose from {', '.join(BENCHMARKS)}, all)"
+        )
+    if args.runs < 1 or args.size_mb <= 0:
+        parser.error("--runs must be at least 1 and --size-mb positive")
+    wanted = args.benchmarks or ["all"]
+    chosen = BENCHMARKS if "all" in wanted else tuple(dict.fromkeys(wanted))
+    command = shlex.join(["python", "-m", "bench", *args_list])
+    status = 0
+    if "restore" in chosen:
+        result = run_restore(
+            RestoreOptions(
+                size_mb=args.size_mb,
+                runs=args.runs,
+                seed=args.seed,
+                workdir=args.workdir,
+                keep=args.keep,
+                myloader=not args.no_myloader,
+                warmup=not args.no_warmup,
+                quiet_timeout=args.quiet_timeout,
+                ptar=args.ptar.resolve() if args.ptar else None,
+                myloader_threads=args.myloader_threads,
+                timeout=args.timeout,
+                target_args=tuple(args.target_arg) if args.target_arg else TARGET_ARGS,
+            )
+        )
+        path = write_restore(result, command, args.results)
+        print()
+        print(path.read_text(encoding="utf-8"))
+        print(f"bench: written {path} and {path.with_suffix('.json')}")
+        if result.failure is not None:
+            status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

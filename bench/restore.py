@@ -1,0 +1,711 @@
+"""Restore speed: the integration against the stock client fed the same dump, and myloader.
+
+Set-up (once, not timed for the comparison):
+
+1. two private servers: a *source*, filled by :mod:`bench.datagen` with
+   ``benchdb``, and a *target* that every contender restores into;
+2. a local encrypted plakar store with the package from ``dist/`` installed
+   (the tests' :func:`~tests.support.plakar.make_plakar`), and one backup of
+   ``benchdb`` into it, exactly as the tests take one;
+3. the dump the single-stream contender loads: ``mariadb-dump`` run with the
+   arguments the integration recorded in the snapshot's ``/manifest.json``
+   (a built-in copy of them if the manifest has none), written to a file; when
+   the snapshot holds the whole dump as ``/dump.sql`` the two are compared;
+4. a mydumper dump (two threads), when mydumper is installed;
+5. a probe: a tiny database backed up and restored with ``jobs=1``, which
+   tells whether the integration accepts the ``jobs`` option, and warms up
+   plakar's plugin cache so that no timed run pays for unpacking the plugin.
+
+Then one untimed single-stream restore warms the target up (the first load
+into a new server grows its system and undo tablespaces), and, for each round,
+the contenders run one after the other (A, B, C, D, A, B, C, D, ...), each
+into a freshly dropped and created ``benchdb`` database on the target server
+(the source's name, so that the dump loads unedited), once InnoDB has written
+out what the previous run left dirty and the machine is nearly idle (it may
+be shared: up to a minute's wait, then the run starts anyway):
+
+- ``single``: ``mariadb --database benchdb < dump.sql``;
+- ``plakar``: ``plakar at STORE restore -to mysql://root@127.0.0.1:PORT/benchdb
+  -o password=... SNAPSHOT`` with the ``jobs`` option left at its default (the
+  number of CPUs); the whole snapshot is restored, whatever its layout;
+- ``plakar-jobs1``: the same with ``-o jobs=1`` (only if the option exists);
+- ``myloader``: ``myloader -t 2 -B benchdb`` on the mydumper dump.
+
+Each run is checked afterwards (exact row count of every table, the view and
+the function are there); a failed or wrong run is reported, not timed.  The
+times reported are medians over the rounds; ratios are computed within each
+round against that round's ``single`` run, and their median is reported (and,
+separately, the median over the rounds where neither run shared the machine
+with other work).  Each run also records the CPU time of its process tree, of
+the server and of everything else, the redo log and bytes the server wrote,
+and the peak memory of its processes.  A timing never fails the benchmark.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import datagen
+from bench.environment import Environment, describe_environment
+from bench.servers import SOURCE_ARGS, TARGET_ARGS, BenchServer, find_program, tool_version
+from bench.timing import (
+    Timed,
+    busy_cpu_seconds,
+    load_average,
+    median,
+    run_timed,
+    tail,
+    wait_for_quiet,
+)
+from tests.support.plakar import PLAKAR_BIN, Plakar, find_ptar, make_plakar, strip_ansi
+
+__all__ = ["Contender", "RestoreOptions", "RestoreResult", "Run", "run"]
+
+TARGET_DB = datagen.DATABASE
+"""The target server is another server, so the copy keeps the source's name: the dump the
+integration makes (``--databases``: it creates and selects its database) then loads
+into the stock client as it is, unedited."""
+PROBE_DB = "bench_probe"
+ALONE_SHARE = 0.1
+"""A run had the machine to itself if other work used at most this share of one CPU."""
+GOAL_RATIO = 0.55
+"""Goal: the integration with its default ``jobs`` in at most this share of the single stream."""
+
+#: What the integration's dump_arguments() gives for one MariaDB database without a
+#: binary log (src/plakar_mysql/dump.py), used when the manifest does not say.
+FALLBACK_DUMP_ARGUMENTS = (
+    "--default-character-set=utf8mb4",
+    "--max-allowed-packet=1073741824",
+    "--skip-dump-date",
+    "--comments",
+    "--quick",
+    "--tz-utc",
+    "--skip-add-locks",
+    "--single-transaction",
+    "--routines",
+    "--events",
+    "--no-tablespaces",
+    "--dump-history",
+)
+_HEADER_PREFIX = b"-- plakar-mysql "
+_PLAKAR_ERRORS = re.compile(r"\b(\w+) completed with (\d+) errors?\b")
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    size_mb: float = 300.0
+    runs: int = 3
+    seed: str = "plakar-mysql-bench"
+    workdir: Path | None = None
+    keep: bool = False
+    myloader: bool = True
+    myloader_threads: int = 2
+    timeout: float = 3600.0
+    target_args: tuple[str, ...] = TARGET_ARGS
+    ptar: Path | None = None
+    """The package to measure; None: the one in dist/."""
+    quiet_timeout: float = 60.0
+    """Before each run, wait up to this long for the machine to be nearly idle."""
+    warmup: bool = True
+    """One untimed single-stream restore first: the first load into a new server also
+    grows its system and undo tablespaces, which no later run pays for."""
+
+
+@dataclass(frozen=True)
+class Contender:
+    key: str
+    label: str
+    command: str
+    """How it is run, for the report (no secret)."""
+
+
+@dataclass
+class Run:
+    round: int
+    contender: str
+    seconds: float | None = None
+    """Wall time; None when the run failed."""
+    error: str | None = None
+    client_cpu_seconds: float = 0.0
+    server_cpu_seconds: float = 0.0
+    max_rss_kib: int = 0
+    """Largest resident set of one process of the command's tree."""
+    tree_rss_kib: int = 0
+    """Largest summed resident set of the command's tree."""
+    left_running: list[str] = field(default_factory=list)
+    """Processes of the tree still running once the command had exited."""
+    settle_seconds: float = 0.0
+    quiet_wait_seconds: float = 0.0
+    quiet: bool = True
+    """Whether the machine was nearly idle when the run started."""
+
+    @property
+    def alone(self) -> bool:
+        """Whether other work used less than a tenth of one CPU on average during the run."""
+        return self.seconds is not None and self.other_cpu_seconds <= ALONE_SHARE * self.seconds
+
+    other_cpu_seconds: float = 0.0
+    """CPU time the rest of the machine used meanwhile (other users of a shared machine)."""
+    load_before: float = 0.0
+    """One-minute load average when the run started."""
+    redo_bytes: int = 0
+    """Redo log the target wrote during the run."""
+    server_written_bytes: int = 0
+    """What the target's mariadbd wrote to storage during the run."""
+
+
+@dataclass
+class Step:
+    """A one-off step of the set-up, timed for information."""
+
+    name: str
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class RestoreResult:
+    options: dict[str, object]
+    environment: Environment
+    contenders: list[Contender] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    tables: list[dict[str, object]] = field(default_factory=list)
+    dump_bytes: int = 0
+    dump_arguments_from: str = ""
+    dump_arguments: list[str] = field(default_factory=list)
+    jobs_option: str = ""
+    store_bytes: int = 0
+    data_bytes: int = 0
+    index_bytes: int = 0
+    target_settings: list[str] = field(default_factory=list)
+    failure: str | None = None
+
+    def times(self, key: str) -> list[float]:
+        return [r.seconds for r in self.runs if r.contender == key and r.seconds is not None]
+
+    def ratios(self, key: str, base: str = "single", *, alone: bool = False) -> list[float]:
+        """``key``'s time over ``base``'s, round by round (rounds where both succeeded;
+        with ``alone``, only rounds where neither run shared the machine with other work)."""
+        out = []
+        for number in sorted({r.round for r in self.runs if r.round > 0}):
+            by = {r.contender: r for r in self.runs if r.round == number}
+            mine, theirs = by.get(key), by.get(base)
+            if mine is None or theirs is None or mine.seconds is None or not theirs.seconds:
+                continue
+            if alone and not (mine.alone and theirs.alone):
+                continue
+            out.append(mine.seconds / theirs.seconds)
+        return out
+
+    def median_time(self, key: str) -> float | None:
+        return median(self.times(key))
+
+    def median_ratio(self, key: str, base: str = "single", *, alone: bool = False) -> float | None:
+        return median(self.ratios(key, base, alone=alone))
+
+
+class _Bench:
+    """The state of one restore benchmark while it runs."""
+
+    def __init__(self, options: RestoreOptions, workdir: Path, result: RestoreResult) -> None:
+        self.options = options
+        self.workdir = workdir
+        self.result = result
+        self.logs = workdir / "logs"
+        self.source: BenchServer | None = None
+        self.target: BenchServer | None = None
+        self.plakar: Plakar | None = None
+        self.snapshot = ""
+        self.dump_file = workdir / "dump.sql"
+        self.mydumper_dir = workdir / "mydumper"
+        self.source_counts: dict[str, int] = {}
+        self.source_objects: list[str] = []
+        self.charset = ("utf8mb4", "utf8mb4_unicode_ci")
+        self.jobs_available = False
+        self.package = ""
+
+    # --- set-up -------------------------------------------------------------------
+
+    def step(self, name: str, seconds: float, detail: str = "") -> None:
+        self.result.steps.append(Step(name, seconds, detail))
+        print(f"bench: {name}: {seconds:.1f} s{f' ({detail})' if detail else ''}", flush=True)
+
+    def start_servers(self) -> tuple[BenchServer, BenchServer]:
+        started = time.perf_counter()
+        self.source = BenchServer(self.workdir / "source", SOURCE_ARGS)
+        self.target = BenchServer(self.workdir / "target", self.options.target_args)
+        self.step("start two servers", time.perf_counter() - started)
+        return self.source, self.target
+
+    def fill_source(self, source: BenchServer) -> None:
+        db = datagen.DATABASE
+        source.server.execute(
+            f"CREATE DATABASE {db} CHARACTER SET {self.charset[0]} COLLATE {self.charset[1]}"
+        )
+        print(
+            f"bench: generating about {self.options.size_mb:g} MB of SQL into {db}"
+            f" ({len(datagen.TABLES)} tables, seed {self.options.seed!r})",
+            flush=True,
+        )
+        stats = datagen.generate(
+            source.client(db),
+            self.options.size_mb,
+            self.options.seed,
+            run_sql=lambda sql: source.run_sql(sql, db),
+        )
+        self.step(
+            "generate and load the data",
+            stats.seconds,
+            f"{stats.sql_bytes / 1e6:.0f} MB of INSERTs, {stats.rows:,} rows, "
+            f"{stats.sql_bytes / 1e6 / stats.seconds:.1f} MB/s, 2 tables at a time",
+        )
+        names = [t.name for t in datagen.TABLES]
+        self.source_counts = source.row_counts(db, names)
+        self.source_objects = source.objects(db)
+        self.result.data_bytes, self.result.index_bytes = source.data_bytes(db)
+        for table in stats.tables:
+            self.result.tables.append(
+                {
+                    "name": table.name,
+                    "rows": self.source_counts.get(table.name, 0),
+                    "sql_bytes": table.sql_bytes,
+                    "load_seconds": round(table.seconds, 2),
+                }
+            )
+
+    def backup(self, source: BenchServer) -> Plakar:
+        started = time.perf_counter()
+        ptar = self.options.ptar or find_ptar()
+        # Read before installing it: `make build` elsewhere may replace dist/ meanwhile.
+        self.package = package_description(ptar)
+        plakar = make_plakar(self.workdir / "plakar", ptar=ptar)
+        self.plakar = plakar
+        self.step("plakar store and package", time.perf_counter() - started, str(ptar))
+        started = time.perf_counter()
+        self.snapshot = plakar.backup(
+            source.uri(datagen.DATABASE),
+            f"password={source.password}",
+            timeout=self.options.timeout,
+        )
+        self.result.store_bytes = _tree_bytes(plakar.store)
+        self.step(
+            "plakar backup",
+            time.perf_counter() - started,
+            f"snapshot {self.snapshot[:8]}, store {self.result.store_bytes / 1e6:.0f} MB",
+        )
+        return plakar
+
+    def dump_arguments(self, plakar: Plakar) -> list[str]:
+        """The arguments the integration ran its dump tool with, from the manifest."""
+        try:
+            manifest = json.loads(plakar.cat(self.snapshot, "/manifest.json"))
+            arguments = manifest["dump_tool"]["arguments"]
+            if isinstance(arguments, list) and all(isinstance(a, str) for a in arguments):
+                self.result.dump_arguments_from = "the snapshot's /manifest.json"
+                return [a for a in arguments if not a.startswith("--defaults")]
+            raise TypeError("dump_tool.arguments is not a list of strings")
+        except Exception as exc:  # the manifest's layout is not ours to rely on
+            self.result.dump_arguments_from = (
+                f"a built-in copy of dump_arguments() (manifest: {type(exc).__name__}: {exc})"
+            )
+            return [*FALLBACK_DUMP_ARGUMENTS, "--databases", "--", datagen.DATABASE]
+
+    def make_dump(self, source: BenchServer, plakar: Plakar) -> None:
+        arguments = self.dump_arguments(plakar)
+        self.result.dump_arguments = arguments
+        timed = run_timed(
+            source.dump_command(arguments),
+            self.logs / "mariadb-dump.log",
+            stdout=self.dump_file,
+            timeout=self.options.timeout,
+        )
+        if timed.returncode != 0:
+            raise RuntimeError(f"mariadb-dump failed: {tail(timed.log)}")
+        self.result.dump_bytes = self.dump_file.stat().st_size
+        self.step(
+            "mariadb-dump to a file",
+            timed.seconds,
+            f"{self.result.dump_bytes / 1e6:.0f} MB;"
+            f" arguments from {self.result.dump_arguments_from}",
+        )
+        self.compare_with_snapshot(plakar)
+
+    def compare_with_snapshot(self, plakar: Plakar) -> None:
+        """If the snapshot holds the whole dump as /dump.sql, check it is the same dump."""
+        try:
+            names = {entry.name for entry in plakar.ls(self.snapshot)}
+        except AssertionError as exc:
+            self.result.notes.append(f"Could not list the snapshot: {exc}")
+            return
+        if "dump.sql" not in names:
+            self.result.notes.append(
+                "The snapshot has no /dump.sql (files: "
+                + ", ".join(sorted(names))
+                + "): the single-stream dump was made with the integration's arguments"
+                " and not compared byte for byte."
+            )
+            return
+        mine = hashlib.sha256()
+        with self.dump_file.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                mine.update(block)
+        theirs = hashlib.sha256()
+        process = subprocess.Popen(
+            [str(plakar.binary), "at", str(plakar.store), "cat", f"{self.snapshot}:/dump.sql"],
+            env=plakar.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        if not first.startswith(_HEADER_PREFIX):
+            theirs.update(first)
+        while block := process.stdout.read(1 << 20):
+            theirs.update(block)
+        process.wait()
+        same = process.returncode == 0 and mine.digest() == theirs.digest()
+        self.result.notes.append(
+            "The single-stream dump is byte for byte the snapshot's /dump.sql (less its"
+            " one-line header comment)."
+            if same
+            else "Warning: the single-stream dump differs from the snapshot's /dump.sql."
+        )
+
+    def make_mydumper(self, source: BenchServer) -> bool:
+        mydumper, myloader = find_program("mydumper"), find_program("myloader")
+        if not self.options.myloader:
+            self.result.notes.append("myloader left out (--no-myloader).")
+            return False
+        if mydumper is None or myloader is None:
+            self.result.notes.append(
+                "myloader not measured: mydumper/myloader are not installed"
+                " (apt-get install mydumper)."
+            )
+            return False
+        threads = str(self.options.myloader_threads)
+        timed = run_timed(
+            [
+                mydumper,
+                f"--defaults-file={source.option_file}",
+                *("--host", source.host, "--port", str(source.port), "--user", "root"),
+                *("--database", datagen.DATABASE, "--outputdir", str(self.mydumper_dir)),
+                *("--threads", threads, "--routines", "--triggers", "--events", "--verbose", "2"),
+            ],
+            self.logs / "mydumper.log",
+            timeout=self.options.timeout,
+        )
+        if timed.returncode != 0:
+            self.result.notes.append(f"myloader not measured: mydumper failed: {tail(timed.log)}")
+            return False
+        size = _tree_bytes(self.mydumper_dir)
+        self.step("mydumper", timed.seconds, f"{threads} threads, {size / 1e6:.0f} MB")
+        return True
+
+    def probe_jobs(self, source: BenchServer, target: BenchServer, plakar: Plakar) -> None:
+        """Does the restore accept ``jobs``?  A tiny snapshot answers (and warms plakar up)."""
+        source.server.execute(f"CREATE DATABASE {PROBE_DB}")
+        source.server.execute(f"CREATE TABLE {PROBE_DB}.t (id INT PRIMARY KEY, v VARCHAR(20))")
+        source.server.execute(f"INSERT INTO {PROBE_DB}.t VALUES (1, 'one'), (2, 'two')")
+        probe = plakar.backup(source.uri(PROBE_DB), f"password={source.password}")
+        password = f"password={target.password}"
+        target.drop_database(PROBE_DB)
+        warm = plakar.at("restore", "-to", target.uri(PROBE_DB), "-o", password, probe, check=False)
+        target.drop_database(PROBE_DB)
+        proc = plakar.at(
+            "restore",
+            "-to",
+            target.uri(PROBE_DB),
+            "-o",
+            password,
+            "-o",
+            "jobs=1",
+            probe,
+            check=False,
+        )
+        output = proc.stdout + proc.stderr
+        target.drop_database(PROBE_DB)
+        source.drop_database(PROBE_DB)
+        if warm.returncode != 0:
+            self.result.notes.append(
+                "Warning: restoring a tiny probe snapshot failed: "
+                + _last_lines(warm.stdout + warm.stderr)
+            )
+        if proc.returncode == 0:
+            self.jobs_available = True
+            self.result.jobs_option = "available (jobs=1 accepted)"
+        elif "jobs" in output and "unknown option" in output:
+            self.result.jobs_option = "jobs option not available"
+            self.result.notes.append(
+                "The restore rejects the jobs option (`unknown option jobs`): the integration"
+                " was measured with its default behaviour only, and `plakar-jobs1` was not run."
+            )
+        else:
+            self.result.jobs_option = "unknown: the probe restore with jobs=1 failed"
+            self.result.notes.append(
+                "The probe restore with jobs=1 failed for another reason: " + _last_lines(output)
+            )
+        print(f"bench: jobs option: {self.result.jobs_option}", flush=True)
+
+    # --- the contenders -----------------------------------------------------------
+
+    def contenders(self, target: BenchServer, with_myloader: bool) -> list[Contender]:
+        found = [
+            Contender(
+                "single",
+                "mariadb < dump.sql (single stream)",
+                f"mariadb --database {TARGET_DB} < dump.sql",
+            ),
+            Contender(
+                "plakar",
+                f"plakar restore, jobs default (= {os.cpu_count()} CPUs)"
+                if self.jobs_available
+                else "plakar restore (jobs option not available)",
+                f"plakar at STORE restore -to {target.uri(TARGET_DB)} -o password=... SNAPSHOT",
+            ),
+        ]
+        if self.jobs_available:
+            found.append(
+                Contender(
+                    "plakar-jobs1",
+                    "plakar restore, jobs=1",
+                    f"plakar at STORE restore -to {target.uri(TARGET_DB)} -o password=..."
+                    " -o jobs=1 SNAPSHOT",
+                )
+            )
+        if with_myloader:
+            threads = self.options.myloader_threads
+            found.append(
+                Contender(
+                    "myloader",
+                    f"myloader -t {threads} (reference)",
+                    f"myloader --threads {threads} --database {TARGET_DB} --directory DUMP",
+                )
+            )
+        return found
+
+    def command(self, key: str, target: BenchServer) -> tuple[list[str], Path | None]:
+        """The command line of a contender, and the file on its standard input."""
+        if key == "single":
+            return target.client(TARGET_DB), self.dump_file
+        if key.startswith("plakar"):
+            assert self.plakar is not None
+            opts = ["-o", f"password={target.password}"]
+            if key == "plakar-jobs1":
+                opts += ["-o", "jobs=1"]
+            return [
+                str(self.plakar.binary),
+                "at",
+                str(self.plakar.store),
+                "restore",
+                "-to",
+                target.uri(TARGET_DB),
+                *opts,
+                self.snapshot,
+            ], None
+        if key == "myloader":
+            return [
+                find_program("myloader") or "myloader",
+                f"--defaults-file={target.option_file}",
+                *("--host", target.host, "--port", str(target.port), "--user", "root"),
+                *("--database", TARGET_DB, "--directory", str(self.mydumper_dir)),
+                *("--threads", str(self.options.myloader_threads), "--verbose", "2"),
+            ], None
+        raise ValueError(key)
+
+    def run_one(self, number: int, contender: Contender, target: BenchServer) -> Run:
+        run = Run(number, contender.key)
+        target.recreate_database(TARGET_DB, *self.charset)
+        settled = target.settle()
+        run.settle_seconds = settled.seconds
+        if self.options.quiet_timeout > 0:
+            run.quiet_wait_seconds, run.quiet = wait_for_quiet(self.options.quiet_timeout)
+        cmd, stdin = self.command(contender.key, target)
+        env = self.plakar.env if contender.key.startswith("plakar") and self.plakar else None
+        run.load_before = load_average()
+        lsn, written = target.redo_lsn(), target.written_bytes()
+        server_cpu, busy = target.cpu_seconds(), busy_cpu_seconds()
+        timed = run_timed(
+            cmd,
+            self.logs / f"round{number}-{contender.key}.log",
+            stdin=stdin,
+            env=env,
+            cwd=self.workdir,
+            timeout=self.options.timeout,
+        )
+        run.server_cpu_seconds = target.cpu_seconds() - server_cpu
+        run.client_cpu_seconds = timed.cpu_seconds
+        run.other_cpu_seconds = max(
+            0.0, busy_cpu_seconds() - busy - run.server_cpu_seconds - run.client_cpu_seconds
+        )
+        run.redo_bytes = target.redo_lsn() - lsn
+        run.server_written_bytes = target.written_bytes() - written
+        run.max_rss_kib = timed.max_rss_kib
+        run.tree_rss_kib = timed.tree_rss_kib
+        run.left_running = list(timed.left_running)
+        run.error = self.check(contender.key, timed, target)
+        if run.error is None:
+            run.seconds = timed.seconds
+        shown = f"{timed.seconds:.1f} s" if run.error is None else f"FAILED: {run.error}"
+        which = f"round {number}" if number else "warm-up"
+        print(
+            f"bench: {which} {contender.key}: {shown} (server CPU {run.server_cpu_seconds:.1f} s,"
+            f" others' CPU {run.other_cpu_seconds:.1f} s, redo {run.redo_bytes / 1e6:.0f} MB,"
+            f" written {run.server_written_bytes / 1e6:.0f} MB)",
+            flush=True,
+        )
+        return run
+
+    def check(self, key: str, timed: Timed, target: BenchServer) -> str | None:
+        """Why the run does not count, or None."""
+        log = strip_ansi(tail(timed.log, 200))
+        if timed.timed_out:
+            return f"killed after {self.options.timeout:g} s"
+        if timed.returncode != 0:
+            return f"exit status {timed.returncode}: {_last_lines(log)}"
+        if key.startswith("plakar"):
+            assert self.plakar is not None
+            prefix = f"{self.plakar.binary}: "
+            fatal = [line for line in log.splitlines() if line.startswith(prefix)]
+            errors = [m for m in _PLAKAR_ERRORS.finditer(log) if int(m.group(2)) > 0]
+            if fatal or errors:
+                return "plakar reported errors: " + _last_lines(log)
+        try:
+            counts = target.row_counts(TARGET_DB, list(self.source_counts))
+            objects = target.objects(TARGET_DB)
+        except Exception as exc:
+            return f"could not check the restored copy: {exc}"
+        wrong = [
+            f"{name}: {counts.get(name, 'missing')} rows, expected {rows}"
+            for name, rows in self.source_counts.items()
+            if counts.get(name) != rows
+        ]
+        if objects != self.source_objects:
+            wrong.append(f"objects {objects}, expected {self.source_objects}")
+        return "restored copy differs: " + "; ".join(wrong) if wrong else None
+
+    def warm_up(self, target: BenchServer, contenders: list[Contender]) -> None:
+        warm = self.run_one(0, contenders[0], target)
+        self.step(
+            "warm-up: one untimed single-stream restore",
+            warm.seconds or 0.0,
+            warm.error or "",
+        )
+
+    def rounds(self, target: BenchServer, contenders: list[Contender]) -> None:
+        for number in range(1, self.options.runs + 1):
+            for contender in contenders:
+                try:
+                    self.result.runs.append(self.run_one(number, contender, target))
+                except Exception as exc:
+                    self.result.runs.append(Run(number, contender.key, error=str(exc)))
+                    print(f"bench: round {number} {contender.key}: FAILED: {exc}", flush=True)
+        target.drop_database(TARGET_DB)
+
+
+def _tree_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _last_lines(text: str, lines: int = 3) -> str:
+    kept = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return " | ".join(kept[-lines:]) or "(no output)"
+
+
+def package_description(ptar: Path) -> str:
+    """The package's name, digest and build time (dist/ may be rebuilt at any time)."""
+    digest = hashlib.sha256(ptar.read_bytes()).hexdigest()[:12]
+    built = datetime.fromtimestamp(ptar.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{ptar.name} (sha256 {digest}..., built {built})"
+
+
+def versions(target: BenchServer | None, package: str) -> dict[str, str]:
+    found = {
+        "MariaDB server": target.version if target is not None else "not started",
+        "mariadb client": tool_version(find_program("mariadb", "mysql")),
+        "mariadb-dump": tool_version(find_program("mariadb-dump", "mysqldump")),
+        "plakar": tool_version(str(PLAKAR_BIN) if PLAKAR_BIN.exists() else None, "version"),
+        "mydumper": tool_version(find_program("mydumper")),
+        "myloader": tool_version(find_program("myloader")),
+    }
+    found["package"] = package or "not installed"
+    return found
+
+
+def run(options: RestoreOptions, progress: Callable[[str], None] = print) -> RestoreResult:
+    """Run the restore benchmark; never raises for a timing, only reports."""
+    owned = options.workdir is None
+    workdir = (
+        Path(tempfile.mkdtemp(prefix="plakar-mysql-bench-"))
+        if options.workdir is None
+        else options.workdir.resolve()
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    result = RestoreResult(
+        options={
+            "size_mb": options.size_mb,
+            "runs": options.runs,
+            "seed": options.seed,
+            "myloader_threads": options.myloader_threads,
+            "target_server_args": list(options.target_args),
+            "source_server_args": list(SOURCE_ARGS),
+            "generator_version": datagen.GENERATOR_VERSION,
+            "warmup": options.warmup,
+            "quiet_timeout": options.quiet_timeout,
+        },
+        environment=describe_environment({}),
+    )
+    bench = _Bench(options, workdir, result)
+    progress(f"bench: restore, work directory {workdir}")
+    try:
+        source, target = bench.start_servers()
+        result.target_settings = [
+            f"{name}={target.variable(name)}"
+            for name in (
+                "innodb_buffer_pool_size",
+                "innodb_log_file_size",
+                "innodb_flush_log_at_trx_commit",
+                "innodb_doublewrite",
+                "max_allowed_packet",
+            )
+        ]
+        bench.fill_source(source)
+        plakar = bench.backup(source)
+        bench.make_dump(source, plakar)
+        with_myloader = bench.make_mydumper(source)
+        bench.probe_jobs(source, target, plakar)
+        result.environment = describe_environment(versions(target, bench.package))
+        contenders = bench.contenders(target, with_myloader)
+        result.contenders = contenders
+        if options.warmup:
+            bench.warm_up(target, contenders)
+        bench.rounds(target, contenders)
+    except Exception as exc:  # a set-up failure: reported, with what was measured so far
+        result.failure = f"{type(exc).__name__}: {exc}"
+        progress(f"bench: FAILED: {result.failure}")
+    finally:
+        if not result.environment.versions:
+            result.environment = describe_environment(versions(bench.target, bench.package))
+        for server in (bench.source, bench.target):
+            if server is not None:
+                server.cleanup()
+        if bench.plakar is not None:
+            bench.plakar.close()
+        if owned and not options.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            progress(f"bench: work directory kept: {workdir}")
+    return result
