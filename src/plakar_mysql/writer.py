@@ -102,8 +102,6 @@ class _Database:
     """What the dump showed of one database so far."""
 
     name: str
-    character_set: str = ""
-    collation: str = ""
     schema: bytes = b""
     tables: list[str] = field(default_factory=list)
     views: list[str] = field(default_factory=list)
@@ -177,17 +175,16 @@ class SnapshotWriter:
         ).encode()
 
     def inventory(self, database: str) -> Inventory:
-        seen = self._databases.get(database) or _Database(database)
+        """Everything a restore must check of ``database``: tables and views as
+        the dump showed them, routines, events and definers as the server listed them."""
+        seen = self._databases.get(database)
         charset, collation = self.facts.charsets[database]
-        objects = self.facts.objects.get(database)
-        base = Inventory(database, charset, collation)
         return replace(
-            objects or base,
-            database=database,
+            self.facts.objects.get(database) or Inventory(database, "", ""),
             character_set=charset,
             collation=collation,
-            tables=tuple(seen.tables),
-            views=tuple(seen.views),
+            tables=tuple(seen.tables) if seen else (),
+            views=tuple(seen.views) if seen else (),
         )
 
     # -- the dump ----------------------------------------------------------------
