@@ -268,6 +268,39 @@ def test_least_privilege_backup_and_restore(plakar: Plakar, sakila_server: Maria
             sakila_server.execute(f"DROP USER IF EXISTS '{name}'@'%'")
 
 
+SERVER_BACKUP_GRANTS = ("GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON *.* TO {user}",)
+
+
+def test_least_privilege_whole_server_backup(
+    plakar: Plakar, mariadb: MariaDBServer, mariadb_factory: MariaDBFactory
+) -> None:
+    """The README's grants for a whole-server backup, accounts included, are enough."""
+    for statement in (
+        "CREATE DATABASE a",
+        "CREATE TABLE a.t (id INT PRIMARY KEY)",
+        "INSERT INTO a.t VALUES (1)",
+        "CREATE TRIGGER a.tr BEFORE INSERT ON a.t FOR EACH ROW SET NEW.id = NEW.id",
+        "CREATE FUNCTION a.f() RETURNS INT DETERMINISTIC RETURN 1",
+        "CREATE EVENT a.e ON SCHEDULE EVERY 1 DAY DO SELECT 1",
+        "CREATE DATABASE b",
+        "CREATE VIEW b.v AS SELECT id FROM a.t",
+        "CREATE USER 'app'@'%' IDENTIFIED BY 'app-pw'",
+        "GRANT SELECT ON b.* TO 'app'@'%'",
+    ):
+        mariadb.execute(statement)
+    backup_uri = make_user(mariadb, "least_server", SERVER_BACKUP_GRANTS)
+    snapshot = plakar.backup(backup_uri, "password=pw-least_server")
+    users = plakar.cat(snapshot, "/server/users.sql")
+    assert b"CREATE USER `app`@`%`" in users and b"GRANT SELECT ON `b`.* TO `app`@`%`" in users
+
+    target = mariadb_factory()
+    plakar.restore(snapshot, uri(target), password(target), "users=true")
+    assert diff(describe_database(mariadb, "a"), describe_database(target, "a")) == []
+    assert diff(describe_database(mariadb, "b"), describe_database(target, "b")) == []
+    grants = target.query("SHOW GRANTS FOR 'app'@'%'")
+    assert ("GRANT SELECT ON `b`.* TO `app`@`%`",) in grants
+
+
 def test_snapshot_in_the_official_integrations_layout(
     plakar: Plakar, sakila_server: MariaDBServer, tmp_path: Path
 ) -> None:
