@@ -329,6 +329,7 @@ class Restorer:
                 events=names if kind == "events" else (),
             )
             self._check([partial], complete=False)
+            self._ensure_database(header)
             self._held[(header.kind, header.database)] = b"".join(blocks(stream, first_line))
             return
         if header.kind == "table":
@@ -423,8 +424,8 @@ class Restorer:
 
     def _raise_failure(self) -> None:
         for future in self._futures:
-            if future.done() and future.exception() is not None:
-                raise future.exception()  # type: ignore[misc]
+            if future.done():
+                future.result()  # raises if that load failed
 
     # -- the end -------------------------------------------------------------------
 
@@ -440,13 +441,8 @@ class Restorer:
             self.close()
 
     def _wait_tables(self) -> None:
-        first: BaseException | None = None
         for future in self._futures:
-            error = future.exception()
-            if error is not None and first is None:
-                first = error
-        if first is not None:
-            raise first
+            future.result()  # the first failed load raises
 
     def _held_files(self, kind: str) -> Iterator[tuple[str, bytes]]:
         for (held_kind, source), data in sorted(self._held.items()):
