@@ -7,6 +7,8 @@ machine.  Modules:
 - :mod:`bench.servers`: private MariaDB servers (the tests' harness) and the stock tools;
 - :mod:`bench.timing`: wall time, CPU time and peak memory of a command;
 - :mod:`bench.restore`: restore speed, the integration against the stock client and myloader;
+- :mod:`bench.memory`: peak memory of the plugin, plakar and the tools, by database size;
+- :mod:`bench.workload`: what the benchmarks share (data set, package, checks of a run);
 - :mod:`bench.report`: Markdown (and JSON) results under ``bench/results/``;
 - :mod:`bench.environment`: machine, versions, date.
 

@@ -1,10 +1,11 @@
-"""``python -m bench [restore] [--size-mb MB] [--runs N] ...``: run the benchmarks.
+"""``python -m bench [restore] [memory] [--size-mb MB] [--runs N] [--sizes-mb LIST] ...``.
 
-With no benchmark named, all of them run (for now: ``restore``) at their
-default size.  A quick check of the whole chain: ``python -m bench restore
---size-mb 20 --runs 1 --quiet-timeout 0``.  Results go to ``bench/results/`` and are printed.
-The exit status is 0 whatever the timings; it is 1 only when a benchmark
-could not run at all (a server would not start, the package is missing...).
+With no benchmark named, all of them run (``restore``, then ``memory``) at
+their default sizes.  Quick checks of the whole chain: ``python -m bench
+restore --size-mb 20 --runs 1 --quiet-timeout 0`` and ``python -m bench memory
+--sizes-mb 5,20``.  Results go to ``bench/results/`` and are printed.  The exit
+status is 0 whatever the figures; it is 1 only when a benchmark could not run
+at all (a server would not start, the package is missing...).
 """
 
 from __future__ import annotations
@@ -16,12 +17,25 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import RESULTS
-from bench.report import write_restore
+from bench.memory import MemoryOptions
+from bench.memory import run as run_memory
+from bench.report import write_memory, write_restore
 from bench.restore import RestoreOptions
 from bench.restore import run as run_restore
 from bench.servers import TARGET_ARGS
 
-BENCHMARKS = ("restore",)
+BENCHMARKS = ("restore", "memory")
+
+
+def _sizes(text: str) -> tuple[float, ...]:
+    """``--sizes-mb``: comma-separated positive sizes in MB."""
+    try:
+        sizes = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of sizes in MB: {text!r}") from None
+    if not sizes or any(size <= 0 for size in sizes):
+        raise argparse.ArgumentTypeError(f"sizes must be positive: {text!r}")
+    return sizes
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,7 +53,15 @@ def _parser() -> argparse.ArgumentParser:
         "--size-mb",
         type=float,
         default=300.0,
-        help="SQL to generate, in MB (default 300; 20 for a quick check)",
+        help="restore: SQL to generate, in MB (default 300; 20 for a quick check)",
+    )
+    parser.add_argument(
+        "--sizes-mb",
+        type=_sizes,
+        default=(100.0, 1000.0),
+        metavar="LIST",
+        help="memory: the database sizes to measure, in MB of SQL, comma-separated"
+        " (default 100,1000)",
     )
     parser.add_argument("--runs", type=int, default=3, help="rounds of every contender (default 3)")
     parser.add_argument("--seed", default="plakar-mysql-bench", help="seed of the data generator")
@@ -47,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         "--workdir",
         type=Path,
         help="where servers, dumps and the store go (default: a temporary directory,"
-        " removed afterwards); kept when given",
+        " removed afterwards); kept when given (memory uses its subdirectory memory/)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary work directory")
     parser.add_argument(
@@ -72,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout",
         type=float,
         default=3600.0,
-        help="seconds after which one restore is killed (default 3600)",
+        help="seconds after which one backup or restore is killed (default 3600)",
     )
     parser.add_argument(
         "--target-arg",
@@ -132,6 +154,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(path.read_text(encoding="utf-8"))
         print(f"bench: written {path} and {path.with_suffix('.json')}")
         if result.failure is not None:
+            status = 1
+    if "memory" in chosen:
+        measured = run_memory(
+            MemoryOptions(
+                sizes_mb=args.sizes_mb,
+                seed=args.seed,
+                workdir=args.workdir / "memory" if args.workdir else None,
+                keep=args.keep,
+                timeout=args.timeout,
+                target_args=tuple(args.target_arg) if args.target_arg else TARGET_ARGS,
+                ptar=args.ptar.resolve() if args.ptar else None,
+            )
+        )
+        path = write_memory(measured, command, args.results)
+        print()
+        print(path.read_text(encoding="utf-8"))
+        print(f"bench: written {path} and {path.with_suffix('.json')}")
+        if measured.failure is not None:
             status = 1
     return status
 

@@ -12,9 +12,23 @@ from pathlib import Path
 
 from bench import RESULTS
 from bench.environment import Environment
+from bench.memory import (
+    CLIENT,
+    DUMP_TOOL,
+    GOAL_MIB,
+    GROWTH_TOLERANCE,
+    IDLE_SECONDS,
+    PLAKAR,
+    PLAKAR_OTHER,
+    PLUGIN,
+    SAMPLE_SECONDS,
+    MemoryResult,
+    Phase,
+    SizeResult,
+)
 from bench.restore import ALONE_SHARE, GOAL_RATIO, RestoreResult, Run
 
-__all__ = ["render_restore", "write_restore"]
+__all__ = ["render_memory", "render_restore", "write_memory", "write_restore"]
 
 
 def _seconds(value: float | None) -> str:
@@ -207,11 +221,19 @@ def render_restore(result: RestoreResult, command: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def _write(directory: Path, name: str, markdown: str, data: dict[str, object]) -> Path:
+    """Write ``NAME.md`` and ``NAME.json`` into ``directory``; return the Markdown file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.md"
+    path.write_text(markdown, encoding="utf-8")
+    (directory / f"{name}.json").write_text(
+        json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8"
+    )
+    return path
+
+
 def write_restore(result: RestoreResult, command: str, directory: Path = RESULTS) -> Path:
     """Write ``restore.md`` and ``restore.json``; return the Markdown file's path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    markdown = directory / "restore.md"
-    markdown.write_text(render_restore(result, command), encoding="utf-8")
     data = dataclasses.asdict(result)
     data["command"] = command
     data["summary"] = {
@@ -221,7 +243,247 @@ def write_restore(result: RestoreResult, command: str, directory: Path = RESULTS
         }
         for c in result.contenders
     }
-    (directory / "restore.json").write_text(
-        json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8"
+    return _write(directory, "restore", render_restore(result, command), data)
+
+
+def _mib(kib: int | None) -> str:
+    return "n/a" if kib is None else f"{kib / 1024:.1f}"
+
+
+def _yes(value: bool | None) -> str:
+    return "n/a" if value is None else ("yes" if value else "no")
+
+
+def _measured(result: MemoryResult) -> list[SizeResult]:
+    """The tiny database first, then each size."""
+    return ([result.baseline] if result.baseline is not None else []) + result.sizes
+
+
+def _phase_label(phase: Phase) -> str:
+    plugin = phase.kinds.get(PLUGIN)
+    return f"{phase.phase} ({', '.join(plugin.names)})" if plugin else phase.phase
+
+
+def _kind_cell(phase: Phase, kind: str) -> str:
+    """Peak of one process of ``kind``; with several, how many and their peak sum."""
+    found = phase.kinds.get(kind)
+    if found is None or not found.processes:
+        return "-"
+    cell = _mib(found.peak_kib)
+    if found.processes > 1:
+        cell += f" ({found.processes} processes, together {_mib(found.peak_sum_kib)})"
+    return cell
+
+
+def _memory_verdict(result: MemoryResult) -> list[str]:
+    out = []
+    goal = result.goal_met
+    out += [
+        f"**Goal of issue 4, the plugin under {GOAL_MIB} MiB and not growing with the size "
+        f"of the database: {'met' if goal else 'not met' if goal is False else 'not judged'}.**",
+        "",
+    ]
+    for phase in ("backup", "restore"):
+        peaks = result.plugin_peaks(phase)
+        if not peaks:
+            out.append(f"- {phase}: nothing measured.")
+            continue
+        under, flat = result.verdict(phase)
+        measured = next(
+            (
+                p
+                for size, _ in peaks
+                for p in size.phases()
+                if p.phase == phase and PLUGIN in p.kinds
+            ),
+            None,
+        )
+        name = ", ".join(measured.kinds[PLUGIN].names) if measured is not None else "plugin"
+        figures = ", ".join(f"{_mib(kib)} MiB at {size.label}" for size, kib in peaks)
+        line = f"- {phase}, `{name}`: peak {figures}; under {GOAL_MIB} MiB: {_yes(under)}"
+        if len(peaks) > 1:
+            growth = peaks[-1][1] / peaks[0][1] - 1
+            line += (
+                f"; from {peaks[0][0].label} to {peaks[-1][0].label}: {growth:+.1%}"
+                f" (not growing, at most {GROWTH_TOLERANCE:.0%}: {_yes(flat)})"
+            )
+        out.append(line + ".")
+    baseline = result.baseline
+    if baseline is not None:
+        floors = [
+            f"{p.phase} {_mib(p.peak(PLUGIN))} MiB" for p in baseline.phases() if p.peak(PLUGIN)
+        ]
+        if floors:
+            out += [
+                "",
+                "The same plugins on a database of one table of two rows (what they cost "
+                f"with almost no data flowing): {', '.join(floors)}.",
+            ]
+    alone = [
+        f"{', '.join(p.kinds[PLUGIN].names)} {_mib(p.peak(PLUGIN))} MiB"
+        for p in result.startup
+        if p.peak(PLUGIN)
+    ]
+    if alone:
+        out += [
+            "",
+            "Each executable started alone (its bundle loaded, its gRPC server started, "
+            f"waiting for plakar, stopped after {IDLE_SECONDS:g} s): {', '.join(alone)}.",
+        ]
+    return out
+
+
+def render_memory(result: MemoryResult, command: str) -> str:
+    out: list[str] = ["# Memory", ""]
+    out += [
+        "Peak resident memory of the plugin, of plakar and of the stock tools while one "
+        "database is backed up with `plakar backup` and restored with `plakar restore` (into "
+        "a freshly created database on a second private MariaDB server, `jobs` at its "
+        f"default, the number of CPUs: {result.options.get('jobs')}), for a tiny database and "
+        "for generated "
+        f"databases of {', '.join(f'{s:g}' for s in result.options['sizes_mb'])} MB of SQL "  # type: ignore[attr-defined]
+        "(`bench/datagen.py`).  Each size is backed up into an empty store of its own.",
+        "",
+        f"Command: `{command}`",
+        "",
+    ]
+    if result.failure:
+        out += [f"**The benchmark stopped early:** {result.failure}", ""]
+    out += _memory_verdict(result)
+
+    measured = _measured(result)
+    out += [
+        "",
+        "## Peak resident memory, MiB",
+        "",
+        "| database | command | s | plugin | plakar | plakar, other processes "
+        "| dump tool | clients | whole tree |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for size in measured:
+        for phase in size.phases():
+            out.append(
+                f"| {size.label} | {_phase_label(phase)} | {_seconds(phase.seconds)} "
+                f"| {_kind_cell(phase, PLUGIN)} | {_kind_cell(phase, PLAKAR)} "
+                f"| {_kind_cell(phase, PLAKAR_OTHER)} | {_kind_cell(phase, DUMP_TOOL)} "
+                f"| {_kind_cell(phase, CLIENT)} | {_mib(phase.tree_peak_kib)} |"
+            )
+    out += [
+        "",
+        "Each figure is the peak of one process: the larger of its `VmHWM` (the kernel's "
+        "high-water mark of its resident set, which catches what happens between samples) "
+        f"and of its `VmRSS` sampled every {SAMPLE_SECONDS:g} s, from `/proc/PID/status`; "
+        "for several processes of a kind (clients loading tables side by side), their count "
+        "and the peak of their summed `VmRSS`.  *Whole tree*: the peak of the summed "
+        "`VmRSS` of every process of the command at one sample.  A resident set counts the "
+        "pages of shared libraries and mapped files it uses (`RssFile`) in full, although "
+        "they are shared with the page cache and with every process mapping the same "
+        "files.",
+        "",
+        "## The plugin",
+        "",
+        "| database | command | peak (VmHWM) | sampled peak VmRSS | median VmRSS "
+        "| RssAnon | RssFile | RssShmem | threads | samples |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows = [("none", p) for p in result.startup]
+    rows += [(size.label, phase) for size in measured for phase in size.phases()]
+    for label, phase in rows:
+        plugin = phase.kinds.get(PLUGIN)
+        if plugin is not None:
+            out.append(
+                f"| {label} | {_phase_label(phase)} | {_mib(plugin.hwm_kib)} "
+                f"| {_mib(plugin.peak_rss_kib)} | {_mib(plugin.median_sum_kib)} "
+                f"| {_mib(plugin.anon_kib)} | {_mib(plugin.file_kib)} "
+                f"| {_mib(plugin.shmem_kib)} | {plugin.threads} | {phase.samples} |"
+            )
+    out += [
+        "",
+        "MiB.  RssAnon (the process's own memory: Python's heap, buffers, thread stacks), "
+        "RssFile (mapped files: the bundle's interpreter and libraries, shared) and RssShmem "
+        "are read at the sample of the sampled peak, with the thread count; the median is "
+        "over the samples while the plugin ran.",
+        "",
+        "### Where the plugin's memory is, at its peak",
+        "",
+        "Resident KiB per mapping of `/proc/PID/smaps` (files by name; `[anon]`: anonymous "
+        "memory outside the heap, such as the allocator's arenas and thread stacks), largest "
+        "first, read when the plugin reached its peak (to within 1 MiB).",
+        "",
+    ]
+    for label, phase in rows:
+        plugin = phase.kinds.get(PLUGIN)
+        if plugin is not None and plugin.mappings:
+            top = ", ".join(f"{name} {kib:,}" for name, kib in plugin.mappings)
+            out.append(f"- {label}, {_phase_label(phase)}: {top}")
+
+    lingering = sorted(
+        {
+            f"{name.rsplit(' (', 1)[0]} ({size.label} {phase.phase})"
+            for size in measured
+            for phase in size.phases()
+            for name in phase.left_running
+        }
     )
-    return markdown
+    failures = [
+        f"{size.label} {phase.phase}: {phase.error}"
+        for size in measured
+        for phase in size.phases()
+        if phase.error
+    ]
+    if failures:
+        out += ["", "Failed commands (their figures are shown but do not count):", ""]
+        out += [f"- {failure}" for failure in failures]
+    out += [
+        "",
+        "## Data sets",
+        "",
+        "| database | SQL MB generated | rows | InnoDB data + indexes MB | store MB "
+        "| generated in s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for size in measured:
+        out.append(
+            f"| {size.label} | {size.sql_bytes / 1e6:.0f} | {size.rows:,} "
+            f"| {(size.data_bytes + size.index_bytes) / 1e6:.0f} "
+            f"| {size.store_bytes / 1e6:.1f} | {size.generate_seconds:.1f} |"
+        )
+    out += [
+        "",
+        f"Generated by `bench/datagen.py` (seed `{result.options['seed']}`, generator "
+        f"version {result.options['generator_version']}); the tiny database is one table of "
+        "two rows.  Source server arguments: "
+        f"`{' '.join(map(str, result.options['source_server_args']))}`; target: "  # type: ignore[call-overload]
+        f"`{' '.join(map(str, result.options['target_server_args']))}`.",  # type: ignore[call-overload]
+    ]
+    notes = list(result.notes)
+    if lingering:
+        notes.append(
+            "Processes still running when their command had exited (sampled until "
+            f"then): {', '.join(lingering)}."
+        )
+    if notes:
+        out += ["", "## Notes", ""]
+        out += [f"- {note}" for note in notes]
+    out += ["", "## Machine and versions", ""]
+    out += _environment(result.environment)
+    return "\n".join(out) + "\n"
+
+
+def write_memory(result: MemoryResult, command: str, directory: Path = RESULTS) -> Path:
+    """Write ``memory.md`` and ``memory.json``; return the Markdown file's path."""
+    data = dataclasses.asdict(result)
+    data["command"] = command
+    data["summary"] = {
+        "goal_mib": GOAL_MIB,
+        "growth_tolerance": GROWTH_TOLERANCE,
+        "goal_met": result.goal_met,
+        "peak_kib": {
+            size.label: {
+                phase.phase: {kind: peak.peak_kib for kind, peak in phase.kinds.items()}
+                for phase in size.phases()
+            }
+            for size in _measured(result)
+        },
+    }
+    return _write(directory, "memory", render_memory(result, command), data)

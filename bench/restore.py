@@ -46,19 +46,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import datagen
+from bench import datagen, workload
 from bench.environment import Environment, describe_environment
-from bench.servers import SOURCE_ARGS, TARGET_ARGS, BenchServer, find_program, tool_version
+from bench.servers import SOURCE_ARGS, TARGET_ARGS, BenchServer, find_program
 from bench.timing import (
     Timed,
     busy_cpu_seconds,
@@ -68,7 +66,7 @@ from bench.timing import (
     tail,
     wait_for_quiet,
 )
-from tests.support.plakar import PLAKAR_BIN, Plakar, find_ptar, make_plakar, strip_ansi
+from tests.support.plakar import Plakar, find_ptar, make_plakar, strip_ansi
 
 __all__ = ["Contender", "RestoreOptions", "RestoreResult", "Run", "run"]
 
@@ -76,7 +74,6 @@ TARGET_DB = datagen.DATABASE
 """The target server is another server, so the copy keeps the source's name: the dump the
 integration makes (``--databases``: it creates and selects its database) then loads
 into the stock client as it is, unedited."""
-PROBE_DB = "bench_probe"
 ALONE_SHARE = 0.1
 """A run had the machine to itself if other work used at most this share of one CPU."""
 GOAL_RATIO = 0.55
@@ -99,7 +96,6 @@ FALLBACK_DUMP_ARGUMENTS = (
     "--dump-history",
 )
 _HEADER_PREFIX = b"-- plakar-mysql "
-_PLAKAR_ERRORS = re.compile(r"\b(\w+) completed with (\d+) errors?\b")
 
 
 @dataclass(frozen=True)
@@ -233,7 +229,7 @@ class _Bench:
         self.mydumper_dir = workdir / "mydumper"
         self.source_counts: dict[str, int] = {}
         self.source_objects: list[str] = []
-        self.charset = ("utf8mb4", "utf8mb4_unicode_ci")
+        self.charset = workload.CHARSET
         self.jobs_available = False
         self.package = ""
 
@@ -251,46 +247,19 @@ class _Bench:
         return self.source, self.target
 
     def fill_source(self, source: BenchServer) -> None:
-        db = datagen.DATABASE
-        source.server.execute(
-            f"CREATE DATABASE {db} CHARACTER SET {self.charset[0]} COLLATE {self.charset[1]}"
-        )
-        print(
-            f"bench: generating about {self.options.size_mb:g} MB of SQL into {db}"
-            f" ({len(datagen.TABLES)} tables, seed {self.options.seed!r})",
-            flush=True,
-        )
-        stats = datagen.generate(
-            source.client(db),
-            self.options.size_mb,
-            self.options.seed,
-            run_sql=lambda sql: source.run_sql(sql, db),
-        )
-        self.step(
-            "generate and load the data",
-            stats.seconds,
-            f"{stats.sql_bytes / 1e6:.0f} MB of INSERTs, {stats.rows:,} rows, "
-            f"{stats.sql_bytes / 1e6 / stats.seconds:.1f} MB/s, 2 tables at a time",
-        )
-        names = [t.name for t in datagen.TABLES]
-        self.source_counts = source.row_counts(db, names)
-        self.source_objects = source.objects(db)
-        self.result.data_bytes, self.result.index_bytes = source.data_bytes(db)
-        for table in stats.tables:
-            self.result.tables.append(
-                {
-                    "name": table.name,
-                    "rows": self.source_counts.get(table.name, 0),
-                    "sql_bytes": table.sql_bytes,
-                    "load_seconds": round(table.seconds, 2),
-                }
-            )
+        stats = workload.generate(source, self.options.size_mb, self.options.seed, self.charset)
+        self.step("generate and load the data", stats.seconds, workload.generation_detail(stats))
+        found = workload.inventory(source, stats)
+        self.source_counts = found.counts
+        self.source_objects = found.objects
+        self.result.data_bytes, self.result.index_bytes = found.data_bytes, found.index_bytes
+        self.result.tables.extend(found.tables)
 
     def backup(self, source: BenchServer) -> Plakar:
         started = time.perf_counter()
         ptar = self.options.ptar or find_ptar()
         # Read before installing it: `make build` elsewhere may replace dist/ meanwhile.
-        self.package = package_description(ptar)
+        self.package = workload.package_description(ptar)
         plakar = make_plakar(self.workdir / "plakar", ptar=ptar)
         self.plakar = plakar
         self.step("plakar store and package", time.perf_counter() - started, str(ptar))
@@ -300,7 +269,7 @@ class _Bench:
             f"password={source.password}",
             timeout=self.options.timeout,
         )
-        self.result.store_bytes = _tree_bytes(plakar.store)
+        self.result.store_bytes = workload.tree_bytes(plakar.store)
         self.step(
             "plakar backup",
             time.perf_counter() - started,
@@ -411,24 +380,24 @@ class _Bench:
         if timed.returncode != 0:
             self.result.notes.append(f"myloader not measured: mydumper failed: {tail(timed.log)}")
             return False
-        size = _tree_bytes(self.mydumper_dir)
+        size = workload.tree_bytes(self.mydumper_dir)
         self.step("mydumper", timed.seconds, f"{threads} threads, {size / 1e6:.0f} MB")
         return True
 
     def probe_jobs(self, source: BenchServer, target: BenchServer, plakar: Plakar) -> None:
         """Does the restore accept ``jobs``?  A tiny snapshot answers (and warms plakar up)."""
-        source.server.execute(f"CREATE DATABASE {PROBE_DB}")
-        source.server.execute(f"CREATE TABLE {PROBE_DB}.t (id INT PRIMARY KEY, v VARCHAR(20))")
-        source.server.execute(f"INSERT INTO {PROBE_DB}.t VALUES (1, 'one'), (2, 'two')")
-        probe = plakar.backup(source.uri(PROBE_DB), f"password={source.password}")
+        workload.make_probe(source)
+        probe = plakar.backup(source.uri(workload.PROBE_DB), f"password={source.password}")
         password = f"password={target.password}"
-        target.drop_database(PROBE_DB)
-        warm = plakar.at("restore", "-to", target.uri(PROBE_DB), "-o", password, probe, check=False)
-        target.drop_database(PROBE_DB)
+        target.drop_database(workload.PROBE_DB)
+        warm = plakar.at(
+            "restore", "-to", target.uri(workload.PROBE_DB), "-o", password, probe, check=False
+        )
+        target.drop_database(workload.PROBE_DB)
         proc = plakar.at(
             "restore",
             "-to",
-            target.uri(PROBE_DB),
+            target.uri(workload.PROBE_DB),
             "-o",
             password,
             "-o",
@@ -437,12 +406,12 @@ class _Bench:
             check=False,
         )
         output = proc.stdout + proc.stderr
-        target.drop_database(PROBE_DB)
-        source.drop_database(PROBE_DB)
+        target.drop_database(workload.PROBE_DB)
+        source.drop_database(workload.PROBE_DB)
         if warm.returncode != 0:
             self.result.notes.append(
                 "Warning: restoring a tiny probe snapshot failed: "
-                + _last_lines(warm.stdout + warm.stderr)
+                + workload.last_lines(warm.stdout + warm.stderr)
             )
         if proc.returncode == 0:
             self.jobs_available = True
@@ -456,7 +425,8 @@ class _Bench:
         else:
             self.result.jobs_option = "unknown: the probe restore with jobs=1 failed"
             self.result.notes.append(
-                "The probe restore with jobs=1 failed for another reason: " + _last_lines(output)
+                "The probe restore with jobs=1 failed for another reason: "
+                + workload.last_lines(output)
             )
         print(f"bench: jobs option: {self.result.jobs_option}", flush=True)
 
@@ -575,27 +545,13 @@ class _Bench:
         if timed.timed_out:
             return f"killed after {self.options.timeout:g} s"
         if timed.returncode != 0:
-            return f"exit status {timed.returncode}: {_last_lines(log)}"
+            return f"exit status {timed.returncode}: {workload.last_lines(log)}"
         if key.startswith("plakar"):
             assert self.plakar is not None
-            prefix = f"{self.plakar.binary}: "
-            fatal = [line for line in log.splitlines() if line.startswith(prefix)]
-            errors = [m for m in _PLAKAR_ERRORS.finditer(log) if int(m.group(2)) > 0]
-            if fatal or errors:
-                return "plakar reported errors: " + _last_lines(log)
-        try:
-            counts = target.row_counts(TARGET_DB, list(self.source_counts))
-            objects = target.objects(TARGET_DB)
-        except Exception as exc:
-            return f"could not check the restored copy: {exc}"
-        wrong = [
-            f"{name}: {counts.get(name, 'missing')} rows, expected {rows}"
-            for name, rows in self.source_counts.items()
-            if counts.get(name) != rows
-        ]
-        if objects != self.source_objects:
-            wrong.append(f"objects {objects}, expected {self.source_objects}")
-        return "restored copy differs: " + "; ".join(wrong) if wrong else None
+            failure = workload.plakar_failure(self.plakar, log)
+            if failure is not None:
+                return failure
+        return workload.copy_differs(target, TARGET_DB, self.source_counts, self.source_objects)
 
     def warm_up(self, target: BenchServer, contenders: list[Contender]) -> None:
         warm = self.run_one(0, contenders[0], target)
@@ -614,35 +570,6 @@ class _Bench:
                     self.result.runs.append(Run(number, contender.key, error=str(exc)))
                     print(f"bench: round {number} {contender.key}: FAILED: {exc}", flush=True)
         target.drop_database(TARGET_DB)
-
-
-def _tree_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def _last_lines(text: str, lines: int = 3) -> str:
-    kept = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return " | ".join(kept[-lines:]) or "(no output)"
-
-
-def package_description(ptar: Path) -> str:
-    """The package's name, digest and build time (dist/ may be rebuilt at any time)."""
-    digest = hashlib.sha256(ptar.read_bytes()).hexdigest()[:12]
-    built = datetime.fromtimestamp(ptar.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return f"{ptar.name} (sha256 {digest}..., built {built})"
-
-
-def versions(target: BenchServer | None, package: str) -> dict[str, str]:
-    found = {
-        "MariaDB server": target.version if target is not None else "not started",
-        "mariadb client": tool_version(find_program("mariadb", "mysql")),
-        "mariadb-dump": tool_version(find_program("mariadb-dump", "mysqldump")),
-        "plakar": tool_version(str(PLAKAR_BIN) if PLAKAR_BIN.exists() else None, "version"),
-        "mydumper": tool_version(find_program("mydumper")),
-        "myloader": tool_version(find_program("myloader")),
-    }
-    found["package"] = package or "not installed"
-    return found
 
 
 def run(options: RestoreOptions, progress: Callable[[str], None] = print) -> RestoreResult:
@@ -687,7 +614,7 @@ def run(options: RestoreOptions, progress: Callable[[str], None] = print) -> Res
         bench.make_dump(source, plakar)
         with_myloader = bench.make_mydumper(source)
         bench.probe_jobs(source, target, plakar)
-        result.environment = describe_environment(versions(target, bench.package))
+        result.environment = describe_environment(workload.versions(target, bench.package))
         contenders = bench.contenders(target, with_myloader)
         result.contenders = contenders
         if options.warmup:
@@ -698,7 +625,9 @@ def run(options: RestoreOptions, progress: Callable[[str], None] = print) -> Res
         progress(f"bench: FAILED: {result.failure}")
     finally:
         if not result.environment.versions:
-            result.environment = describe_environment(versions(bench.target, bench.package))
+            result.environment = describe_environment(
+                workload.versions(bench.target, bench.package)
+            )
         for server in (bench.source, bench.target):
             if server is not None:
                 server.cleanup()

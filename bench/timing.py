@@ -7,7 +7,9 @@ with the clients it started.  So while the command runs, a sampler reads
 ``/proc`` a few times a second and keeps every process descended from it; at
 the end the CPU time of the descendants ``wait4`` could not see (those still
 running, and those reaped by init) is added from their last sample.  The
-sampler also gives the peak of the tree's summed resident memory.
+sampler also gives the peak of the tree's summed resident memory, and can hand
+the tree's live processes to an observer at every sample (``on_sample``), which
+is how :mod:`bench.memory` follows the memory of each kind of process.
 
 Output goes to a log file, never to a pipe that could fill up.
 """
@@ -19,11 +21,12 @@ import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "SampleObserver",
     "Timed",
     "busy_cpu_seconds",
     "load_average",
@@ -36,6 +39,11 @@ __all__ = [
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _SAMPLE_SECONDS = 0.2
+
+SampleObserver = Callable[[Collection[int]], None]
+"""Called with the pids of the tree's live processes at every sample (from the
+sampler's thread, or from the caller's at the first and the last sample; never
+two calls at once)."""
 
 
 @dataclass(frozen=True)
@@ -87,8 +95,15 @@ def _read_proc(pid: int) -> tuple[int, _Proc] | None:
 class _TreeSampler:
     """Every process descended from ``root``, as last seen."""
 
-    def __init__(self, root: int) -> None:
+    def __init__(
+        self,
+        root: int,
+        interval: float = _SAMPLE_SECONDS,
+        on_sample: SampleObserver | None = None,
+    ) -> None:
         self.root = root
+        self.interval = interval
+        self.on_sample = on_sample
         self.seen: dict[tuple[int, int], _Proc] = {}
         self.alive: set[tuple[int, int]] = set()
         self.max_rss = 0
@@ -106,7 +121,7 @@ class _TreeSampler:
         self.sample()
 
     def _loop(self) -> None:
-        while not self._stop.wait(_SAMPLE_SECONDS):
+        while not self._stop.wait(self.interval):
             self.sample()
 
     def sample(self) -> None:
@@ -142,6 +157,8 @@ class _TreeSampler:
             total += proc.rss
             self.max_rss = max(self.max_rss, proc.rss)
         self.tree_rss = max(self.tree_rss, total)
+        if self.on_sample is not None:
+            self.on_sample(members)
 
     def unwaited_cpu(self) -> float:
         """CPU time of descendants the root did not wait for (call after the root exited)."""
@@ -180,9 +197,14 @@ def run_timed(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 3600.0,
+    interval: float = _SAMPLE_SECONDS,
+    on_sample: SampleObserver | None = None,
 ) -> Timed:
     """Run ``cmd`` (standard input from ``stdin``, output to ``stdout`` or the log)
-    and measure it; a command still running after ``timeout`` seconds is killed."""
+    and measure it; a command still running after ``timeout`` seconds is killed.
+
+    The process tree is sampled every ``interval`` seconds; ``on_sample``, if
+    given, sees the tree's live processes at each sample."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with (
         log.open("wb") as err,
@@ -198,7 +220,7 @@ def run_timed(
             env=dict(env) if env is not None else None,
             cwd=cwd,
         )
-        sampler = _TreeSampler(process.pid)
+        sampler = _TreeSampler(process.pid, interval, on_sample)
         sampler.start()
         expired = threading.Event()
 
