@@ -138,7 +138,7 @@ class MySQLExporter(Exporter):
             if header is None or isinstance(header, DumpHeader):
                 self._single_dump(restorer, path, header, first_line + rest, stream)
             else:
-                restorer.file(header, first_line, _Prefixed(rest, stream))
+                restorer.file(header, first_line + rest, stream)
         finally:
             stream.close()
 
@@ -206,20 +206,3 @@ class MySQLExporter(Exporter):
                 if charset:
                     sql += f" CHARACTER SET {charset} COLLATE {collation}"
                 cursor.execute(sql)
-
-
-class _Prefixed:
-    """A stream with bytes already read put back in front."""
-
-    def __init__(self, first: bytes, stream: Content) -> None:
-        self._first = first
-        self._stream = stream
-
-    def read(self, size: int = -1, /) -> bytes:
-        if self._first:
-            data, self._first = self._first, b""
-            return data
-        return self._stream.read(size)
-
-    def close(self) -> None:
-        self._stream.close()

@@ -305,7 +305,8 @@ class Restorer:
     # -- files ---------------------------------------------------------------------
 
     def file(self, header: FileHeader, first_line: bytes, stream: Content) -> None:
-        """One ``.sql`` file of the snapshot, its first line already read."""
+        """One ``.sql`` file of the snapshot; ``first_line`` is what was already read
+        of it (its header line, and maybe more), ``stream`` the rest."""
         if header.kind == "users":
             self._users = b"".join(blocks(stream, first_line))
             return

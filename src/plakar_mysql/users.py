@@ -41,27 +41,36 @@ class Account:
         quoted = "`" + self.user.replace("`", "``") + "`"
         return quoted if self.role else quoted + "@`" + self.host.replace("`", "``") + "`"
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """Identity on a server: a role has no host."""
+        return (self.user, "" if self.role else self.host)
+
     def marker(self, prefix: bytes) -> bytes:
         return prefix + json.dumps([self.user, self.host, self.role]).encode() + b"\n"
 
 
-def _accounts(db: Connection) -> list[Account]:
+def _all_accounts(db: Connection) -> list[Account]:
+    """Every account and role of the server (MySQL has no ``is_role``: its roles
+    are accounts)."""
     with db.cursor() as cursor:
-        try:
-            cursor.execute("SELECT * FROM mysql.user LIMIT 0")
-            columns = {d[0].lower() for d in cursor.description or ()}
-            role = "is_role" if "is_role" in columns else "'N'"
-            cursor.execute(f"SELECT User, Host, {role} FROM mysql.user ORDER BY User, Host")
-        except pymysql.err.MySQLError as exc:
-            raise ServerError(
-                f"reading accounts needs SELECT on mysql.user ({exc.args[-1]}); "
-                "set users=false to back up without them"
-            ) from exc
-        return [
-            Account(user, host, flag == "Y")
-            for user, host, flag in cursor.fetchall()
-            if user not in _INTERNAL
-        ]
+        cursor.execute("SELECT * FROM mysql.user LIMIT 0")
+        columns = {d[0].lower() for d in cursor.description or ()}
+        role = "is_role" if "is_role" in columns else "'N'"
+        cursor.execute(f"SELECT User, Host, {role} FROM mysql.user ORDER BY User, Host")
+        return [Account(user, host, flag == "Y") for user, host, flag in cursor.fetchall()]
+
+
+def _accounts(db: Connection) -> list[Account]:
+    """The accounts a backup keeps: all but the server's own."""
+    try:
+        accounts = _all_accounts(db)
+    except pymysql.err.MySQLError as exc:
+        raise ServerError(
+            f"reading accounts needs SELECT on mysql.user ({exc.args[-1]}); "
+            "set users=false to back up without them"
+        ) from exc
+    return [account for account in accounts if account.user not in _INTERNAL]
 
 
 def _show(db: Connection, sql: str) -> list[str]:
@@ -140,14 +149,7 @@ def restore_accounts(
     with db.cursor() as cursor:
         cursor.execute("SELECT CURRENT_USER()")
         me_user, _, me_host = str(cursor.fetchone()[0]).rpartition("@")
-        cursor.execute("SELECT * FROM mysql.user LIMIT 0")
-        columns = {d[0].lower() for d in cursor.description or ()}
-        role_col = "is_role" if "is_role" in columns else "'N'"
-        cursor.execute(f"SELECT User, Host, {role_col} FROM mysql.user")
-        existing = {(u, "" if r == "Y" else h) for u, h, r in cursor.fetchall()}
-
-    def key(account: Account) -> tuple[str, str]:
-        return (account.user, "" if account.role else account.host)
+    existing = {account.key for account in _all_accounts(db)}
 
     creates = _blocks(text, _ACCOUNT)
     restored: list[Account] = []
@@ -157,7 +159,7 @@ def restore_accounts(
         if (account.user, account.host) == (me_user, me_host) or account.user in _INTERNAL:
             kept.append(account)
             continue
-        if key(account) in existing and account.user != _PUBLIC:
+        if account.key in existing and account.user != _PUBLIC:
             if not overwrite:
                 kept.append(account)
                 continue
@@ -165,9 +167,9 @@ def restore_accounts(
         for statement in block.statements:
             _run(db, statement)
         restored.append(account)
-    done = {key(a) for a in restored}
+    done = {a.key for a in restored}
     for block in _blocks(text, _GRANTS):
-        if key(block.account) in done:
+        if block.account.key in done:
             for statement in block.statements:
                 _run(db, statement)
     if kept:
