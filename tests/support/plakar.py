@@ -43,6 +43,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 import weakref
@@ -188,21 +189,29 @@ class Plakar:
     ) -> subprocess.CompletedProcess[bytes]:
         """Like :meth:`run`, with stdout and stderr left as bytes."""
         cmd = [str(self.binary), *args]
-        try:
-            proc = subprocess.run(
-                cmd,
-                check=False,
-                env=self.env,
-                cwd=cwd if cwd is not None else self.base,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=timeout,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise AssertionError(
-                f"plakar timed out after {timeout:g}s\n"
-                + describe(cmd, None, _text(exc.stdout), _text(exc.stderr))
-            ) from exc
+        # Its own process group: on a timeout plakar, its plugins and their
+        # clients all go at once, so the test fails now and nothing is left
+        # holding the output pipes open.
+        with subprocess.Popen(
+            cmd,
+            env=self.env,
+            cwd=cwd if cwd is not None else self.base,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        ) as child:
+            try:
+                stdout, stderr = child.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                running = _group_processes(child.pid)
+                os.killpg(child.pid, signal.SIGKILL)
+                stdout, stderr = child.communicate()
+                raise AssertionError(
+                    f"plakar timed out after {timeout:g}s; still running:\n{running}\n"
+                    + describe(cmd, None, _text(stdout), _text(stderr))
+                ) from None
+        proc = subprocess.CompletedProcess(cmd, child.returncode, stdout, stderr)
         if check and (proc.returncode != 0 or self._reported_error(proc)):
             raise AssertionError(
                 describe(cmd, proc.returncode, _text(proc.stdout), _text(proc.stderr))
@@ -340,6 +349,17 @@ class Plakar:
             args += ["-o", opt]
         args.append(snapshot_or_path)
         return self.at(*args, timeout=timeout)
+
+
+def _group_processes(pgid: int) -> str:
+    """``ps`` lines (state, CPU, elapsed time, command) of the session ``pgid`` leads."""
+    listing = subprocess.run(
+        ["ps", "-o", "pid=,stat=,pcpu=,etime=,args=", "--sid", str(pgid)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return listing.stdout.rstrip() or "(none)"
 
 
 def _text(data: str | bytes | None) -> str:
