@@ -1,13 +1,14 @@
 # Plakar integration for MySQL/MariaDB.
 #
 #   make deps       MariaDB server and client (apt), only when missing
+#   make test-deps  and for the storage tests: sshd, sshfs, s3fs (apt)
 #   make venv       .venv with the project and its [dev] extra, plus the
 #                   generated gRPC modules in src/kloset_sdk/_pb/
 #   make build      bin/plakar (the pinned Plakar CLI) and the Plakar package
 #                   dist/<name>_<version>_<os>_<arch>.ptar
 #   make lint       ruff check + ruff format --check
 #   make typecheck  mypy --strict
-#   make test       all of the above, then pytest
+#   make test       all of the above and bin/versitygw (an S3 server), then pytest
 #   make demo       scripts/demo.py
 #   make bench      python -m bench, when bench/ exists
 #   make clean      build outputs (keeps .venv; `make distclean` drops it too)
@@ -32,6 +33,7 @@ PROTOS_STAMP := $(VENV)/.stamp-protos
 PB_INIT := src/kloset_sdk/_pb/__init__.py
 
 PLAKAR := bin/plakar
+VERSITYGW := bin/versitygw
 PLAKAR_MOD := tools/plakar/go.mod tools/plakar/go.sum tools/plakar/tools.go \
 	$(wildcard tools/plakar/ttlmap/*)
 
@@ -50,7 +52,7 @@ PKG_INPUTS := pyproject.toml packaging/manifest.yaml packaging/build_ptar.py \
 
 LINT_PATHS := src tests scripts packaging bench
 
-.PHONY: all deps venv build lint typecheck test demo bench clean distclean FORCE
+.PHONY: all deps test-deps venv build lint typecheck test demo bench clean distclean FORCE
 
 all: build
 
@@ -64,6 +66,18 @@ deps:
 		$(SUDO) apt-get update -qq; \
 		$(SUDO) apt-get install -y -qq --no-install-recommends \
 			mariadb-server mariadb-client >/dev/null; \
+	fi
+
+# The storage servers and mounts of tests/test_storage_backends.py: OpenSSH's
+# sshd with sshfs (SFTP), s3fs (S3; the server itself is bin/versitygw).
+test-deps: deps
+	@if [ ! -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null 2>&1 \
+	   || ! command -v sshfs >/dev/null 2>&1 || ! command -v s3fs >/dev/null 2>&1; then \
+		echo "test-deps: installing openssh-server openssh-client sshfs s3fs"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$(SUDO) apt-get update -qq; \
+		$(SUDO) apt-get install -y -qq --no-install-recommends \
+			openssh-server openssh-client sshfs s3fs >/dev/null; \
 	fi
 
 # --- Python environment -----------------------------------------------------
@@ -102,6 +116,14 @@ $(PTAR): $(PLAKAR) $(PROTOS_STAMP) $(PKG_INPUTS) \
 build: $(PLAKAR) $(PTAR)
 	@:
 
+# An S3-compatible object store for the tests: the Versity S3 Gateway, pinned
+# in tools/versitygw/go.mod.
+$(VERSITYGW): tools/versitygw/go.mod tools/versitygw/go.sum tools/versitygw/tools.go
+	@mkdir -p $(@D)
+	@echo "go build: $@"
+	cd tools/versitygw && $(GO) build -o ../../$@ github.com/versity/versitygw/cmd/versitygw
+	@touch $@
+
 # --- checks -----------------------------------------------------------------
 
 lint: venv
@@ -114,7 +136,7 @@ typecheck: venv
 	$(VPY) -m mypy --strict bench
 
 # pytest's own exit status is the verdict: 5 ("no tests collected") fails.
-test: deps venv build lint typecheck
+test: test-deps venv build $(VERSITYGW) lint typecheck
 	$(VPY) -m pytest
 
 demo: deps venv build

@@ -105,7 +105,9 @@ class Entry:
 class Plakar:
     """The plakar CLI, run in a private home below ``base``.
 
-    ``store`` is the path of the test's encrypted local store; it exists once
+    ``store`` is where the test's encrypted store lives: a path (by default
+    ``base/plakar-store``), or any location plakar takes after ``at``
+    (``@name``, ``http://...``, an archive ``.ptar``); it exists once
     :meth:`create_store` has run (:func:`make_plakar` does that). Call
     :meth:`close` (or use it as a context manager) to remove the cache
     directory at once rather than at exit.
@@ -118,13 +120,14 @@ class Plakar:
         binary: Path = PLAKAR_BIN,
         passphrase: str | None = None,
         env: Mapping[str, str] | None = None,
+        store: Path | str | None = None,
     ) -> None:
         if not binary.is_file():
             raise AssertionError(f"{binary} is missing: run `make build` first")
         self.base = Path(base)
         self.binary = binary
         self.home = self.base / "plakar-home"
-        self.store = self.base / "plakar-store"
+        self.store = store if store is not None else self.base / "plakar-store"
         self.cache_home = Path(tempfile.mkdtemp(prefix="plakar-", dir=_short_tmp()))
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.cache_home, ignore_errors=True)
         self.passphrase = passphrase if passphrase is not None else secrets.token_urlsafe(24)
@@ -236,7 +239,7 @@ class Plakar:
 
     # --- store ---------------------------------------------------------
 
-    def create_store(self) -> Path:
+    def create_store(self) -> Path | str:
         """Create the encrypted store (passphrase: ``self.passphrase``)."""
         self.at("create")
         return self.store
@@ -385,10 +388,10 @@ def find_ptar(dist: Path = DIST) -> Path:
     return found[0]
 
 
-def make_plakar(tmp_path: Path, *, ptar: Path | None = None) -> Plakar:
-    """Plakar with a fresh private home, an empty encrypted store and the
-    package built by ``make build`` installed."""
-    plakar = Plakar(tmp_path)
+def make_plakar(tmp_path: Path, *, ptar: Path | None = None, store: Path | None = None) -> Plakar:
+    """Plakar with a fresh private home, an empty encrypted store (at ``store``
+    when given) and the package built by ``make build`` installed."""
+    plakar = Plakar(tmp_path, store=store)
     plakar.pkg_add(ptar if ptar is not None else find_ptar())
     plakar.create_store()
     return plakar
