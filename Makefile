@@ -10,7 +10,7 @@
 #   make typecheck  mypy --strict
 #   make test       all of the above and bin/versitygw (an S3 server), then pytest
 #   make demo       scripts/demo.py
-#   make bench      python -m bench, when bench/ exists
+#   make bench      python -m bench: backup, dedup, restore, memory; report and chart
 #   make clean      build outputs (keeps .venv; `make distclean` drops it too)
 #
 # Every target installs what it needs and does nothing when up to date.
@@ -142,16 +142,17 @@ test: test-deps venv build $(VERSITYGW) lint typecheck
 demo: deps venv build
 	$(VPY) scripts/demo.py
 
-# BENCH_ARGS: e.g. "restore --size-mb 20 --runs 1 --quiet-timeout 0" for a quick
-# check.  myloader is measured for reference when mydumper can be installed.
+# BENCH_ARGS: e.g. "--sizes-mb 10 --runs 1 --quiet-timeout 0" for a quick check
+# of the whole chain, "backup" or "restore" for one benchmark.
 ifneq ($(wildcard bench/.),)
 bench: deps venv build
-	@command -v myloader >/dev/null 2>&1 || { \
-		echo "bench: installing mydumper (myloader is measured for reference)"; \
+	@{ command -v myloader && command -v restic; } >/dev/null 2>&1 || { \
+		echo "bench: installing mydumper and restic (contenders)"; \
 		export DEBIAN_FRONTEND=noninteractive; \
 		{ $(SUDO) apt-get update -qq && \
-		  $(SUDO) apt-get install -y -qq --no-install-recommends mydumper; } >/dev/null 2>&1 \
-		|| echo "bench: mydumper could not be installed: myloader is left out"; }
+		  $(SUDO) apt-get install -y -qq --no-install-recommends mydumper restic; } \
+		  >/dev/null 2>&1 \
+		|| echo "bench: mydumper or restic could not be installed: left out"; }
 	$(VPY) -m bench $(BENCH_ARGS)
 else
 bench:

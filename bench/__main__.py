@@ -1,11 +1,13 @@
-"""``python -m bench [restore] [memory] [--size-mb MB] [--runs N] [--sizes-mb LIST] ...``.
+"""``python -m bench [backup] [restore] [memory] [--sizes-mb LIST] [--runs N] ...``.
 
-With no benchmark named, all of them run (``restore``, then ``memory``) at
-their default sizes.  Quick checks of the whole chain: ``python -m bench
-restore --size-mb 20 --runs 1 --quiet-timeout 0`` and ``python -m bench memory
---sizes-mb 5,20``.  Results go to ``bench/results/`` and are printed.  The exit
-status is 0 whatever the figures; it is 1 only when a benchmark could not run
-at all (a server would not start, the package is missing...).
+With no benchmark named, all of them run (``backup`` with its deduplication
+scenario, ``restore``, ``memory``), each at every size of ``--sizes-mb``
+(default about 100 MB and 1 GB of SQL), then :mod:`bench.summary` gathers the
+latest results into ``bench/results/summary.md`` and ``summary.png``.  A quick
+check of the whole chain: ``python -m bench --sizes-mb 10 --runs 1
+--quiet-timeout 0``.  Results go to ``bench/results/`` and are printed.  The
+exit status is 0 whatever the figures; it is 1 only when a benchmark could not
+run at all (a server would not start, the package is missing...).
 """
 
 from __future__ import annotations
@@ -16,15 +18,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import RESULTS
+from bench import RESULTS, summary
+from bench.backup import BackupOptions
+from bench.backup import run as run_backup
 from bench.memory import MemoryOptions
 from bench.memory import run as run_memory
-from bench.report import write_memory, write_restore
+from bench.report import write_backup, write_memory, write_restore
 from bench.restore import RestoreOptions
 from bench.restore import run as run_restore
 from bench.servers import TARGET_ARGS
 
-BENCHMARKS = ("restore", "memory")
+BENCHMARKS = ("backup", "restore", "memory")
 
 
 def _sizes(text: str) -> tuple[float, ...]:
@@ -50,18 +54,14 @@ def _parser() -> argparse.ArgumentParser:
         help=f"which to run: {', '.join(BENCHMARKS)} or all (the default)",
     )
     parser.add_argument(
-        "--size-mb",
-        type=float,
-        default=300.0,
-        help="restore: SQL to generate, in MB (default 300; 20 for a quick check)",
-    )
-    parser.add_argument(
         "--sizes-mb",
         type=_sizes,
         default=(100.0, 1000.0),
         metavar="LIST",
-        help="memory: the database sizes to measure, in MB of SQL, comma-separated"
-        " (default 100,1000)",
+        help="the database sizes to measure, in MB of SQL, comma-separated (default 100,1000)",
+    )
+    parser.add_argument(
+        "--no-dedup", action="store_true", help="backup: leave the deduplication scenario out"
     )
     parser.add_argument("--runs", type=int, default=3, help="rounds of every contender (default 3)")
     parser.add_argument("--seed", default="plakar-mysql-bench", help="seed of the data generator")
@@ -126,19 +126,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(
             f"unknown benchmark {', '.join(unknown)} (choose from {', '.join(BENCHMARKS)}, all)"
         )
-    if args.runs < 1 or args.size_mb <= 0:
-        parser.error("--runs must be at least 1 and --size-mb positive")
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     wanted = args.benchmarks or ["all"]
     chosen = BENCHMARKS if "all" in wanted else tuple(dict.fromkeys(wanted))
     command = shlex.join(["python", "-m", "bench", *args_list])
     status = 0
-    if "restore" in chosen:
-        result = run_restore(
-            RestoreOptions(
-                size_mb=args.size_mb,
+    if "backup" in chosen:
+        backup = run_backup(
+            BackupOptions(
+                sizes_mb=args.sizes_mb,
                 runs=args.runs,
                 seed=args.seed,
-                workdir=args.workdir,
+                workdir=args.workdir / "backup" if args.workdir else None,
+                keep=args.keep,
+                quiet_timeout=args.quiet_timeout,
+                timeout=args.timeout,
+                ptar=args.ptar.resolve() if args.ptar else None,
+                dedup=not args.no_dedup,
+            )
+        )
+        status |= _show(write_backup(backup, command, args.results), backup.failure)
+    for size_mb in args.sizes_mb if "restore" in chosen else ():
+        result = run_restore(
+            RestoreOptions(
+                size_mb=size_mb,
+                runs=args.runs,
+                seed=args.seed,
+                workdir=args.workdir / f"restore-{size_mb:g}mb" if args.workdir else None,
                 keep=args.keep,
                 myloader=not args.no_myloader,
                 warmup=not args.no_warmup,
@@ -149,12 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 target_args=tuple(args.target_arg) if args.target_arg else TARGET_ARGS,
             )
         )
-        path = write_restore(result, command, args.results)
-        print()
-        print(path.read_text(encoding="utf-8"))
-        print(f"bench: written {path} and {path.with_suffix('.json')}")
-        if result.failure is not None:
-            status = 1
+        path = write_restore(result, command, args.results, f"restore-{size_mb:g}mb")
+        status |= _show(path, result.failure)
     if "memory" in chosen:
         measured = run_memory(
             MemoryOptions(
@@ -167,13 +178,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ptar=args.ptar.resolve() if args.ptar else None,
             )
         )
-        path = write_memory(measured, command, args.results)
-        print()
-        print(path.read_text(encoding="utf-8"))
-        print(f"bench: written {path} and {path.with_suffix('.json')}")
-        if measured.failure is not None:
-            status = 1
+        status |= _show(write_memory(measured, command, args.results), measured.failure)
+    path = summary.write(args.results)
+    print(f"bench: written {path} and {path.with_suffix('.png')}")
     return status
+
+
+def _show(path: Path, failure: str | None) -> int:
+    """Print a written report; the exit status it calls for."""
+    print()
+    print(path.read_text(encoding="utf-8"))
+    print(f"bench: written {path} and {path.with_suffix('.json')}")
+    return 0 if failure is None else 1
 
 
 if __name__ == "__main__":

@@ -470,7 +470,7 @@ class _Bench:
             size.label,
             lambda _log: None,
         )
-        size.store_bytes = workload.tree_bytes(plakar.store)
+        size.store_bytes = workload.tree_bytes(Path(plakar.store))
         if size.backup.error is not None:
             return
         snapshots = plakar.snapshots()

@@ -11,6 +11,10 @@ import json
 from pathlib import Path
 
 from bench import RESULTS
+from bench.backup import GOAL_RATIO as BACKUP_GOAL
+from bench.backup import BackupResult
+from bench.backup import SizeResult as BackupSize
+from bench.dedup import GOAL_UNCHANGED
 from bench.environment import Environment
 from bench.memory import (
     CLIENT,
@@ -28,7 +32,14 @@ from bench.memory import (
 )
 from bench.restore import ALONE_SHARE, GOAL_RATIO, RestoreResult, Run
 
-__all__ = ["render_memory", "render_restore", "write_memory", "write_restore"]
+__all__ = [
+    "render_backup",
+    "render_memory",
+    "render_restore",
+    "write_backup",
+    "write_memory",
+    "write_restore",
+]
 
 
 def _seconds(value: float | None) -> str:
@@ -232,8 +243,10 @@ def _write(directory: Path, name: str, markdown: str, data: dict[str, object]) -
     return path
 
 
-def write_restore(result: RestoreResult, command: str, directory: Path = RESULTS) -> Path:
-    """Write ``restore.md`` and ``restore.json``; return the Markdown file's path."""
+def write_restore(
+    result: RestoreResult, command: str, directory: Path = RESULTS, name: str = "restore"
+) -> Path:
+    """Write ``NAME.md`` and ``NAME.json``; return the Markdown file's path."""
     data = dataclasses.asdict(result)
     data["command"] = command
     data["summary"] = {
@@ -243,7 +256,7 @@ def write_restore(result: RestoreResult, command: str, directory: Path = RESULTS
         }
         for c in result.contenders
     }
-    return _write(directory, "restore", render_restore(result, command), data)
+    return _write(directory, name, render_restore(result, command), data)
 
 
 def _mib(kib: int | None) -> str:
@@ -487,3 +500,147 @@ def write_memory(result: MemoryResult, command: str, directory: Path = RESULTS) 
         },
     }
     return _write(directory, "memory", render_memory(result, command), data)
+
+
+def _md(text: str) -> str:
+    """``text`` for a Markdown table cell (a ``|`` would end the cell)."""
+    return text.replace("|", "\\|")
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2%}"
+
+
+def _dedup_lines(size: BackupSize) -> list[str]:
+    found = size.dedup
+    if found is None:
+        return []
+    lines = [
+        "",
+        f"#### Deduplication, {size.size_mb:g} MB",
+        "",
+        "Dumps: "
+        + ", ".join(f"{b / 1e6:.1f} MB" for b in found.dump_bytes)
+        + " (day 0, unchanged, day 1). The day of changes:",
+        "",
+        *(f"- {change}" for change in found.changes),
+        "",
+        "| stored as | first backup | again, unchanged | after the day of changes |",
+        "|---|---|---|---|",
+    ]
+    for g in found.growth:
+        lines.append(
+            f"| {_md(g.label)} | {g.first_bytes / 1e6:.1f} MB"
+            f" | +{g.unchanged_bytes / 1e6:.2f} MB ({_share(g.share(g.unchanged_bytes))})"
+            f" | +{g.changed_bytes / 1e6:.2f} MB ({_share(g.share(g.changed_bytes))}) |"
+        )
+    return lines
+
+
+def _dedup_verdict(result: BackupResult) -> list[str]:
+    lines = []
+    for size in result.sizes:
+        if size.dedup is None:
+            continue
+        by = {g.contender: g for g in size.dedup.growth}
+        ours = by.get("plakar")
+        if ours is None:
+            continue
+        changed = ours.share(ours.changed_bytes)
+        others = [(g.label, g.share(g.changed_bytes)) for key, g in by.items() if key != "plakar"]
+        worse = [
+            label
+            for label, share in others
+            if share is not None and changed is not None and changed > share
+        ]
+        unchanged = ours.share(ours.unchanged_bytes)
+        lines.append(
+            f"- {size.size_mb:g} MB: after the day of changes the integration's store grew by"
+            f" {_share(changed)} of its first backup"
+            + (f"; more than {', '.join(worse)}" if worse else "; no more than any other")
+            + f". Unchanged again: {_share(unchanged)}"
+            + (
+                " (goal: under 0.5%, met)."
+                if unchanged is not None and unchanged < GOAL_UNCHANGED
+                else " (goal: under 0.5%, **not met**)."
+            )
+        )
+    return lines
+
+
+def render_backup(result: BackupResult, command: str) -> str:
+    lines = [
+        "# Backup speed and deduplication",
+        "",
+        f"Command: `{command}`. Every figure is the median of {result.options['runs']} rounds"
+        " in which the contenders ran in turn; a ratio is taken within each round against"
+        " that round's `mariadb-dump > /dev/null`, then the median is reported. Each run"
+        " writes into a store, repository or directory of its own, made for it (a first,"
+        " full backup). Nothing fails on a timing.",
+        "",
+        *_environment(result.environment),
+        "",
+        "Dump arguments (from the integration's manifest): `"
+        + " ".join(result.dump_arguments)
+        + "`",
+        "",
+    ]
+    if result.failure:
+        lines += [f"**The benchmark could not finish: {result.failure}**", ""]
+    for size in result.sizes:
+        lines += [
+            f"## {size.size_mb:g} MB of SQL ({size.sql_bytes / 1e6:.0f} MB of INSERTs,"
+            f" {size.rows:,} rows; InnoDB data {size.data_bytes / 1e6:.0f} MB,"
+            f" indexes {size.index_bytes / 1e6:.0f} MB)",
+            "",
+            "| contender | median time (s) | ratio to the floor | CPU (s) | peak RSS (MiB)"
+            " | written (MB) | failed runs |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for c in result.contenders:
+            runs = [r for r in size.runs if r.contender == c.key]
+            ok = [r for r in runs if r.seconds is not None]
+            cpu = sorted(r.cpu_seconds for r in ok)
+            rss = max((r.max_rss_kib for r in ok), default=0)
+            out = sorted(r.output_bytes for r in ok)
+            lines.append(
+                f"| {_md(c.label)} | {_seconds(size.median_time(c.key))}"
+                f" | {_ratio(size.median_ratio(c.key))}"
+                f" | {_seconds(cpu[len(cpu) // 2] if cpu else None)}"
+                f" | {rss / 1024:.0f} | {out[len(out) // 2] / 1e6 if out else 0:.0f}"
+                f" | {len(runs) - len(ok)} |"
+            )
+        errors = [f"- round {r.round} {r.contender}: {r.error}" for r in size.runs if r.error]
+        lines += ["", *errors] if errors else []
+        lines += _dedup_lines(size)
+        lines.append("")
+    lines += ["## Verdict", ""]
+    for size in result.sizes:
+        ratio = size.median_ratio("plakar")
+        met = ratio is not None and ratio <= BACKUP_GOAL
+        lines.append(
+            f"- {size.size_mb:g} MB: the integration's backup took {_ratio(ratio)} times the"
+            f" dump alone (goal: at most {BACKUP_GOAL:g}, {'met' if met else '**not met**'})."
+        )
+    lines += _dedup_verdict(result)
+    lines += ["", "Commands:", ""]
+    lines += [f"- {c.label}: `{c.command}`" for c in result.contenders]
+    lines += ["", *result.notes] if result.notes else []
+    return "\n".join(lines) + "\n"
+
+
+def write_backup(result: BackupResult, command: str, directory: Path = RESULTS) -> Path:
+    """Write ``backup.md`` and ``backup.json``; return the Markdown file's path."""
+    data = dataclasses.asdict(result)
+    data["command"] = command
+    data["summary"] = {
+        f"{size.size_mb:g}": {
+            c.key: {
+                "median_seconds": size.median_time(c.key),
+                "median_ratio_vs_floor": size.median_ratio(c.key),
+            }
+            for c in result.contenders
+        }
+        for size in result.sizes
+    }
+    return _write(directory, "backup", render_backup(result, command), data)

@@ -269,7 +269,7 @@ class _Bench:
             f"password={source.password}",
             timeout=self.options.timeout,
         )
-        self.result.store_bytes = workload.tree_bytes(plakar.store)
+        self.result.store_bytes = workload.tree_bytes(Path(plakar.store))
         self.step(
             "plakar backup",
             time.perf_counter() - started,

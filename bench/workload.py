@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from bench import datagen
 from bench.servers import BenchServer, find_program, tool_version
@@ -175,3 +178,24 @@ def versions(target: BenchServer | None, package: str, *, myloader: bool = True)
         found["myloader"] = tool_version(find_program("myloader"))
     found["package"] = package or "not installed"
     return found
+
+
+def check_call(
+    cmd: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    stdin: IO[bytes] | None = None,
+    stdout: IO[bytes] | None = None,
+) -> None:
+    """Run a set-up command; raise with the end of its error output if it fails."""
+    proc = subprocess.run(
+        list(cmd),
+        env=dict(env) if env is not None else None,
+        stdin=stdin if stdin is not None else subprocess.DEVNULL,
+        stdout=stdout if stdout is not None else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        check=False,
+    )
+    if proc.returncode != 0:
+        error = last_lines(proc.stderr.decode(errors="replace"))
+        raise RuntimeError(f"{Path(cmd[0]).name} failed (exit status {proc.returncode}): {error}")

@@ -1,0 +1,351 @@
+"""Backup speed: the integration against the dump tool alone and against what a
+user would pick instead, on the same generated database, in one run.
+
+For each size (about 100 MB and 1 GB of SQL by default), a private source
+server is filled by :mod:`bench.datagen`; one untimed ``plakar backup`` warms
+the caches and tells the dump tool's exact arguments (the snapshot's
+``/manifest.json``), which every dump-based contender then uses.  Each round
+runs every contender once, in turn (A, B, C, D, E, A, B, ...), each into a
+store, repository or directory of its own made for that run, once the machine
+is nearly idle:
+
+- ``floor``: ``mariadb-dump ARGS > /dev/null``, what any logical backup costs;
+- ``gzip``: ``mariadb-dump ARGS | gzip -1 > dump.sql.gz``;
+- ``restic``: ``mariadb-dump ARGS | restic backup --stdin`` into a new repository;
+- ``mydumper``: ``mydumper --threads 2`` into a new directory;
+- ``plakar``: ``plakar at STORE backup`` of the database into a new encrypted store.
+
+Times are medians over the rounds; each ratio is computed within a round
+against that round's ``floor`` and the median of those is reported.  The
+deduplication scenario (:mod:`bench.dedup`) runs on the same server afterwards.
+A timing never fails the benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import datagen, dedup, workload
+from bench.environment import Environment, describe_environment
+from bench.servers import SOURCE_ARGS, BenchServer, find_program, tool_version
+from bench.timing import median, run_timed, tail, wait_for_quiet
+from tests.support.plakar import Plakar, find_ptar, make_plakar, strip_ansi
+
+__all__ = ["BackupOptions", "BackupResult", "Contender", "SizeResult", "run"]
+
+GOAL_RATIO = 1.5
+"""Goal: the integration's backup in at most this many times the dump tool alone."""
+BASE = "floor"
+
+
+@dataclass(frozen=True)
+class BackupOptions:
+    sizes_mb: tuple[float, ...] = (100.0, 1000.0)
+    runs: int = 3
+    seed: str = "plakar-mysql-bench"
+    workdir: Path | None = None
+    keep: bool = False
+    quiet_timeout: float = 60.0
+    timeout: float = 3600.0
+    ptar: Path | None = None
+    mydumper_threads: int = 2
+    dedup: bool = True
+
+
+@dataclass(frozen=True)
+class Contender:
+    key: str
+    label: str
+    command: str
+    """How it is run, for the report (no secret)."""
+
+
+@dataclass
+class Run:
+    round: int
+    contender: str
+    seconds: float | None = None
+    """Wall time; None when the run failed."""
+    error: str | None = None
+    cpu_seconds: float = 0.0
+    """CPU time of the command's process tree (the server's is not included)."""
+    max_rss_kib: int = 0
+    output_bytes: int = 0
+    """What the run left on disk (store, repository, file or directory)."""
+
+
+@dataclass
+class SizeResult:
+    size_mb: float
+    sql_bytes: int = 0
+    rows: int = 0
+    data_bytes: int = 0
+    index_bytes: int = 0
+    runs: list[Run] = field(default_factory=list)
+    dedup: dedup.DedupResult | None = None
+
+    def times(self, key: str) -> list[float]:
+        return [r.seconds for r in self.runs if r.contender == key and r.seconds is not None]
+
+    def ratios(self, key: str, base: str = BASE) -> list[float]:
+        """``key``'s time over ``base``'s, round by round."""
+        out = []
+        for number in sorted({r.round for r in self.runs}):
+            by = {r.contender: r for r in self.runs if r.round == number}
+            mine, theirs = by.get(key), by.get(base)
+            if mine and theirs and mine.seconds is not None and theirs.seconds:
+                out.append(mine.seconds / theirs.seconds)
+        return out
+
+    def median_time(self, key: str) -> float | None:
+        return median(self.times(key))
+
+    def median_ratio(self, key: str, base: str = BASE) -> float | None:
+        return median(self.ratios(key, base))
+
+
+@dataclass
+class BackupResult:
+    options: dict[str, object]
+    environment: Environment
+    contenders: list[Contender] = field(default_factory=list)
+    sizes: list[SizeResult] = field(default_factory=list)
+    dump_arguments: list[str] = field(default_factory=list)
+    server_version: str = ""
+    notes: list[str] = field(default_factory=list)
+    failure: str | None = None
+
+
+def dump_arguments(plakar: Plakar, snapshot: str) -> list[str]:
+    """The arguments the integration ran its dump tool with (credentials left out)."""
+    manifest = json.loads(plakar.cat(snapshot, "/manifest.json"))
+    arguments = manifest["dump_tool"]["arguments"]
+    if not isinstance(arguments, list) or not all(isinstance(a, str) for a in arguments):
+        raise TypeError("the manifest's dump_tool.arguments is not a list of strings")
+    return [a for a in arguments if not a.startswith("--defaults")]
+
+
+class _Bench:
+    """One size: its source server, its plakar home, its contenders."""
+
+    def __init__(self, options: BackupOptions, workdir: Path, source: BenchServer) -> None:
+        self.options = options
+        self.workdir = workdir
+        self.logs = workdir / "logs"
+        self.source = source
+        self.plakar = make_plakar(workdir / "plakar", ptar=options.ptar or find_ptar())
+        self.restic = find_program("restic")
+        self.mydumper = find_program("mydumper")
+        self.password_file = workdir / "restic.password"
+        fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self.plakar.passphrase + "\n")
+        self.arguments: list[str] = []
+
+    def prepare(self) -> None:
+        """One untimed plakar backup: caches warm, the dump arguments known."""
+        snapshot = self.plakar.backup(
+            self.source.uri(datagen.DATABASE),
+            f"password={self.source.password}",
+            timeout=self.options.timeout,
+        )
+        self.arguments = dump_arguments(self.plakar, snapshot)
+
+    def contenders(self) -> list[Contender]:
+        found = [
+            Contender(
+                BASE, "mariadb-dump > /dev/null (the floor)", "mariadb-dump ARGS > /dev/null"
+            ),
+            Contender(
+                "gzip", "mariadb-dump | gzip -1", "mariadb-dump ARGS | gzip -1 > dump.sql.gz"
+            ),
+        ]
+        if self.restic:
+            found.append(
+                Contender(
+                    "restic",
+                    "mariadb-dump | restic backup --stdin",
+                    "mariadb-dump ARGS | restic -r NEW_REPO backup --stdin",
+                )
+            )
+        if self.mydumper:
+            threads = self.options.mydumper_threads
+            found.append(
+                Contender(
+                    "mydumper", f"mydumper -t {threads}", f"mydumper --threads {threads} -o NEW_DIR"
+                )
+            )
+        found.append(
+            Contender(
+                "plakar",
+                "the integration: plakar backup",
+                f"plakar at NEW_STORE backup -o password=... {self.source.uri(datagen.DATABASE)}",
+            )
+        )
+        return found
+
+    def dump_pipeline(self, tail_command: str) -> list[str]:
+        dump = shlex.join(self.source.dump_command(self.arguments))
+        return ["bash", "-o", "pipefail", "-c", f"{dump} {tail_command}"]
+
+    def command(self, key: str, out: Path) -> tuple[list[str], dict[str, str] | None]:
+        """The command of a contender writing to ``out``, and its environment."""
+        if key == BASE:
+            return self.dump_pipeline("> /dev/null"), None
+        if key == "gzip":
+            return self.dump_pipeline(f"| gzip -1 > {shlex.quote(str(out))}"), None
+        if key == "restic":
+            assert self.restic is not None
+            restic = shlex.join([self.restic, "-r", str(out), "--quiet"])
+            return self.dump_pipeline(
+                f"| {restic} backup --stdin --stdin-filename {datagen.DATABASE}.sql"
+            ), self.restic_env()
+        if key == "mydumper":
+            assert self.mydumper is not None
+            source = self.source
+            return [
+                self.mydumper,
+                f"--defaults-file={source.option_file}",
+                *("--host", source.host, "--port", str(source.port), "--user", "root"),
+                *("--database", datagen.DATABASE, "--outputdir", str(out)),
+                *("--threads", str(self.options.mydumper_threads)),
+                *("--routines", "--triggers", "--events", "--verbose", "2"),
+            ], None
+        if key == "plakar":
+            return [
+                str(self.plakar.binary),
+                "at",
+                str(out),
+                "backup",
+                "-o",
+                f"password={self.source.password}",
+                self.source.uri(datagen.DATABASE),
+            ], self.plakar.env
+        raise ValueError(key)
+
+    def restic_env(self) -> dict[str, str]:
+        return {**os.environ, "RESTIC_PASSWORD_FILE": str(self.password_file)}
+
+    def prepare_output(self, key: str, out: Path) -> None:
+        """A new, empty store or repository (untimed); nothing for the others."""
+        shutil.rmtree(out, ignore_errors=True)
+        out.unlink(missing_ok=True)
+        if key == "plakar":
+            self.plakar.run("at", str(out), "create")
+        elif key == "restic":
+            assert self.restic is not None
+            workload.check_call(
+                [self.restic, "-r", str(out), "--quiet", "init"], env=self.restic_env()
+            )
+
+    def run_one(self, number: int, contender: Contender) -> Run:
+        run = Run(number, contender.key)
+        out = self.workdir / "out" / contender.key
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.prepare_output(contender.key, out)
+        if self.options.quiet_timeout > 0:
+            wait_for_quiet(self.options.quiet_timeout)
+        cmd, env = self.command(contender.key, out)
+        timed = run_timed(
+            cmd,
+            self.logs / f"round{number}-{contender.key}.log",
+            env=env,
+            cwd=self.workdir,
+            timeout=self.options.timeout,
+        )
+        log = strip_ansi(tail(timed.log, 200))
+        if timed.timed_out:
+            run.error = f"killed after {self.options.timeout:g} s"
+        elif timed.returncode != 0:
+            run.error = f"exit status {timed.returncode}: {workload.last_lines(log)}"
+        elif contender.key == "plakar":
+            run.error = workload.plakar_failure(self.plakar, log)
+        run.cpu_seconds, run.max_rss_kib = timed.cpu_seconds, timed.max_rss_kib
+        if out.exists():
+            run.output_bytes = workload.tree_bytes(out) if out.is_dir() else out.stat().st_size
+        if run.error is None:
+            run.seconds = timed.seconds
+        shown = f"{timed.seconds:.1f} s" if run.error is None else f"FAILED: {run.error}"
+        print(f"bench: backup round {number} {contender.key}: {shown}", flush=True)
+        return run
+
+
+def _one_size(
+    options: BackupOptions, size_mb: float, workdir: Path, result: BackupResult
+) -> SizeResult:
+    measured = SizeResult(size_mb)
+    result.sizes.append(measured)
+    source = BenchServer(workdir / "source", SOURCE_ARGS)
+    result.server_version = source.version
+    bench: _Bench | None = None
+    try:
+        stats = workload.generate(source, size_mb, options.seed)
+        found = workload.inventory(source, stats)
+        measured.sql_bytes, measured.rows = stats.sql_bytes, stats.rows
+        measured.data_bytes, measured.index_bytes = found.data_bytes, found.index_bytes
+        bench = _Bench(options, workdir, source)
+        bench.prepare()
+        result.dump_arguments = bench.arguments
+        contenders = bench.contenders()
+        result.contenders = contenders
+        for number in range(1, options.runs + 1):
+            for contender in contenders:
+                measured.runs.append(bench.run_one(number, contender))
+        shutil.rmtree(workdir / "out", ignore_errors=True)
+        if options.dedup:
+            measured.dedup = dedup.run(
+                source, bench.plakar, bench.arguments, workdir / "dedup", bench.restic_env()
+            )
+    finally:
+        if bench is not None:
+            bench.plakar.close()
+        source.cleanup()
+    return measured
+
+
+def run(options: BackupOptions, progress: Callable[[str], None] = print) -> BackupResult:
+    """Run the backup benchmark at every size; never raises for a timing, only reports."""
+    owned = options.workdir is None
+    workdir = (
+        Path(tempfile.mkdtemp(prefix="plakar-mysql-bench-backup-"))
+        if options.workdir is None
+        else options.workdir.resolve()
+    )
+    result = BackupResult(
+        options={
+            "sizes_mb": list(options.sizes_mb),
+            "runs": options.runs,
+            "seed": options.seed,
+            "mydumper_threads": options.mydumper_threads,
+            "source_server_args": list(SOURCE_ARGS),
+            "generator_version": datagen.GENERATOR_VERSION,
+        },
+        environment=describe_environment({}),
+    )
+    progress(f"bench: backup, work directory {workdir}")
+    try:
+        for size_mb in options.sizes_mb:
+            _one_size(options, size_mb, workdir / f"{size_mb:g}mb", result)
+    except Exception as exc:  # a set-up failure: reported, with what was measured so far
+        result.failure = f"{type(exc).__name__}: {exc}"
+        progress(f"bench: FAILED: {result.failure}")
+    finally:
+        package = workload.package_description(options.ptar or find_ptar())
+        versions = workload.versions(None, package, myloader=False)
+        versions["MariaDB server"] = result.server_version or "not started"
+        versions["mydumper"] = tool_version(find_program("mydumper"))
+        versions["restic"] = tool_version(find_program("restic"), "version")
+        versions["gzip"] = tool_version(find_program("gzip"))
+        result.environment = describe_environment(versions)
+        if owned and not options.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            progress(f"bench: work directory kept: {workdir}")
+    return result

@@ -1,0 +1,213 @@
+"""One page and one chart from the latest results: ``bench/results/summary.md``
+and ``summary.png``, built from the JSON files the benchmarks wrote
+(``backup.json``, ``restore-<N>mb.json``, ``memory.json``), whichever exist.
+
+The README shows both.  Figures are copied from the JSON files as they are;
+nothing is measured here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: render straight to a file
+import matplotlib.pyplot as plt
+
+from bench import RESULTS
+from bench.backup import GOAL_RATIO as BACKUP_GOAL
+from bench.memory import GOAL_MIB as MEMORY_GOAL
+from bench.restore import GOAL_RATIO as RESTORE_GOAL
+
+__all__ = ["write"]
+
+Json = dict[str, Any]
+
+
+def _load(path: Path) -> Json | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _restores(directory: Path) -> dict[str, Json]:
+    """``restore-<N>mb.json`` files by size label (``"100"``), smallest first."""
+    found = {}
+    for path in directory.glob("restore-*mb.json"):
+        data = _load(path)
+        if data is not None:
+            found[f"{data['options']['size_mb']:g}"] = data
+    return dict(sorted(found.items(), key=lambda item: float(item[0])))
+
+
+def _md(text: str) -> str:
+    """``text`` for a Markdown table cell."""
+    return text.replace("|", "\\|")
+
+
+def _cell(value: float | None, form: str) -> str:
+    return "n/a" if value is None else format(value, form)
+
+
+def _backup_rows(backup: Json) -> tuple[list[str], dict[str, dict[str, float | None]]]:
+    """Markdown rows, and for the chart: ratio to the floor by contender label and size."""
+    labels = {c["key"]: c["label"] for c in backup["contenders"]}
+    sizes = list(backup["summary"])
+    rows = [
+        "| backup | " + " | ".join(f"{s} MB: s (ratio to the floor)" for s in sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+    ]
+    chart: dict[str, dict[str, float | None]] = {}
+    for key, label in labels.items():
+        cells = []
+        for size in sizes:
+            figures = backup["summary"][size].get(key, {})
+            ratio = figures.get("median_ratio_vs_floor")
+            chart.setdefault(label, {})[size] = ratio
+            cells.append(f"{_cell(figures.get('median_seconds'), '.1f')} ({_cell(ratio, '.2f')})")
+        rows.append(f"| {_md(label)} | " + " | ".join(cells) + " |")
+    return rows, chart
+
+
+def _restore_rows(
+    restores: dict[str, Json],
+) -> tuple[list[str], dict[str, dict[str, float | None]]]:
+    sizes = list(restores)
+    labels: dict[str, str] = {}
+    for data in restores.values():
+        labels.update({c["key"]: c["label"] for c in data["contenders"]})
+    rows = [
+        "| restore | "
+        + " | ".join(f"{s} MB: s (ratio to the single stream)" for s in sizes)
+        + " |",
+        "|---|" + "---|" * len(sizes),
+    ]
+    chart: dict[str, dict[str, float | None]] = {}
+    for key, label in labels.items():
+        cells = []
+        for size in sizes:
+            figures = restores[size]["summary"].get(key, {})
+            ratio = figures.get("median_ratio_vs_single")
+            chart.setdefault(label, {})[size] = ratio
+            cells.append(f"{_cell(figures.get('median_seconds'), '.1f')} ({_cell(ratio, '.2f')})")
+        rows.append(f"| {_md(label)} | " + " | ".join(cells) + " |")
+    return rows, chart
+
+
+def _dedup_rows(backup: Json) -> tuple[list[str], dict[str, dict[str, float | None]]]:
+    rows = [
+        "| stored as | size | first backup | again, unchanged | after a day of changes |",
+        "|---|---|---|---|---|",
+    ]
+    chart: dict[str, dict[str, float | None]] = {}
+    for size in backup["sizes"]:
+        found = size.get("dedup")
+        if not found:
+            continue
+        for growth in found["growth"]:
+            first = growth["first_bytes"]
+            unchanged = growth["unchanged_bytes"] / first if first else None
+            changed = growth["changed_bytes"] / first if first else None
+            chart.setdefault(growth["label"], {})[f"{size['size_mb']:g}"] = changed
+            rows.append(
+                f"| {_md(growth['label'])} | {size['size_mb']:g} MB | {first / 1e6:.1f} MB"
+                f" | {_cell(unchanged, '.2%')} | {_cell(changed, '.2%')} |"
+            )
+    return rows, chart
+
+
+def _memory_rows(memory: Json) -> tuple[list[str], dict[str, dict[str, float | None]]]:
+    peaks: dict[str, Json] = memory["summary"]["peak_kib"]
+    sizes = [label for label in peaks if label != "tiny"]
+    rows = [
+        "| peak RSS (MiB) | " + " | ".join(sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+    ]
+    chart: dict[str, dict[str, float | None]] = {}
+    for phase in ("backup", "restore"):
+        for process in ("plugin", "plakar"):
+            label = f"{process}, {phase}"
+            values = [peaks[size].get(phase, {}).get(process) for size in sizes]
+            for size, value in zip(sizes, values, strict=True):
+                chart.setdefault(label, {})[size.removesuffix(" MB")] = (
+                    value / 1024 if value else None
+                )
+            rows.append(
+                f"| {label} | "
+                + " | ".join(_cell(v / 1024 if v else None, ".1f") for v in values)
+                + " |"
+            )
+    return rows, chart
+
+
+Panel = tuple[str, dict[str, dict[str, float | None]], str, float | None]
+"""Title, values by series label and size, unit, and the goal (a dashed line) if any."""
+
+
+def _bars(axis: Any, panel: Panel) -> None:
+    """Grouped bars: one group per size, one bar per contender."""
+    title, series, unit, goal = panel
+    sizes = sorted({size for values in series.values() for size in values}, key=float)
+    width = 0.8 / max(len(series), 1)
+    for index, (label, values) in enumerate(series.items()):
+        xs = [i + index * width for i in range(len(sizes))]
+        ys = [values.get(size) or 0.0 for size in sizes]
+        axis.bar(xs, ys, width, label=label)
+    axis.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(sizes))])
+    axis.set_xticklabels([f"{size} MB" for size in sizes])
+    axis.set_title(title, fontsize=10)
+    axis.set_ylabel(unit, fontsize=9)
+    if goal is not None:
+        axis.axhline(goal, color="black", linestyle="--", linewidth=1, label=f"goal {goal:g}")
+    axis.legend(fontsize=7)
+
+
+def write(directory: Path = RESULTS) -> Path:
+    """Write ``summary.md`` and ``summary.png`` into ``directory``; return the Markdown path."""
+    backup, memory = _load(directory / "backup.json"), _load(directory / "memory.json")
+    restores = _restores(directory)
+    lines = ["# Benchmark summary", ""]
+    panels: list[Panel] = []
+    if backup:
+        lines += [f"Backup measured {backup['environment']['date']}; details in backup.md.", ""]
+        rows, chart = _backup_rows(backup)
+        lines += [*rows, ""]
+        panels.append(
+            ("Backup time, ratio to mariadb-dump > /dev/null", chart, "ratio", BACKUP_GOAL)
+        )
+        rows, chart = _dedup_rows(backup)
+        lines += [*rows, ""]
+        panels.append(("Store growth after a day of changes", chart, "share of 1st backup", None))
+    if restores:
+        any_restore = next(iter(restores.values()))
+        lines += [
+            f"Restore measured {any_restore['environment']['date']};"
+            " details in restore-<size>mb.md.",
+            "",
+        ]
+        rows, chart = _restore_rows(restores)
+        lines += [*rows, ""]
+        panels.append(("Restore time, ratio to mariadb < dump.sql", chart, "ratio", RESTORE_GOAL))
+    if memory:
+        lines += [f"Memory measured {memory['environment']['date']}; details in memory.md.", ""]
+        rows, chart = _memory_rows(memory)
+        lines += [*rows, ""]
+        panels.append(("Peak resident memory (goal: the plugins)", chart, "MiB", MEMORY_GOAL))
+    path = directory / "summary.md"
+    directory.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    grid_rows = max((len(panels) + 1) // 2, 1)
+    figure, axes = plt.subplots(grid_rows, 2, figsize=(11, 4.2 * grid_rows), squeeze=False)
+    for axis, panel in zip(axes.flat, panels, strict=False):
+        _bars(axis, panel)
+    for axis in list(axes.flat)[len(panels) :]:
+        axis.set_visible(False)
+    figure.tight_layout()
+    figure.savefig(path.with_suffix(".png"), dpi=110)
+    plt.close(figure)
+    return path
