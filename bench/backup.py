@@ -13,6 +13,8 @@ is nearly idle:
 - ``gzip``: ``mariadb-dump ARGS | gzip -1 > dump.sql.gz``;
 - ``restic``: ``mariadb-dump ARGS | restic backup --stdin`` into a new repository;
 - ``mydumper``: ``mydumper --threads 2`` into a new directory;
+- ``plakar-file``: ``plakar at STORE backup`` of a directory holding the same
+  dump, written once beforehand: what Plakar itself costs, without the plugin;
 - ``plakar``: ``plakar at STORE backup`` of the database into a new encrypted store.
 
 Times are medians over the rounds; each ratio is computed within a round
@@ -148,6 +150,7 @@ class _Bench:
         with os.fdopen(fd, "w") as fh:
             fh.write(self.plakar.passphrase + "\n")
         self.arguments: list[str] = []
+        self.dump_dir = workdir / "dump"
 
     def prepare(self) -> None:
         """One untimed plakar backup: caches warm, the dump arguments known."""
@@ -157,6 +160,9 @@ class _Bench:
             timeout=self.options.timeout,
         )
         self.arguments = dump_arguments(self.plakar, snapshot)
+        self.dump_dir.mkdir(parents=True, exist_ok=True)
+        with (self.dump_dir / f"{datagen.DATABASE}.sql").open("wb") as out:
+            workload.check_call(self.source.dump_command(self.arguments), stdout=out)
 
     def contenders(self) -> list[Contender]:
         found = [
@@ -182,6 +188,13 @@ class _Bench:
                     "mydumper", f"mydumper -t {threads}", f"mydumper --threads {threads} -o NEW_DIR"
                 )
             )
+        found.append(
+            Contender(
+                "plakar-file",
+                "plakar backup of the dump file (Plakar alone)",
+                "plakar at NEW_STORE backup DIRECTORY_WITH_THE_DUMP",
+            )
+        )
         found.append(
             Contender(
                 "plakar",
@@ -218,6 +231,10 @@ class _Bench:
                 *("--threads", str(self.options.mydumper_threads)),
                 *("--routines", "--triggers", "--events", "--verbose", "2"),
             ], None
+        if key == "plakar-file":
+            return [str(self.plakar.binary), "at", str(out), "backup", str(self.dump_dir)], (
+                self.plakar.env
+            )
         if key == "plakar":
             return [
                 str(self.plakar.binary),
@@ -237,7 +254,7 @@ class _Bench:
         """A new, empty store or repository (untimed); nothing for the others."""
         shutil.rmtree(out, ignore_errors=True)
         out.unlink(missing_ok=True)
-        if key == "plakar":
+        if key.startswith("plakar"):
             self.plakar.run("at", str(out), "create")
         elif key == "restic":
             assert self.restic is not None
@@ -265,7 +282,7 @@ class _Bench:
             run.error = f"killed after {self.options.timeout:g} s"
         elif timed.returncode != 0:
             run.error = f"exit status {timed.returncode}: {workload.last_lines(log)}"
-        elif contender.key == "plakar":
+        elif contender.key.startswith("plakar"):
             run.error = workload.plakar_failure(self.plakar, log)
         run.cpu_seconds, run.max_rss_kib = timed.cpu_seconds, timed.max_rss_kib
         if out.exists():
