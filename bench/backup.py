@@ -25,7 +25,6 @@ A timing never fails the benchmark.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
@@ -38,7 +37,7 @@ from bench import datagen, dedup, workload
 from bench.environment import Environment, describe_environment
 from bench.servers import SOURCE_ARGS, BenchServer, find_program, tool_version
 from bench.timing import median, run_timed, tail, wait_for_quiet
-from tests.support.plakar import Plakar, find_ptar, make_plakar, strip_ansi
+from tests.support.plakar import find_ptar, make_plakar, strip_ansi
 
 __all__ = ["BackupOptions", "BackupResult", "Contender", "SizeResult", "run"]
 
@@ -125,15 +124,6 @@ class BackupResult:
     failure: str | None = None
 
 
-def dump_arguments(plakar: Plakar, snapshot: str) -> list[str]:
-    """The arguments the integration ran its dump tool with (credentials left out)."""
-    manifest = json.loads(plakar.cat(snapshot, "/manifest.json"))
-    arguments = manifest["dump_tool"]["arguments"]
-    if not isinstance(arguments, list) or not all(isinstance(a, str) for a in arguments):
-        raise TypeError("the manifest's dump_tool.arguments is not a list of strings")
-    return [a for a in arguments if not a.startswith("--defaults")]
-
-
 class _Bench:
     """One size: its source server, its plakar home, its contenders."""
 
@@ -159,7 +149,7 @@ class _Bench:
             f"password={self.source.password}",
             timeout=self.options.timeout,
         )
-        self.arguments = dump_arguments(self.plakar, snapshot)
+        self.arguments = workload.dump_arguments(self.plakar, snapshot)
         self.dump_dir.mkdir(parents=True, exist_ok=True)
         with (self.dump_dir / f"{datagen.DATABASE}.sql").open("wb") as out:
             workload.check_call(self.source.dump_command(self.arguments), stdout=out)

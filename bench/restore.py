@@ -44,7 +44,6 @@ and the peak memory of its processes.  A timing never fails the benchmark.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -280,12 +279,9 @@ class _Bench:
     def dump_arguments(self, plakar: Plakar) -> list[str]:
         """The arguments the integration ran its dump tool with, from the manifest."""
         try:
-            manifest = json.loads(plakar.cat(self.snapshot, "/manifest.json"))
-            arguments = manifest["dump_tool"]["arguments"]
-            if isinstance(arguments, list) and all(isinstance(a, str) for a in arguments):
-                self.result.dump_arguments_from = "the snapshot's /manifest.json"
-                return [a for a in arguments if not a.startswith("--defaults")]
-            raise TypeError("dump_tool.arguments is not a list of strings")
+            arguments = workload.dump_arguments(plakar, self.snapshot)
+            self.result.dump_arguments_from = "the snapshot's /manifest.json"
+            return arguments
         except Exception as exc:  # the manifest's layout is not ours to rely on
             self.result.dump_arguments_from = (
                 f"a built-in copy of dump_arguments() (manifest: {type(exc).__name__}: {exc})"

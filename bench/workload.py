@@ -18,6 +18,7 @@ error lines, a restored copy whose row counts or objects differ):
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -199,3 +200,13 @@ def check_call(
     if proc.returncode != 0:
         error = last_lines(proc.stderr.decode(errors="replace"))
         raise RuntimeError(f"{Path(cmd[0]).name} failed (exit status {proc.returncode}): {error}")
+
+
+def dump_arguments(plakar: Plakar, snapshot: str) -> list[str]:
+    """The arguments the integration ran its dump tool with, from the snapshot's
+    ``/manifest.json`` (credentials left out)."""
+    manifest = json.loads(plakar.cat(snapshot, "/manifest.json"))
+    arguments = manifest["dump_tool"]["arguments"]
+    if not isinstance(arguments, list) or not all(isinstance(a, str) for a in arguments):
+        raise TypeError("the manifest's dump_tool.arguments is not a list of strings")
+    return [a for a in arguments if not a.startswith("--defaults")]

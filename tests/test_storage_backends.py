@@ -11,18 +11,21 @@ storage server holds to show that the marker never reached it in clear.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
 
 import pytest
 from conftest import MariaDBFactory
 from support.compare import describe_database, diff
+from support.fuse import MountedServer
 from support.mariadb import MariaDBServer
 from support.plakar import Plakar, find_ptar, make_plakar
 from support.s3 import S3Server, s3_tools_missing
 from support.sftp import SFTPServer, ssh_tools_missing
 
+Server = TypeVar("Server", bound=MountedServer)
 MARKER = "plakar-marker-0d5e7b31-in-clear"
 #: Never in clear in a store: the marker (as written, and as UTF-16) and a
 #: statement every dump holds.
@@ -78,12 +81,11 @@ def assert_no_clear_data(root: Path) -> None:
             assert needle not in data, f"{needle!r} in clear in {path}"
 
 
-@pytest.fixture
-def sftp(tmp_path: Path) -> Iterator[SFTPServer]:
-    reason = ssh_tools_missing()
-    if reason is not None:
-        pytest.fail(reason)
-    server = SFTPServer(tmp_path / "sshd")
+def _running(missing: str | None, start: Callable[[], Server]) -> Iterator[Server]:
+    """A storage server for one test, stopped (and unmounted) afterwards."""
+    if missing is not None:
+        pytest.fail(missing)
+    server = start()
     try:
         yield server
     finally:
@@ -92,14 +94,12 @@ def sftp(tmp_path: Path) -> Iterator[SFTPServer]:
 
 @pytest.fixture
 def s3(tmp_path: Path) -> Iterator[S3Server]:
-    reason = s3_tools_missing()
-    if reason is not None:
-        pytest.fail(reason)
-    server = S3Server(tmp_path / "s3")
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(s3_tools_missing(), lambda: S3Server(tmp_path / "s3"))
+
+
+@pytest.fixture
+def sftp(tmp_path: Path) -> Iterator[SFTPServer]:
+    yield from _running(ssh_tools_missing(), lambda: SFTPServer(tmp_path / "sshd"))
 
 
 def test_store_on_s3_object_storage(

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .fuse import MountedServer, fuse_missing
 from .mariadb import free_port
 from .plakar import ROOT
 
@@ -31,16 +32,15 @@ def s3_tools_missing() -> str | None:
     if not VERSITYGW.is_file():
         return f"{VERSITYGW} is missing (make test builds it)"
     if shutil.which("s3fs") is None:
-        return "s3fs not installed (make deps installs it)"
-    if not Path("/dev/fuse").exists():
-        return "/dev/fuse is missing: s3fs cannot mount"
-    return None
+        return "s3fs not installed (make test-deps installs it)"
+    return fuse_missing()
 
 
-class S3Server:
+class S3Server(MountedServer):
     """versitygw on 127.0.0.1:``port``, one account, buckets below ``root``."""
 
     def __init__(self, base: Path) -> None:
+        super().__init__()
         self.base = base
         self.root = base / "objects"
         self.root.mkdir(parents=True)
@@ -48,7 +48,6 @@ class S3Server:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.access_key = "plakar-test"
         self.secret_key = secrets.token_urlsafe(24)
-        self._mounts: list[Path] = []
         env = dict(
             os.environ,
             ROOT_ACCESS_KEY=self.access_key,
@@ -56,7 +55,7 @@ class S3Server:
         )
         self.log = base / "versitygw.log"
         with self.log.open("wb") as log:
-            self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
+            self.process = subprocess.Popen(
                 [
                     str(VERSITYGW),
                     "--quiet",
@@ -80,7 +79,7 @@ class S3Server:
             except urllib.error.HTTPError:
                 return  # an S3 error answer (403 without credentials): it is up
             except OSError as exc:
-                if self._process is not None and self._process.poll() is not None:
+                if self.process is not None and self.process.poll() is not None:
                     raise AssertionError(f"versitygw exited: {self.log.read_text()}") from exc
                 if time.monotonic() > deadline:
                     raise AssertionError(f"versitygw did not start in {timeout:g}s") from exc
@@ -94,7 +93,6 @@ class S3Server:
 
     def mount(self, bucket: str, mountpoint: Path) -> Path:
         """Mount ``bucket`` at ``mountpoint`` with s3fs (path-style requests)."""
-        mountpoint.mkdir(parents=True, exist_ok=True)
         credentials = self.base / f"s3fs-{bucket}.passwd"
         credentials.touch(mode=0o600)
         credentials.write_text(f"{self.access_key}:{self.secret_key}\n")
@@ -106,15 +104,4 @@ class S3Server:
                 "endpoint=us-east-1",
             ]
         )
-        subprocess.run(["s3fs", bucket, str(mountpoint), "-o", options], check=True, timeout=30)
-        self._mounts.append(mountpoint)
-        return mountpoint
-
-    def stop(self) -> None:
-        for mountpoint in reversed(self._mounts):
-            subprocess.run(["fusermount", "-u", str(mountpoint)], check=False)
-        self._mounts.clear()
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=15)
-            self._process = None
+        return self.mount_with(["s3fs", bucket, "-o", options], mountpoint)

@@ -15,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from .fuse import MountedServer, fuse_missing
 from .mariadb import free_port
 
 SSHD = "/usr/sbin/sshd"
@@ -24,23 +25,20 @@ def ssh_tools_missing() -> str | None:
     """Why SFTP tests cannot run here, or None."""
     missing = [tool for tool in (SSHD, "ssh-keygen", "sshfs") if shutil.which(tool) is None]
     if missing:
-        return f"{', '.join(missing)} not installed (make deps installs them)"
-    if not Path("/dev/fuse").exists():
-        return "/dev/fuse is missing: sshfs cannot mount"
-    return None
+        return f"{', '.join(missing)} not installed (make test-deps installs them)"
+    return fuse_missing()
 
 
-class SFTPServer:
+class SFTPServer(MountedServer):
     """``sshd`` on 127.0.0.1:``port`` for the current user, keys only."""
 
     def __init__(self, base: Path) -> None:
+        super().__init__()
         self.base = base
         self.base.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.user_key = self.base / "user_key"
         self.known_hosts = self.base / "known_hosts"
-        self._mounts: list[Path] = []
-        self._process: subprocess.Popen[bytes] | None = None
         host_key = self.base / "host_key"
         for key in (host_key, self.user_key):
             subprocess.run(
@@ -66,13 +64,13 @@ class SFTPServer:
         Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
         self.log = self.base / "sshd.log"
         # -D: stays in the foreground, so the process is ours to stop.
-        self._process = subprocess.Popen([SSHD, "-D", "-f", str(config), "-E", str(self.log)])
+        self.process = subprocess.Popen([SSHD, "-D", "-f", str(config), "-E", str(self.log)])
         self._wait_listening()
 
     def _wait_listening(self, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
         while "Server listening" not in (self.log.read_text() if self.log.exists() else ""):
-            if self._process is not None and self._process.poll() is not None:
+            if self.process is not None and self.process.poll() is not None:
                 raise AssertionError(f"sshd exited: {self.log.read_text()}")
             if time.monotonic() > deadline:
                 raise AssertionError(f"sshd did not start in {timeout:g}s")
@@ -80,7 +78,6 @@ class SFTPServer:
 
     def mount(self, remote_dir: Path, mountpoint: Path) -> Path:
         """Mount ``remote_dir`` of the server at ``mountpoint`` over SFTP."""
-        mountpoint.mkdir(parents=True, exist_ok=True)
         options = ",".join(
             [
                 f"IdentityFile={self.user_key}",
@@ -90,19 +87,4 @@ class SFTPServer:
             ]
         )
         source = f"{getpass.getuser()}@127.0.0.1:{remote_dir}"
-        subprocess.run(
-            ["sshfs", "-p", str(self.port), "-o", options, source, str(mountpoint)],
-            check=True,
-            timeout=30,
-        )
-        self._mounts.append(mountpoint)
-        return mountpoint
-
-    def stop(self) -> None:
-        for mountpoint in reversed(self._mounts):
-            subprocess.run(["fusermount", "-u", str(mountpoint)], check=False)
-        self._mounts.clear()
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=15)
-            self._process = None
+        return self.mount_with(["sshfs", "-p", str(self.port), "-o", options, source], mountpoint)
