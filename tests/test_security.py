@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import MariaDBFactory
-from support.plakar import Plakar
+from support.plakar import Plakar, assert_no_clear_data
 from test_backup_restore import password, uri
 
 MARKER = "plakar-marker-5f1c2a9e-in-clear"
@@ -119,10 +119,6 @@ def test_encrypted_store_holds_no_clear_data(
     snapshot = plakar.backup(uri(server, "shop"), password(server))
     assert MARKER.encode() in plakar.cat(snapshot, "/databases/shop/tables/t.sql")
 
-    needles = [MARKER.encode(), MARKER.encode("utf-16-le"), b"CREATE TABLE `t`"]
-    files = [path for path in plakar.store.rglob("*") if path.is_file()]
-    assert files
-    for path in files:
-        data = path.read_bytes()
-        for needle in needles:
-            assert needle not in data, f"{needle!r} in clear in {path}"
+    assert_no_clear_data(
+        Path(plakar.store), [MARKER.encode(), MARKER.encode("utf-16-le"), b"CREATE TABLE `t`"]
+    )

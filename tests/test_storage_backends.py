@@ -21,23 +21,16 @@ from conftest import MariaDBFactory
 from support.compare import describe_database, diff
 from support.fuse import MountedServer
 from support.mariadb import MariaDBServer
-from support.plakar import Plakar, find_ptar, make_plakar
+from support.plakar import Plakar, assert_no_clear_data, find_ptar, make_plakar
 from support.s3 import S3Server, s3_tools_missing
 from support.sftp import SFTPServer, ssh_tools_missing
+from test_backup_restore import password, uri
 
 Server = TypeVar("Server", bound=MountedServer)
 MARKER = "plakar-marker-0d5e7b31-in-clear"
 #: Never in clear in a store: the marker (as written, and as UTF-16) and a
 #: statement every dump holds.
 NEEDLES = (MARKER.encode(), MARKER.encode("utf-16-le"), b"CREATE TABLE `")
-
-
-def uri(server: MariaDBServer) -> str:
-    return f"mysql://root@{server.host}:{server.port}/"
-
-
-def password(server: MariaDBServer) -> str:
-    return f"password={server.root_password}"
 
 
 @pytest.fixture
@@ -69,16 +62,6 @@ def restore_and_compare(
     plakar.restore(snapshot, uri(target), password(target))
     for database in ("sakila", marked):
         assert diff(describe_database(source, database), describe_database(target, database)) == []
-
-
-def assert_no_clear_data(root: Path) -> None:
-    """Every file below ``root`` (the storage server's own files) is free of :data:`NEEDLES`."""
-    files = [path for path in root.rglob("*") if path.is_file()]
-    assert files, f"nothing stored below {root}"
-    for path in files:
-        data = path.read_bytes()
-        for needle in NEEDLES:
-            assert needle not in data, f"{needle!r} in clear in {path}"
 
 
 def _running(missing: str | None, start: Callable[[], Server]) -> Iterator[Server]:
@@ -117,7 +100,7 @@ def test_store_on_s3_object_storage(
     plakar.check(snapshot)
     assert (bucket / "mysql" / "CONFIG").is_file()
     restore_and_compare(plakar, snapshot, sakila_server, mariadb_factory(), marked)
-    assert_no_clear_data(s3.root)
+    assert_no_clear_data(s3.root, NEEDLES)
 
 
 def test_local_store_synced_to_s3_restores_from_the_copy(
@@ -139,7 +122,7 @@ def test_local_store_synced_to_s3_restores_from_the_copy(
     plakar.run("store", "add", "offsite", str(copy), f"passphrase_cmd=cat {secret}")
     plakar.run("at", "@offsite", "create")
     plakar.at("sync", "to", "@offsite")
-    assert_no_clear_data(s3.root)
+    assert_no_clear_data(s3.root, NEEDLES)
 
     # The copy alone, from another home: the local store plays no part.
     remote = Plakar(tmp_path / "elsewhere", store=copy, passphrase=plakar.passphrase)
@@ -165,7 +148,7 @@ def test_store_on_an_sftp_server(
     plakar.check(snapshot)
     assert (served / "store" / "CONFIG").is_file()
     restore_and_compare(plakar, snapshot, sakila_server, mariadb_factory(), marked)
-    assert_no_clear_data(served)
+    assert_no_clear_data(served, NEEDLES)
 
 
 def test_cold_storage_archive_restores_into_a_fresh_server(
@@ -181,7 +164,7 @@ def test_cold_storage_archive_restores_into_a_fresh_server(
     archive = tmp_path / "cold" / "mysql.ptar"
     archive.parent.mkdir()
     plakar.run("ptar", "-k", "@live", "-o", str(archive))
-    assert_no_clear_data(archive.parent)
+    assert_no_clear_data(archive.parent, NEEDLES)
 
     # Another host: only the archive and its passphrase, a new home, the package.
     cold = Plakar(tmp_path / "elsewhere", store=archive, passphrase=plakar.passphrase)

@@ -354,6 +354,17 @@ class Plakar:
         return self.at(*args, timeout=timeout)
 
 
+def assert_no_clear_data(root: Path, needles: Sequence[bytes]) -> None:
+    """Every file below ``root`` (a store, or what a storage server holds) is
+    free of each of ``needles``; and there is at least one file."""
+    files = [path for path in root.rglob("*") if path.is_file()]
+    assert files, f"nothing stored below {root}"
+    for path in files:
+        data = path.read_bytes()
+        for needle in needles:
+            assert needle not in data, f"{needle!r} in clear in {path}"
+
+
 def _group_processes(pgid: int) -> str:
     """``ps`` lines (state, CPU, elapsed time, command) of the session ``pgid`` leads."""
     listing = subprocess.run(
