@@ -36,7 +36,15 @@ from pathlib import Path
 from bench import datagen, dedup, workload
 from bench.environment import Environment, describe_environment
 from bench.servers import SOURCE_ARGS, BenchServer, find_program, tool_version
-from bench.timing import median, run_timed, tail, wait_for_quiet
+from bench.timing import (
+    Contender,
+    median,
+    round_ratios,
+    run_timed,
+    run_times,
+    tail,
+    wait_for_quiet,
+)
 from tests.support.plakar import find_ptar, make_plakar, strip_ansi
 
 __all__ = ["BackupOptions", "BackupResult", "Contender", "SizeResult", "run"]
@@ -58,14 +66,6 @@ class BackupOptions:
     ptar: Path | None = None
     mydumper_threads: int = 2
     dedup: bool = True
-
-
-@dataclass(frozen=True)
-class Contender:
-    key: str
-    label: str
-    command: str
-    """How it is run, for the report (no secret)."""
 
 
 @dataclass
@@ -93,17 +93,10 @@ class SizeResult:
     dedup: dedup.DedupResult | None = None
 
     def times(self, key: str) -> list[float]:
-        return [r.seconds for r in self.runs if r.contender == key and r.seconds is not None]
+        return run_times(self.runs, key)
 
     def ratios(self, key: str, base: str = BASE) -> list[float]:
-        """``key``'s time over ``base``'s, round by round."""
-        out = []
-        for number in sorted({r.round for r in self.runs}):
-            by = {r.contender: r for r in self.runs if r.round == number}
-            mine, theirs = by.get(key), by.get(base)
-            if mine and theirs and mine.seconds is not None and theirs.seconds:
-                out.append(mine.seconds / theirs.seconds)
-        return out
+        return round_ratios(self.runs, key, base)
 
     def median_time(self, key: str) -> float | None:
         return median(self.times(key))

@@ -33,6 +33,7 @@ from bench.memory import (
 from bench.restore import ALONE_SHARE, GOAL_RATIO, RestoreResult, Run
 
 __all__ = [
+    "markdown_cell",
     "render_backup",
     "render_memory",
     "render_restore",
@@ -502,7 +503,7 @@ def write_memory(result: MemoryResult, command: str, directory: Path = RESULTS) 
     return _write(directory, "memory", render_memory(result, command), data)
 
 
-def _md(text: str) -> str:
+def markdown_cell(text: str) -> str:
     """``text`` for a Markdown table cell (a ``|`` would end the cell)."""
     return text.replace("|", "\\|")
 
@@ -530,7 +531,7 @@ def _dedup_lines(size: BackupSize) -> list[str]:
     ]
     for g in found.growth:
         lines.append(
-            f"| {_md(g.label)} | {g.first_bytes / 1e6:.1f} MB"
+            f"| {markdown_cell(g.label)} | {g.first_bytes / 1e6:.1f} MB"
             f" | +{g.unchanged_bytes / 1e6:.2f} MB ({_share(g.share(g.unchanged_bytes))})"
             f" | +{g.changed_bytes / 1e6:.2f} MB ({_share(g.share(g.changed_bytes))}) |"
         )
@@ -604,7 +605,7 @@ def render_backup(result: BackupResult, command: str) -> str:
             rss = max((r.max_rss_kib for r in ok), default=0)
             out = sorted(r.output_bytes for r in ok)
             lines.append(
-                f"| {_md(c.label)} | {_seconds(size.median_time(c.key))}"
+                f"| {markdown_cell(c.label)} | {_seconds(size.median_time(c.key))}"
                 f" | {_ratio(size.median_ratio(c.key))}"
                 f" | {_seconds(cpu[len(cpu) // 2] if cpu else None)}"
                 f" | {rss / 1024:.0f} | {out[len(out) // 2] / 1e6 if out else 0:.0f}"

@@ -57,11 +57,14 @@ from bench import datagen, workload
 from bench.environment import Environment, describe_environment
 from bench.servers import SOURCE_ARGS, TARGET_ARGS, BenchServer, find_program
 from bench.timing import (
+    Contender,
     Timed,
     busy_cpu_seconds,
     load_average,
     median,
+    round_ratios,
     run_timed,
+    run_times,
     tail,
     wait_for_quiet,
 )
@@ -117,14 +120,6 @@ class RestoreOptions:
     grows its system and undo tablespaces, which no later run pays for."""
 
 
-@dataclass(frozen=True)
-class Contender:
-    key: str
-    label: str
-    command: str
-    """How it is run, for the report (no secret)."""
-
-
 @dataclass
 class Run:
     round: int
@@ -160,6 +155,10 @@ class Run:
     """What the target's mariadbd wrote to storage during the run."""
 
 
+def _both_alone(mine: Run, theirs: Run) -> bool:
+    return mine.alone and theirs.alone
+
+
 @dataclass
 class Step:
     """A one-off step of the set-up, timed for information."""
@@ -189,21 +188,12 @@ class RestoreResult:
     failure: str | None = None
 
     def times(self, key: str) -> list[float]:
-        return [r.seconds for r in self.runs if r.contender == key and r.seconds is not None]
+        return run_times(self.runs, key)
 
     def ratios(self, key: str, base: str = "single", *, alone: bool = False) -> list[float]:
-        """``key``'s time over ``base``'s, round by round (rounds where both succeeded;
-        with ``alone``, only rounds where neither run shared the machine with other work)."""
-        out = []
-        for number in sorted({r.round for r in self.runs if r.round > 0}):
-            by = {r.contender: r for r in self.runs if r.round == number}
-            mine, theirs = by.get(key), by.get(base)
-            if mine is None or theirs is None or mine.seconds is None or not theirs.seconds:
-                continue
-            if alone and not (mine.alone and theirs.alone):
-                continue
-            out.append(mine.seconds / theirs.seconds)
-        return out
+        """``key``'s time over ``base``'s, round by round (with ``alone``, only rounds
+        where neither run shared the machine with other work)."""
+        return round_ratios(self.runs, key, base, _both_alone if alone else None)
 
     def median_time(self, key: str) -> float | None:
         return median(self.times(key))

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 from bench import RESULTS
 from bench.backup import GOAL_RATIO as BACKUP_GOAL
 from bench.memory import GOAL_MIB as MEMORY_GOAL
+from bench.report import markdown_cell
 from bench.restore import GOAL_RATIO as RESTORE_GOAL
 
 __all__ = ["write"]
@@ -60,57 +61,34 @@ def _restores(directory: Path) -> dict[str, Json]:
     return dict(sorted(found.items(), key=lambda item: float(item[0])))
 
 
-def _md(text: str) -> str:
-    """``text`` for a Markdown table cell."""
-    return text.replace("|", "\\|")
-
-
 def _cell(value: float | None, form: str) -> str:
     return "n/a" if value is None else format(value, form)
 
 
-def _backup_rows(backup: Json) -> tuple[list[str], dict[str, dict[str, float | None]]]:
-    """Markdown rows, and for the chart: ratio to the floor by contender label and size."""
-    labels = {c["key"]: c["label"] for c in backup["contenders"]}
-    sizes = list(backup["summary"])
-    rows = [
-        "| backup | " + " | ".join(f"{s} MB: s (ratio to the floor)" for s in sizes) + " |",
-        "|---|" + "---|" * len(sizes),
-    ]
-    chart: dict[str, dict[str, float | None]] = {}
-    for key, label in labels.items():
-        cells = []
-        for size in sizes:
-            figures = backup["summary"][size].get(key, {})
-            ratio = figures.get("median_ratio_vs_floor")
-            chart.setdefault(label, {})[size] = ratio
-            cells.append(f"{_cell(figures.get('median_seconds'), '.1f')} ({_cell(ratio, '.2f')})")
-        rows.append(f"| {_md(label)} | " + " | ".join(cells) + " |")
-    return rows, chart
-
-
-def _restore_rows(
-    restores: dict[str, Json],
+def _time_rows(
+    title: str,
+    base: str,
+    labels: dict[str, str],
+    by_size: dict[str, Json],
+    ratio_field: str,
 ) -> tuple[list[str], dict[str, dict[str, float | None]]]:
-    sizes = list(restores)
-    labels: dict[str, str] = {}
-    for data in restores.values():
-        labels.update({c["key"]: c["label"] for c in data["contenders"]})
+    """Markdown rows (median seconds and ratio to ``base`` per size, a contender per
+    row), and for the chart: the ratios by contender label and size.  ``by_size``
+    maps a size to its summary (contender key to figures)."""
+    sizes = list(by_size)
     rows = [
-        "| restore | "
-        + " | ".join(f"{s} MB: s (ratio to the single stream)" for s in sizes)
-        + " |",
+        f"| {title} | " + " | ".join(f"{s} MB: s (ratio to {base})" for s in sizes) + " |",
         "|---|" + "---|" * len(sizes),
     ]
     chart: dict[str, dict[str, float | None]] = {}
     for key, label in labels.items():
         cells = []
         for size in sizes:
-            figures = restores[size]["summary"].get(key, {})
-            ratio = figures.get("median_ratio_vs_single")
+            figures = by_size[size].get(key, {})
+            ratio = figures.get(ratio_field)
             chart.setdefault(label, {})[size] = ratio
             cells.append(f"{_cell(figures.get('median_seconds'), '.1f')} ({_cell(ratio, '.2f')})")
-        rows.append(f"| {_md(label)} | " + " | ".join(cells) + " |")
+        rows.append(f"| {markdown_cell(label)} | " + " | ".join(cells) + " |")
     return rows, chart
 
 
@@ -130,8 +108,8 @@ def _dedup_rows(backup: Json) -> tuple[list[str], dict[str, dict[str, float | No
             changed = growth["changed_bytes"] / first if first else None
             chart.setdefault(growth["label"], {})[f"{size['size_mb']:g}"] = changed
             rows.append(
-                f"| {_md(growth['label'])} | {size['size_mb']:g} MB | {first / 1e6:.1f} MB"
-                f" | {_cell(unchanged, '.2%')} | {_cell(changed, '.2%')} |"
+                f"| {markdown_cell(growth['label'])} | {size['size_mb']:g} MB"
+                f" | {first / 1e6:.1f} MB | {_cell(unchanged, '.2%')} | {_cell(changed, '.2%')} |"
             )
     return rows, chart
 
@@ -190,7 +168,10 @@ def write(directory: Path = RESULTS) -> Path:
     panels: list[Panel] = []
     if backup:
         lines += [f"Backup measured {backup['environment']['date']}; details in backup.md.", ""]
-        rows, chart = _backup_rows(backup)
+        labels = {c["key"]: c["label"] for c in backup["contenders"]}
+        rows, chart = _time_rows(
+            "backup", "the floor", labels, backup["summary"], "median_ratio_vs_floor"
+        )
         lines += [*rows, ""]
         panels.append(
             ("Backup time, ratio to mariadb-dump > /dev/null", chart, "ratio", BACKUP_GOAL)
@@ -205,7 +186,11 @@ def write(directory: Path = RESULTS) -> Path:
             " details in restore-<size>mb.md.",
             "",
         ]
-        rows, chart = _restore_rows(restores)
+        labels = {c["key"]: c["label"] for data in restores.values() for c in data["contenders"]}
+        summaries = {size: data["summary"] for size, data in restores.items()}
+        rows, chart = _time_rows(
+            "restore", "the single stream", labels, summaries, "median_ratio_vs_single"
+        )
         lines += [*rows, ""]
         panels.append(("Restore time, ratio to mariadb < dump.sql", chart, "ratio", RESTORE_GOAL))
     if memory:
