@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import pytest
 from conftest import MariaDBFactory
+from support import shop
 from support.compare import describe_database, describe_server, diff
 from support.mariadb import MariaDBServer, quote_identifier
 from support.plakar import Plakar
@@ -46,71 +47,64 @@ def fill_awkward(server: MariaDBServer) -> None:
     server.execute(f"CREATE VIEW {db}.`v``iew` AS SELECT id, t FROM {db}.{table} WHERE id > 1")
 
 
-def test_sakila_single_database_into_a_renamed_database(
-    plakar: Plakar, sakila_server: MariaDBServer
+def test_shop_single_database_into_a_renamed_database(
+    plakar: Plakar, shop_server: MariaDBServer
 ) -> None:
-    snapshot = plakar.backup(uri(sakila_server, "sakila"), password(sakila_server))
+    snapshot = plakar.backup(uri(shop_server, "shop"), password(shop_server))
     names = {entry.name for entry in plakar.ls(snapshot)}
     assert names == {"catalog.json", "databases", "manifest.json"}
-    layout = {e.name for e in plakar.ls(snapshot, "/databases/sakila")}
-    assert layout == {"schema.sql", "tables", "views.sql", "routines.sql"}  # no event
-    tables = {e.name for e in plakar.ls(snapshot, "/databases/sakila/tables")}
-    assert len(tables) == 16 and "film_text.sql" in tables
+    layout = {e.name for e in plakar.ls(snapshot, "/databases/shop")}
+    assert layout == {"schema.sql", "tables", "views.sql", "routines.sql", "events.sql"}
+    tables = {e.name for e in plakar.ls(snapshot, "/databases/shop/tables")}
+    assert tables == {f"{name}.sql" for name in shop.TABLES}
     manifest = json.loads(plakar.cat(snapshot, "/manifest.json"))
     assert manifest["scope"] == "database" and manifest["flavour"] == "mariadb"
-    assert [d["name"] for d in manifest["databases"]] == ["sakila"]
-    assert manifest["files"]["/databases/sakila/tables/actor.sql"] == {
+    assert [d["name"] for d in manifest["databases"]] == ["shop"]
+    assert manifest["files"]["/databases/shop/tables/country.sql"] == {
         "kind": "table",
-        "database": "sakila",
-        "name": "actor",
+        "database": "shop",
+        "name": "country",
     }
-    actor = next(t for t in manifest["databases"][0]["tables"] if t["name"] == "actor")
-    assert actor["rows"] == 200  # counted in the dump, exactly
-    assert isinstance(manifest["grants"]["sakila"], list)
-    assert sakila_server.root_password not in json.dumps(manifest)
+    country = next(t for t in manifest["databases"][0]["tables"] if t["name"] == "country")
+    assert country["rows"] == 12  # counted in the dump, exactly
+    assert isinstance(manifest["grants"]["shop"], list)
+    assert shop_server.root_password not in json.dumps(manifest)
 
-    proc = plakar.restore(snapshot, uri(sakila_server, "sakila_copy"), password(sakila_server))
-    assert "loaded table sakila_copy.actor" in proc.stderr and "(16/16)" in proc.stderr
+    proc = plakar.restore(snapshot, uri(shop_server, "shop_copy"), password(shop_server))
+    assert "loaded table shop_copy.country" in proc.stderr and "(13/13)" in proc.stderr
     try:
-        source = describe_database(sakila_server, "sakila", rename={"sakila": "sakila_copy"})
-        copy = describe_database(sakila_server, "sakila_copy")
-        assert len(source.tables) == 16
+        source = describe_database(shop_server, "shop", rename={"shop": "shop_copy"})
+        copy = describe_database(shop_server, "shop_copy")
+        assert len(source.tables) == len(shop.TABLES)
         assert diff(source, copy) == []
 
         # Restoring again would overwrite: refused, and nothing changes.
-        sakila_server.execute(
-            "UPDATE sakila_copy.actor SET last_name = 'CHANGED' WHERE actor_id = 1"
-        )
+        shop_server.execute("UPDATE shop_copy.country SET name = 'CHANGED' WHERE country_id = 1")
         proc = plakar.at(
             "restore",
             "-to",
-            uri(sakila_server, "sakila_copy"),
+            uri(shop_server, "shop_copy"),
             "-o",
-            password(sakila_server),
+            password(shop_server),
             snapshot,
             check=False,
         )
-        assert "already holds actor" in proc.stdout + proc.stderr
+        assert "already holds audit_log, category, country" in proc.stdout + proc.stderr
         assert proc.returncode != 0
-        changed = "SELECT last_name FROM sakila_copy.actor WHERE actor_id = 1"
-        assert sakila_server.query(changed)[0][0] == "CHANGED"
+        changed = "SELECT name FROM shop_copy.country WHERE country_id = 1"
+        assert shop_server.query(changed)[0][0] == "CHANGED"
 
         plakar.restore(
-            snapshot, uri(sakila_server, "sakila_copy"), password(sakila_server), "overwrite=true"
+            snapshot, uri(shop_server, "shop_copy"), password(shop_server), "overwrite=true"
         )
-        assert diff(source, describe_database(sakila_server, "sakila_copy")) == []
+        assert diff(source, describe_database(shop_server, "shop_copy")) == []
     finally:
-        sakila_server.execute("DROP DATABASE IF EXISTS sakila_copy")
+        shop_server.execute("DROP DATABASE IF EXISTS shop_copy")
 
 
-def test_full_server_into_a_fresh_server(
-    plakar: Plakar, sakila_server: MariaDBServer, mariadb_factory: MariaDBFactory, tmp_path: Path
-) -> None:
+def test_full_server_into_a_fresh_server(plakar: Plakar, mariadb_factory: MariaDBFactory) -> None:
     source = mariadb_factory(extra_args=["--log-bin=binlog", "--server-id=1"])
-    source.load_sql_file(
-        Path(__file__).resolve().parents[1].parent / "shared/data/sakila-schema.sql"
-    )
-    source.load_sql_file(Path(__file__).resolve().parents[1].parent / "shared/data/sakila-data.sql")
+    shop.load_shop(source)
     fill_awkward(source)
     source.execute("CREATE DATABASE empty_one")
     snapshot = plakar.backup(uri(source), password(source))
@@ -118,14 +112,14 @@ def test_full_server_into_a_fresh_server(
     manifest = json.loads(plakar.cat(snapshot, "/manifest.json"))
     assert manifest["scope"] == "server"
     assert sorted(d["name"] for d in manifest["databases"]) == sorted(
-        ["sakila", AWKWARD_DB, "empty_one"]
+        ["shop", AWKWARD_DB, "empty_one"]
     )
     binlog = manifest["binlog"]
     assert binlog["file"].startswith("binlog.") and binlog["position"] > 0 and binlog["gtid"]
 
     target = mariadb_factory()
     plakar.restore(snapshot, uri(target), password(target))
-    databases = ["sakila", AWKWARD_DB, "empty_one"]
+    databases = ["shop", AWKWARD_DB, "empty_one"]
     before, after = describe_server(source, databases), describe_server(target, databases)
     for name in databases:
         assert diff(before[name], after[name]) == [], name
@@ -183,7 +177,7 @@ def test_server_killed_in_the_middle_of_a_dump_leaves_no_snapshot(
 
 
 def test_dump_without_completion_line_fails(
-    plakar: Plakar, sakila_server: MariaDBServer, tmp_path: Path
+    plakar: Plakar, shop_server: MariaDBServer, tmp_path: Path
 ) -> None:
     """A dump tool that exits 0 but whose output was cut short is caught."""
     fake = tmp_path / "bin"
@@ -199,10 +193,10 @@ def test_dump_without_completion_line_fails(
     proc = plakar.at(
         "backup",
         "-o",
-        password(sakila_server),
+        password(shop_server),
         "-o",
         f"bin_dir={fake}",
-        uri(sakila_server, "sakila"),
+        uri(shop_server, "shop"),
         check=False,
     )
     output = proc.stdout + proc.stderr
@@ -211,9 +205,9 @@ def test_dump_without_completion_line_fails(
     assert plakar.snapshots() == []
 
 
-def test_wrong_password_says_so(plakar: Plakar, sakila_server: MariaDBServer) -> None:
+def test_wrong_password_says_so(plakar: Plakar, shop_server: MariaDBServer) -> None:
     proc = plakar.at(
-        "backup", "-o", "password=not-the-password", uri(sakila_server, "sakila"), check=False
+        "backup", "-o", "password=not-the-password", uri(shop_server, "shop"), check=False
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
@@ -222,11 +216,11 @@ def test_wrong_password_says_so(plakar: Plakar, sakila_server: MariaDBServer) ->
 
 
 BACKUP_GRANTS = (
-    "GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON `sakila`.* TO {user}",
+    "GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON `shop`.* TO {user}",
     "GRANT SELECT ON `mysql`.`proc` TO {user}",
 )
 RESTORE_GRANTS = (
-    "GRANT ALL PRIVILEGES ON `sakila_least`.* TO {user}",
+    "GRANT ALL PRIVILEGES ON `shop_least`.* TO {user}",
     "GRANT SET USER ON *.* TO {user}",
 )
 
@@ -239,33 +233,33 @@ def make_user(server: MariaDBServer, name: str, grants: tuple[str, ...]) -> str:
     return f"mysql://{name}@{server.host}:{server.port}"
 
 
-def test_least_privilege_backup_and_restore(plakar: Plakar, sakila_server: MariaDBServer) -> None:
+def test_least_privilege_backup_and_restore(plakar: Plakar, shop_server: MariaDBServer) -> None:
     """The README's minimal grants are exactly enough; a missing one is named."""
-    backup_uri = make_user(sakila_server, "least_backup", BACKUP_GRANTS)
-    restore_uri = make_user(sakila_server, "least_restore", RESTORE_GRANTS)
+    backup_uri = make_user(shop_server, "least_backup", BACKUP_GRANTS)
+    restore_uri = make_user(shop_server, "least_restore", RESTORE_GRANTS)
     without_trigger = make_user(
-        sakila_server,
+        shop_server,
         "no_trigger",
         (
-            "GRANT SELECT, SHOW VIEW, EVENT ON `sakila`.* TO {user}",
+            "GRANT SELECT, SHOW VIEW, EVENT ON `shop`.* TO {user}",
             "GRANT SELECT ON `mysql`.`proc` TO {user}",
         ),
     )
     try:
         proc = plakar.at(
-            "backup", "-o", "password=pw-no_trigger", f"{without_trigger}/sakila", check=False
+            "backup", "-o", "password=pw-no_trigger", f"{without_trigger}/shop", check=False
         )
         assert proc.returncode != 0
-        assert "TRIGGER ON sakila.*" in proc.stdout + proc.stderr
+        assert "TRIGGER ON shop.*" in proc.stdout + proc.stderr
 
-        snapshot = plakar.backup(f"{backup_uri}/sakila", "password=pw-least_backup")
-        plakar.restore(snapshot, f"{restore_uri}/sakila_least", "password=pw-least_restore")
-        source = describe_database(sakila_server, "sakila", rename={"sakila": "sakila_least"})
-        assert diff(source, describe_database(sakila_server, "sakila_least")) == []
+        snapshot = plakar.backup(f"{backup_uri}/shop", "password=pw-least_backup")
+        plakar.restore(snapshot, f"{restore_uri}/shop_least", "password=pw-least_restore")
+        source = describe_database(shop_server, "shop", rename={"shop": "shop_least"})
+        assert diff(source, describe_database(shop_server, "shop_least")) == []
     finally:
-        sakila_server.execute("DROP DATABASE IF EXISTS sakila_least")
+        shop_server.execute("DROP DATABASE IF EXISTS shop_least")
         for name in ("least_backup", "least_restore", "no_trigger"):
-            sakila_server.execute(f"DROP USER IF EXISTS '{name}'@'%'")
+            shop_server.execute(f"DROP USER IF EXISTS '{name}'@'%'")
 
 
 SERVER_BACKUP_GRANTS = ("GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON *.* TO {user}",)
@@ -302,7 +296,7 @@ def test_least_privilege_whole_server_backup(
 
 
 def test_snapshot_in_the_official_integrations_layout(
-    plakar: Plakar, sakila_server: MariaDBServer, tmp_path: Path
+    plakar: Plakar, shop_server: MariaDBServer, tmp_path: Path
 ) -> None:
     """The official integration stores `/<db>.sql` (a plain dump) with its own
     `/manifest.json`; such a snapshot, made here with Plakar's fs importer,
@@ -311,43 +305,48 @@ def test_snapshot_in_the_official_integrations_layout(
     layout.mkdir()
     (layout / "manifest.json").write_text('{"version": 1, "connector": "mariadb"}\n')
     defaults = tmp_path / "client.cnf"
-    defaults.write_text(f'[client]\nuser=root\npassword="{sakila_server.root_password}"\n')
-    with (layout / "sakila.sql").open("wb") as out:
+    defaults.write_text(f'[client]\nuser=root\npassword="{shop_server.root_password}"\n')
+    with (layout / "shop.sql").open("wb") as out:
         subprocess.run(
             [
                 "mariadb-dump",
                 f"--defaults-file={defaults}",
                 "-h",
-                sakila_server.host,
+                shop_server.host,
                 "-P",
-                str(sakila_server.port),
+                str(shop_server.port),
                 "--single-transaction",
                 "--routines",
                 "--events",
-                "sakila",
+                "shop",
             ],
             stdout=out,
             check=True,
         )
     snapshot = plakar.backup(str(layout))
-    target = uri(sakila_server, "sakila_official")
+    target = uri(shop_server, "shop_official")
+    # A single-database dump has no CREATE DATABASE, so its character set is not
+    # in the snapshot: the user creates the (empty) database with it first.
+    shop_server.execute(
+        "CREATE DATABASE shop_official CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+    )
     try:
-        plakar.restore(f"{snapshot}:{layout}/", target, password(sakila_server))
-        source = describe_database(sakila_server, "sakila", rename={"sakila": "sakila_official"})
-        assert diff(source, describe_database(sakila_server, "sakila_official")) == []
+        plakar.restore(f"{snapshot}:{layout}/", target, password(shop_server))
+        source = describe_database(shop_server, "shop", rename={"shop": "shop_official"})
+        assert diff(source, describe_database(shop_server, "shop_official")) == []
         # A plain dump's tables are unknown: any table in the target is a conflict.
         proc = plakar.at(
             "restore",
             "-to",
             target,
             "-o",
-            password(sakila_server),
+            password(shop_server),
             f"{snapshot}:{layout}/",
             check=False,
         )
         assert proc.returncode != 0 and "already holds" in proc.stdout + proc.stderr
     finally:
-        sakila_server.execute("DROP DATABASE IF EXISTS sakila_official")
+        shop_server.execute("DROP DATABASE IF EXISTS shop_official")
 
 
 def test_failing_statement_fails_the_restore_unless_forced(
@@ -398,32 +397,32 @@ def watch_processes(stop: threading.Event, seen: list[tuple[str, bytes, bytes]])
 
 
 def test_password_never_in_argv_environment_output_or_snapshot(
-    plakar: Plakar, sakila_server: MariaDBServer, tmp_path: Path
+    plakar: Plakar, shop_server: MariaDBServer, tmp_path: Path
 ) -> None:
     """With the password in a defaults_file, no process sees it in its argv or
     environment (the dump tool and the client included), and neither plakar's
     output nor the snapshot holds it."""
     defaults = tmp_path / "client.cnf"
-    defaults.write_text(f'[client]\nuser=root\npassword="{sakila_server.root_password}"\n')
+    defaults.write_text(f'[client]\nuser=root\npassword="{shop_server.root_password}"\n')
     defaults.chmod(0o600)
-    secret = sakila_server.root_password.encode()
+    secret = shop_server.root_password.encode()
     seen: list[tuple[str, bytes, bytes]] = []
     stop = threading.Event()
     watcher = threading.Thread(target=watch_processes, args=(stop, seen))
     watcher.start()
     try:
         snapshot = plakar.backup(
-            f"mysql://{sakila_server.host}:{sakila_server.port}/sakila", f"defaults_file={defaults}"
+            f"mysql://{shop_server.host}:{shop_server.port}/shop", f"defaults_file={defaults}"
         )
         restored = plakar.restore(
             snapshot,
-            f"mysql://{sakila_server.host}:{sakila_server.port}/sakila_secret",
+            f"mysql://{shop_server.host}:{shop_server.port}/shop_secret",
             f"defaults_file={defaults}",
         )
     finally:
         stop.set()
         watcher.join()
-        sakila_server.execute("DROP DATABASE IF EXISTS sakila_secret")
+        shop_server.execute("DROP DATABASE IF EXISTS shop_secret")
     tools = [argv for _, argv, _ in seen if b"mariadb-dump" in argv or b"/mariadb\x00" in argv]
     assert any(b"mariadb-dump" in argv for argv in tools), "the dump tool was never seen"
     assert any(b"--defaults-file=/dev/fd/" in argv for argv in tools)
@@ -438,33 +437,34 @@ def test_password_never_in_argv_environment_output_or_snapshot(
             assert secret not in plakar.cat(snapshot, entry.name)
 
 
-def test_table_filters(plakar: Plakar, sakila_server: MariaDBServer) -> None:
+def test_table_filters(plakar: Plakar, shop_server: MariaDBServer) -> None:
     """exclude_tables leaves exactly that table out; everything else round-trips."""
     snapshot = plakar.backup(
-        uri(sakila_server, "sakila"), password(sakila_server), "exclude_tables=sakila.film_t*"
+        uri(shop_server, "shop"), password(shop_server), "exclude_tables=shop.product_i*"
     )
-    tables = {e.name for e in plakar.ls(snapshot, "/databases/sakila/tables")}
-    assert "film.sql" in tables and "film_text.sql" not in tables and len(tables) == 15
+    tables = {e.name for e in plakar.ls(snapshot, "/databases/shop/tables")}
+    assert "product.sql" in tables and "product_image.sql" not in tables
+    assert len(tables) == len(shop.TABLES) - 1
     proc = plakar.at(
         "backup",
         "-o",
-        password(sakila_server),
+        password(shop_server),
         "-o",
-        "tables=sakila.nothing*",
-        uri(sakila_server, "sakila"),
+        "tables=shop.nothing*",
+        uri(shop_server, "shop"),
         check=False,
     )
     assert proc.returncode != 0 and "matches no table" in proc.stdout + proc.stderr
 
-    plakar.restore(snapshot, uri(sakila_server, "sakila_filtered"), password(sakila_server))
+    plakar.restore(snapshot, uri(shop_server, "shop_filtered"), password(shop_server))
     try:
-        source = describe_database(sakila_server, "sakila", rename={"sakila": "sakila_filtered"})
-        copy = describe_database(sakila_server, "sakila_filtered")
-        assert set(source.tables) - set(copy.tables) == {"film_text"}
-        assert diff(source, copy) == [d for d in diff(source, copy) if "film_text" in d]
-        assert diff(source, copy)  # the difference is reported, and only for film_text
+        source = describe_database(shop_server, "shop", rename={"shop": "shop_filtered"})
+        copy = describe_database(shop_server, "shop_filtered")
+        assert set(source.tables) - set(copy.tables) == {"product_image"}
+        assert diff(source, copy) == [d for d in diff(source, copy) if "product_image" in d]
+        assert diff(source, copy)  # the difference is reported, and only for product_image
     finally:
-        sakila_server.execute("DROP DATABASE IF EXISTS sakila_filtered")
+        shop_server.execute("DROP DATABASE IF EXISTS shop_filtered")
 
 
 def test_cancelled_backup_leaves_no_snapshot_and_no_process(

@@ -71,6 +71,47 @@ def test_rejected_before_connecting(
     assert message in failing_backup(plakar, uri, *options)
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("defaults_file=/nonexistent.cnf", "option defaults_file: /nonexistent.cnf does not exist"),
+        ("ssl_ca=/nonexistent/ca.pem", "option ssl_ca: /nonexistent/ca.pem does not exist"),
+        ("ssl_cert=/etc", "option ssl_cert: /etc is a directory, not a file"),
+        ("ssl_key=/etc/hostname/key.pem", "option ssl_key: /etc/hostname/key.pem cannot be read"),
+        ("bin_dir=/etc/hostname", "option bin_dir: /etc/hostname is not a directory"),
+        ("socket=/etc/hostname", "option socket: /etc/hostname is not a socket"),
+    ],
+)
+def test_path_options_checked_before_connecting(
+    plakar: Plakar, mariadb: MariaDBServer, option: str, message: str
+) -> None:
+    """A live server that would answer "access denied": the path is named first."""
+    uri = f"mysql://root@{mariadb.host}:{mariadb.port}/db"
+    output = failing_backup(plakar, uri, option)
+    assert message in output
+    assert "access denied" not in output
+
+
+def test_missing_defaults_file_is_named_on_restore(plakar: Plakar, mariadb: MariaDBServer) -> None:
+    mariadb.execute("CREATE DATABASE db")
+    mariadb.execute("CREATE TABLE db.t (id INT PRIMARY KEY)")
+    uri = f"mysql://root@{mariadb.host}:{mariadb.port}"
+    snapshot = plakar.backup(f"{uri}/db", password(mariadb))
+    proc = plakar.at(
+        "restore",
+        "-to",
+        f"{uri}/copy",
+        "-o",
+        "defaults_file=/nonexistent.cnf",
+        snapshot,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    assert "option defaults_file: /nonexistent.cnf does not exist" in output
+    assert "copy" not in {row[0] for row in mariadb.query("SHOW DATABASES")}
+
+
 def test_unreachable_host_is_bounded_by_connect_timeout(plakar: Plakar, silent_port: int) -> None:
     started = time.monotonic()
     output = failing_backup(plakar, f"mysql://127.0.0.1:{silent_port}/db", "connect_timeout=2")
@@ -78,18 +119,18 @@ def test_unreachable_host_is_bounded_by_connect_timeout(plakar: Plakar, silent_p
     assert f"cannot connect to 127.0.0.1:{silent_port}: no answer within 2 s" in output
 
 
-def test_missing_database(plakar: Plakar, sakila_server: MariaDBServer) -> None:
-    uri = f"mysql://root@{sakila_server.host}:{sakila_server.port}/no_such_db"
-    output = failing_backup(plakar, uri, f"password={sakila_server.root_password}")
+def test_missing_database(plakar: Plakar, shop_server: MariaDBServer) -> None:
+    uri = f"mysql://root@{shop_server.host}:{shop_server.port}/no_such_db"
+    output = failing_backup(plakar, uri, f"password={shop_server.root_password}")
     assert "database 'no_such_db' does not exist" in output
 
 
 def test_read_only_target_is_refused(
-    plakar: Plakar, sakila_server: MariaDBServer, mariadb: MariaDBServer
+    plakar: Plakar, shop_server: MariaDBServer, mariadb: MariaDBServer
 ) -> None:
     snapshot = plakar.backup(
-        f"mysql://root@{sakila_server.host}:{sakila_server.port}/sakila",
-        f"password={sakila_server.root_password}",
+        f"mysql://root@{shop_server.host}:{shop_server.port}/shop",
+        f"password={shop_server.root_password}",
     )
     mariadb.execute("SET GLOBAL read_only = ON")
     proc = plakar.at(
@@ -269,34 +310,34 @@ def test_snapshot_path_that_is_not_ours(
     [
         (
             (
-                "GRANT SELECT, SHOW VIEW, TRIGGER ON `sakila`.* TO {user}",
+                "GRANT SELECT, SHOW VIEW, TRIGGER ON `shop`.* TO {user}",
                 "GRANT SELECT ON `mysql`.`proc` TO {user}",
             ),
-            "EVENT ON sakila.* (for events; or set events=false)",
+            "EVENT ON shop.* (for events; or set events=false)",
         ),
         (
-            ("GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON `sakila`.* TO {user}",),
+            ("GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON `shop`.* TO {user}",),
             "SELECT ON mysql.proc (for stored routines; or set routines=false)",
         ),
     ],
     ids=["no EVENT", "no mysql.proc"],
 )
 def test_missing_privilege_is_named(
-    plakar: Plakar, sakila_server: MariaDBServer, grants: tuple[str, ...], missing: str
+    plakar: Plakar, shop_server: MariaDBServer, grants: tuple[str, ...], missing: str
 ) -> None:
     """The tool would leave events or routines out without a word: the backup
     refuses first and names the grant.  (Without TRIGGER: see
     test_backup_restore.py::test_least_privilege_backup_and_restore.)"""
     user = "'lacking'@'%'"
-    sakila_server.execute(f"CREATE USER {user} IDENTIFIED BY 'pw-lacking'")
+    shop_server.execute(f"CREATE USER {user} IDENTIFIED BY 'pw-lacking'")
     try:
         for grant in grants:
-            sakila_server.execute(grant.format(user=user))
-        uri = f"mysql://lacking@{sakila_server.host}:{sakila_server.port}/sakila"
+            shop_server.execute(grant.format(user=user))
+        uri = f"mysql://lacking@{shop_server.host}:{shop_server.port}/shop"
         output = failing_backup(plakar, uri, "password=pw-lacking")
         assert one_line_with(output, f"'lacking'@'%' lacks what the backup needs: {missing}")
     finally:
-        sakila_server.execute(f"DROP USER IF EXISTS {user}")
+        shop_server.execute(f"DROP USER IF EXISTS {user}")
 
 
 # -- an unreachable restore target ---------------------------------------------------------

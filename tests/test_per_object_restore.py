@@ -9,6 +9,7 @@ import hashlib
 import json
 
 from conftest import MariaDBFactory
+from support import shop
 from support.compare import describe_database, diff
 from support.mariadb import MariaDBServer, quote_identifier
 from support.plakar import Plakar
@@ -27,13 +28,13 @@ def restore_fails(plakar: Plakar, source: str, target: str, *opts: str) -> str:
 
 
 def test_one_table_and_one_database_out_of_a_full_server_snapshot(
-    plakar: Plakar, sakila_server: MariaDBServer, mariadb_factory: MariaDBFactory
+    plakar: Plakar, shop_server: MariaDBServer, mariadb_factory: MariaDBFactory
 ) -> None:
-    fill_awkward(sakila_server)
+    fill_awkward(shop_server)
     try:
-        snapshot = plakar.backup(uri(sakila_server), password(sakila_server))
+        snapshot = plakar.backup(uri(shop_server), password(shop_server))
     finally:
-        sakila_server.execute(f"DROP DATABASE {quote_identifier(AWKWARD_DB)}")
+        shop_server.execute(f"DROP DATABASE {quote_identifier(AWKWARD_DB)}")
     awkward_dir = f"/databases/{encode_segment(AWKWARD_DB)}"
     table_path = object_path("table", AWKWARD_DB, AWKWARD_TABLE)
     assert {e.name for e in plakar.ls(snapshot, f"{awkward_dir}/tables")} == {
@@ -44,27 +45,27 @@ def test_one_table_and_one_database_out_of_a_full_server_snapshot(
 
     target = mariadb_factory()
 
-    # One table of Sakila into another database.
+    # One table of shop into another database.
     plakar.restore(
-        f"{snapshot}:/databases/sakila/tables/actor.sql", uri(target, "one"), password(target)
+        f"{snapshot}:/databases/shop/tables/country.sql", uri(target, "one"), password(target)
     )
-    source = describe_database(sakila_server, "sakila", rename={"sakila": "one"})
+    source = describe_database(shop_server, "shop", rename={"shop": "one"})
     copy = describe_database(target, "one")
-    assert set(copy.tables) == {"actor"}
-    assert copy.tables["actor"] == source.tables["actor"]
-    assert set(copy.triggers) == set()  # actor has none; film's come with film.sql
+    assert set(copy.tables) == {"country"}
+    assert copy.tables["country"] == source.tables["country"]
+    assert set(copy.triggers) == set()  # country has none; orders' come with orders.sql
 
     plakar.restore(
-        f"{snapshot}:/databases/sakila/tables/film.sql", uri(target, "one"), password(target)
+        f"{snapshot}:/databases/shop/tables/orders.sql", uri(target, "one"), password(target)
     )
     copy = describe_database(target, "one")
-    assert copy.tables["film"] == source.tables["film"]
-    assert dict(copy.triggers) == {n: t for n, t in source.triggers.items() if t.table == "film"}
+    assert copy.tables["orders"] == source.tables["orders"]
+    assert dict(copy.triggers) == {n: t for n, t in source.triggers.items() if t.table == "orders"}
 
     # One whole database into another name, views and routines included.
-    proc = plakar.restore(f"{snapshot}:/databases/sakila", uri(target, "whole"), password(target))
-    assert "(16/16)" in proc.stderr
-    expected = describe_database(sakila_server, "sakila", rename={"sakila": "whole"})
+    proc = plakar.restore(f"{snapshot}:/databases/shop", uri(target, "whole"), password(target))
+    assert "(13/13)" in proc.stderr
+    expected = describe_database(shop_server, "shop", rename={"shop": "whole"})
     assert diff(expected, describe_database(target, "whole")) == []
 
     # A whole several-database snapshot cannot go into one database.
@@ -74,45 +75,46 @@ def test_one_table_and_one_database_out_of_a_full_server_snapshot(
 
 
 def test_refused_overwrite_changes_nothing(
-    plakar: Plakar, sakila_server: MariaDBServer, mariadb_factory: MariaDBFactory
+    plakar: Plakar, shop_server: MariaDBServer, mariadb_factory: MariaDBFactory
 ) -> None:
-    snapshot = plakar.backup(uri(sakila_server, "sakila"), password(sakila_server))
+    snapshot = plakar.backup(uri(shop_server, "shop"), password(shop_server))
     target = mariadb_factory()
-    target.execute("CREATE DATABASE sakila")
+    # Created with the source's options: an existing database keeps its own.
+    target.execute("CREATE DATABASE shop CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     # Only a view and a function of the same names exist: still refused, naming them.
-    target.execute("CREATE VIEW sakila.actor_info AS SELECT 1 AS x")
-    target.execute("CREATE FUNCTION sakila.get_customer_balance() RETURNS INT RETURN 7")
+    target.execute("CREATE VIEW shop.order_totals AS SELECT 1 AS x")
+    target.execute("CREATE FUNCTION shop.order_total() RETURNS INT RETURN 7")
     message = restore_fails(plakar, snapshot, uri(target), password(target))
-    assert "actor_info" in message and "FUNCTION get_customer_balance" in message
+    assert "order_totals" in message and "FUNCTION order_total" in message
     assert "nothing was restored" in message
     # The views file alone is checked against what it holds.
     message = restore_fails(
-        plakar, f"{snapshot}:/databases/sakila/views.sql", uri(target, "sakila"), password(target)
+        plakar, f"{snapshot}:/databases/shop/views.sql", uri(target, "shop"), password(target)
     )
-    assert "already holds actor_info" in message
+    assert "already holds order_totals" in message
     tables = target.query(
-        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA='sakila'"
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA='shop'"
     )
-    assert [row[0] for row in tables] == ["actor_info"]
-    assert target.query("SELECT sakila.get_customer_balance()")[0][0] == 7
+    assert [row[0] for row in tables] == ["order_totals"]
+    assert target.query("SELECT shop.order_total()")[0][0] == 7
 
     plakar.restore(snapshot, uri(target), password(target), "overwrite=true", "jobs=3")
-    source = describe_database(sakila_server, "sakila")
-    assert diff(source, describe_database(target, "sakila")) == []
+    source = describe_database(shop_server, "shop")
+    assert diff(source, describe_database(target, "shop")) == []
 
 
 def test_unchanged_tables_give_byte_identical_files(
-    plakar: Plakar, sakila_server: MariaDBServer
+    plakar: Plakar, shop_server: MariaDBServer
 ) -> None:
-    first = plakar.backup(uri(sakila_server, "sakila"), password(sakila_server))
-    sakila_server.execute("UPDATE sakila.actor SET last_name = 'CHANGED' WHERE actor_id = 1")
+    first = plakar.backup(uri(shop_server, "shop"), password(shop_server))
+    shop_server.execute("UPDATE shop.country SET name = 'CHANGED' WHERE country_id = 1")
     try:
-        second = plakar.backup(uri(sakila_server, "sakila"), password(sakila_server))
+        second = plakar.backup(uri(shop_server, "shop"), password(shop_server))
     finally:
-        sakila_server.execute("UPDATE sakila.actor SET last_name = 'GUINESS' WHERE actor_id = 1")
+        shop_server.execute("UPDATE shop.country SET name = 'France' WHERE country_id = 1")
 
     def digests(snapshot: str) -> dict[str, str]:
-        entries = plakar.ls(snapshot, "/databases/sakila", recursive=True)
+        entries = plakar.ls(snapshot, "/databases/shop", recursive=True)
         return {
             e.name: hashlib.sha256(plakar.cat(snapshot, e.name)).hexdigest()
             for e in entries
@@ -120,16 +122,18 @@ def test_unchanged_tables_give_byte_identical_files(
         }
 
     before, after = digests(first), digests(second)
-    assert set(before) == set(after) and len(before) == 16 + 3  # schema, views, routines; no event
+    assert (
+        set(before) == set(after) and len(before) == len(shop.TABLES) + 4
+    )  # schema, views, routines, events
     changed = sorted(path for path in before if before[path] != after[path])
-    assert changed == ["/databases/sakila/tables/actor.sql"]
+    assert changed == ["/databases/shop/tables/country.sql"]
     assert plakar.cat(first, "/catalog.json") == plakar.cat(second, "/catalog.json")
 
 
 def test_verify_catches_a_load_that_went_wrong(
-    plakar: Plakar, sakila_server: MariaDBServer, mariadb_factory: MariaDBFactory
+    plakar: Plakar, shop_server: MariaDBServer, mariadb_factory: MariaDBFactory
 ) -> None:
-    snapshot = plakar.backup(uri(sakila_server, "sakila"), password(sakila_server))
+    snapshot = plakar.backup(uri(shop_server, "shop"), password(shop_server))
     target = mariadb_factory()
     # Silently turns every InnoDB table into MyISAM: the load "succeeds".
     target.execute("SET GLOBAL enforce_storage_engine = 'MyISAM'")
@@ -137,12 +141,14 @@ def test_verify_catches_a_load_that_went_wrong(
     message = restore_fails(
         plakar, snapshot, uri(target, "checked"), password(target), "verify=true"
     )
-    assert "verify failed" in message and "checked.actor differs from its snapshot file" in message
+    assert (
+        "verify failed" in message and "checked.audit_log differs from its snapshot file" in message
+    )
 
     target.execute("SET GLOBAL enforce_storage_engine = NULL")
     # jobs=1 streams each table straight into the client: verified all the same.
     proc = plakar.restore(snapshot, uri(target, "good"), password(target), "verify=true", "jobs=1")
-    assert "verified 16 table(s)" in proc.stderr
+    assert "verified 13 table(s)" in proc.stderr
 
 
 def test_users_roles_grants_and_definers(plakar: Plakar, mariadb_factory: MariaDBFactory) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from conftest import SAKILA_VIEWS
+from support import shop
 from support.mariadb import MariaDBServer, quote_identifier
 
 from plakar_mysql.split import DumpSplitter
@@ -46,32 +46,32 @@ def sections(path: Path) -> list[tuple[tuple[str, str | None, str | None], bytes
         ]
 
 
-def test_sakila_and_awkward_objects(sakila_server: MariaDBServer, tmp_path: Path) -> None:
+def test_shop_and_awkward_objects(shop_server: MariaDBServer, tmp_path: Path) -> None:
     odd_db, odd_table = 'ödd `db\' "x"', "t;`1' -- x"
     db, table = quote_identifier(odd_db), quote_identifier(odd_table)
-    sakila_server.execute(f"CREATE DATABASE {db}")
+    shop_server.execute(f"CREATE DATABASE {db}")
     try:
-        sakila_server.execute(f"CREATE TABLE {db}.{table} (v TEXT)")
-        sakila_server.execute(
+        shop_server.execute(f"CREATE TABLE {db}.{table} (v TEXT)")
+        shop_server.execute(
             f"INSERT INTO {db}.{table} VALUES ('a;\\n-- Table structure for table `no`\\n;')"
         )
-        sakila_server.execute(
+        shop_server.execute(
             f"CREATE PROCEDURE {db}.`p;;` () BEGIN\n"
             "  -- Table structure for table `inside`\n"
             "  SELECT ';;\n-- Dump completed\n';\nEND"
         )
-        path = dump(sakila_server, tmp_path, "sakila", odd_db)
+        path = dump(shop_server, tmp_path, "shop", odd_db)
         parts = sections(path)
         assert b"".join(data for _, data in parts) == path.read_bytes()
         keys = [key for key, _ in parts]
-        tables = {name for kind, d, name in keys if kind == "table" and d == "sakila"}
-        views = {name for kind, d, name in keys if kind == "final_view" and d == "sakila"}
-        assert len(tables) == 16 and "rental" in tables
-        assert views == SAKILA_VIEWS
+        tables = {name for kind, d, name in keys if kind == "table" and d == "shop"}
+        views = {name for kind, d, name in keys if kind == "final_view" and d == "shop"}
+        assert tables == shop.TABLES
+        assert views == shop.VIEWS
         assert ("table", odd_db, odd_table) in keys
-        assert ("routines", odd_db, None) in keys and ("routines", "sakila", None) in keys
+        assert ("routines", odd_db, None) in keys and ("routines", "shop", None) in keys
         assert keys[-1] == ("trailer", None, None)
         routines = dict(parts)[("routines", odd_db, None)]
         assert b"-- Table structure for table `inside`" in routines
     finally:
-        sakila_server.execute(f"DROP DATABASE {db}")
+        shop_server.execute(f"DROP DATABASE {db}")

@@ -3,7 +3,7 @@ CLI with the encrypted store on an SFTP server, on S3-compatible object
 storage, copied there with ``plakar sync``, and archived for cold storage with
 ``plakar ptar``.
 
-Each test backs up Sakila plus a small database whose rows carry a marker
+Each test backs up shop plus a small database whose rows carry a marker
 string, restores the snapshot from where it was stored into a fresh server,
 compares both databases object by object, and reads every raw byte the
 storage server holds to show that the marker never reached it in clear.
@@ -34,25 +34,25 @@ NEEDLES = (MARKER.encode(), MARKER.encode("utf-16-le"), b"CREATE TABLE `")
 
 
 @pytest.fixture
-def marked(sakila_server: MariaDBServer, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A database next to Sakila whose 2,000 rows carry :data:`MARKER`; dropped afterwards."""
+def marked(shop_server: MariaDBServer, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database next to shop whose 2,000 rows carry :data:`MARKER`; dropped afterwards."""
     name = f"marked_{quote(request.node.name, safe='')[:40]}".replace("%", "_")
-    sakila_server.execute(f"CREATE DATABASE `{name}`")
+    shop_server.execute(f"CREATE DATABASE `{name}`")
     try:
-        sakila_server.execute(
+        shop_server.execute(
             f"CREATE TABLE `{name}`.notes (id INT PRIMARY KEY, note TEXT)",
         )
-        sakila_server.execute(
+        shop_server.execute(
             f"INSERT INTO `{name}`.notes SELECT seq, CONCAT('{MARKER} ', seq) FROM seq_1_to_2000",
             database=name,
         )
         yield name
     finally:
-        sakila_server.execute(f"DROP DATABASE `{name}`")
+        shop_server.execute(f"DROP DATABASE `{name}`")
 
 
 def back_up(plakar: Plakar, server: MariaDBServer, marked: str) -> str:
-    return plakar.backup(uri(server), password(server), f"databases=sakila,{marked}")
+    return plakar.backup(uri(server), password(server), f"databases=shop,{marked}")
 
 
 def restore_and_compare(
@@ -60,7 +60,7 @@ def restore_and_compare(
 ) -> None:
     """Restore the whole snapshot into ``target``; both databases must match the source."""
     plakar.restore(snapshot, uri(target), password(target))
-    for database in ("sakila", marked):
+    for database in ("shop", marked):
         assert diff(describe_database(source, database), describe_database(target, database)) == []
 
 
@@ -88,7 +88,7 @@ def sftp(tmp_path: Path) -> Iterator[SFTPServer]:
 def test_store_on_s3_object_storage(
     tmp_path: Path,
     s3: S3Server,
-    sakila_server: MariaDBServer,
+    shop_server: MariaDBServer,
     marked: str,
     mariadb_factory: MariaDBFactory,
 ) -> None:
@@ -96,10 +96,10 @@ def test_store_on_s3_object_storage(
     mount = s3.mount("backups", tmp_path / "mnt")
     plakar = make_plakar(tmp_path / "client", store=mount / "mysql")
 
-    snapshot = back_up(plakar, sakila_server, marked)
+    snapshot = back_up(plakar, shop_server, marked)
     plakar.check(snapshot)
     assert (bucket / "mysql" / "CONFIG").is_file()
-    restore_and_compare(plakar, snapshot, sakila_server, mariadb_factory(), marked)
+    restore_and_compare(plakar, snapshot, shop_server, mariadb_factory(), marked)
     assert_no_clear_data(s3.root, NEEDLES)
 
 
@@ -107,11 +107,11 @@ def test_local_store_synced_to_s3_restores_from_the_copy(
     tmp_path: Path,
     plakar: Plakar,
     s3: S3Server,
-    sakila_server: MariaDBServer,
+    shop_server: MariaDBServer,
     marked: str,
     mariadb_factory: MariaDBFactory,
 ) -> None:
-    snapshot = back_up(plakar, sakila_server, marked)
+    snapshot = back_up(plakar, shop_server, marked)
     s3.create_bucket("offsite")
     copy = s3.mount("offsite", tmp_path / "mnt") / "mysql"
     # The peer's passphrase comes from a command, as the README shows, not
@@ -129,13 +129,13 @@ def test_local_store_synced_to_s3_restores_from_the_copy(
     remote.pkg_add(find_ptar())
     assert remote.snapshots() == [snapshot]
     remote.check(snapshot)
-    restore_and_compare(remote, snapshot, sakila_server, mariadb_factory(), marked)
+    restore_and_compare(remote, snapshot, shop_server, mariadb_factory(), marked)
 
 
 def test_store_on_an_sftp_server(
     tmp_path: Path,
     sftp: SFTPServer,
-    sakila_server: MariaDBServer,
+    shop_server: MariaDBServer,
     marked: str,
     mariadb_factory: MariaDBFactory,
 ) -> None:
@@ -144,22 +144,22 @@ def test_store_on_an_sftp_server(
     mount = sftp.mount(served, tmp_path / "mnt")
     plakar = make_plakar(tmp_path / "client", store=mount / "store")
 
-    snapshot = back_up(plakar, sakila_server, marked)
+    snapshot = back_up(plakar, shop_server, marked)
     plakar.check(snapshot)
     assert (served / "store" / "CONFIG").is_file()
-    restore_and_compare(plakar, snapshot, sakila_server, mariadb_factory(), marked)
+    restore_and_compare(plakar, snapshot, shop_server, mariadb_factory(), marked)
     assert_no_clear_data(served, NEEDLES)
 
 
 def test_cold_storage_archive_restores_into_a_fresh_server(
     tmp_path: Path,
     plakar: Plakar,
-    sakila_server: MariaDBServer,
+    shop_server: MariaDBServer,
     marked: str,
     mariadb_factory: MariaDBFactory,
 ) -> None:
     """``plakar ptar`` packs a store into one encrypted file; the file alone restores."""
-    snapshot = back_up(plakar, sakila_server, marked)
+    snapshot = back_up(plakar, shop_server, marked)
     plakar.run("store", "add", "live", str(plakar.store), f"passphrase={plakar.passphrase}")
     archive = tmp_path / "cold" / "mysql.ptar"
     archive.parent.mkdir()
@@ -170,4 +170,4 @@ def test_cold_storage_archive_restores_into_a_fresh_server(
     cold = Plakar(tmp_path / "elsewhere", store=archive, passphrase=plakar.passphrase)
     cold.pkg_add(find_ptar())
     assert cold.snapshots() == [snapshot]
-    restore_and_compare(cold, snapshot, sakila_server, mariadb_factory(), marked)
+    restore_and_compare(cold, snapshot, shop_server, mariadb_factory(), marked)

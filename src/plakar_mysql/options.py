@@ -10,6 +10,8 @@ problem becomes a :class:`ConfigError` with one line that names the option.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -160,6 +162,44 @@ def _parse_location(location: str) -> dict[str, Any]:
     return parts
 
 
+#: Path options and what each must name: a readable file, a directory or a socket.
+_PATH_OPTIONS = {
+    "defaults_file": "file",
+    "ssl_ca": "file",
+    "ssl_cert": "file",
+    "ssl_key": "file",
+    "bin_dir": "directory",
+    "mysql_bin_dir": "directory",
+    "mariadb_bin_dir": "directory",
+    "socket": "socket",
+}
+
+
+def _check_path(name: str, path: str, kind: str) -> None:
+    """Fail before connecting when a path option names nothing usable.
+
+    Otherwise the driver ignores an option file it cannot read and the server
+    answers "access denied", or a TLS library reports an unrelated handshake
+    error: causes the user cannot see from the message.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"option {name}: {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"option {name}: {path} cannot be read: {exc.strerror}") from None
+    if kind == "directory":
+        if not stat.S_ISDIR(mode):
+            raise ConfigError(f"option {name}: {path} is not a directory")
+    elif kind == "socket":
+        if not stat.S_ISSOCK(mode):
+            raise ConfigError(f"option {name}: {path} is not a socket")
+    elif stat.S_ISDIR(mode):
+        raise ConfigError(f"option {name}: {path} is a directory, not a file")
+    elif not os.access(path, os.R_OK):
+        raise ConfigError(f"option {name}: {path} is not readable")
+
+
 def parse(kind: str, scheme: str, config: Mapping[str, str]) -> Config:
     """Validate Plakar's configuration map for the ``importer`` or the ``exporter``."""
     schema = load_schema(kind)
@@ -176,6 +216,9 @@ def parse(kind: str, scheme: str, config: Mapping[str, str]) -> Config:
         raise _schema_error(error, schema)
 
     values = {**_parse_location(typed["location"]), **typed}
+    for name, kind_of_path in _PATH_OPTIONS.items():
+        if name in values:
+            _check_path(name, values[name], kind_of_path)
     if "database" in values and "databases" in values:
         raise ConfigError("give either database (or a URI path) or databases, not both")
     databases: tuple[str, ...] = ()

@@ -139,9 +139,11 @@ def test_option_file_quotes_and_never_leaks(tmp_path: Path) -> None:
         option_file_text(bad, Flavour.MARIADB)
 
 
-def test_tls_settings_per_flavour() -> None:
+def test_tls_settings_per_flavour(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("")
     conn = parse(
-        "importer", "mysql", {"location": "mysql://h", "ssl_mode": "verify_ca", "ssl_ca": "/ca.pem"}
+        "importer", "mysql", {"location": "mysql://h", "ssl_mode": "verify_ca", "ssl_ca": str(ca)}
     ).connection
     assert "ssl-verify-server-cert" in option_file_text(conn, Flavour.MARIADB)
     assert "ssl-mode=VERIFY_CA" in option_file_text(conn, Flavour.MYSQL)

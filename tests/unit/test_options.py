@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from plakar_mysql.options import Config, ConfigError, parse
@@ -66,7 +68,7 @@ def test_database_names_are_data() -> None:
         ("mysql://h", {"databases": "a,,b"}, "empty name"),
         ("mysql://h", {"databases": "a,a"}, "named twice"),
         ("mysql://h?x=1", {}, "-o key=value"),
-        ("mysql://h", {"bin_dir": "/a", "mysql_bin_dir": "/b"}, "disagree"),
+        ("mysql://h", {"bin_dir": "/usr", "mysql_bin_dir": "/tmp"}, "disagree"),
     ],
 )
 def test_bad_input_is_one_line(location: str, options: dict[str, str], message: str) -> None:
@@ -74,6 +76,53 @@ def test_bad_input_is_one_line(location: str, options: dict[str, str], message: 
         imp(location, **options)
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("kind", ["importer", "exporter"])
+@pytest.mark.parametrize(
+    ("option", "what", "message"),
+    [
+        ("defaults_file", "missing", "option defaults_file: {path} does not exist"),
+        ("defaults_file", "directory", "option defaults_file: {path} is a directory, not a file"),
+        ("defaults_file", "unreadable", "option defaults_file: {path} cannot be read"),
+        ("ssl_ca", "missing", "option ssl_ca: {path} does not exist"),
+        ("ssl_cert", "directory", "option ssl_cert: {path} is a directory, not a file"),
+        ("ssl_key", "unreadable", "option ssl_key: {path} cannot be read"),
+        ("bin_dir", "missing", "option bin_dir: {path} does not exist"),
+        ("bin_dir", "file", "option bin_dir: {path} is not a directory"),
+        ("socket", "missing", "option socket: {path} does not exist"),
+        ("socket", "file", "option socket: {path} is not a socket"),
+    ],
+)
+def test_path_options_are_checked_before_connecting(
+    tmp_path: Path, kind: str, option: str, what: str, message: str
+) -> None:
+    path = tmp_path / "x"
+    if what == "directory":
+        path.mkdir()
+    elif what == "file":
+        path.write_text("")
+    elif what == "unreadable":
+        # Below a regular file: stat fails with ENOTDIR (the tests run as root,
+        # whom no permission bit stops).
+        path.write_text("")
+        path = path / "client.cnf"
+    with pytest.raises(ConfigError) as error:
+        parse(kind, "mysql", {"location": "mysql://h", option: str(path)})
+    assert str(error.value).startswith(message.format(path=path)), str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_readable_path_options_pass(tmp_path: Path) -> None:
+    cnf = tmp_path / "client.cnf"
+    cnf.write_text("[client]\n")
+    config = parse(
+        "importer",
+        "mysql",
+        {"location": "mysql://h", "defaults_file": str(cnf), "ssl_ca": str(cnf), "bin_dir": "/usr"},
+    )
+    assert config.connection.defaults_file == str(cnf)
+    assert config.connection.bin_dir == "/usr"
 
 
 def test_exporter_options() -> None:
