@@ -77,10 +77,13 @@ class DefinerRewriter:
 class Client:
     """The SQL client of the target server, ready to run loads."""
 
-    def __init__(self, tool: Tool, conn: Connection, *, force: bool) -> None:
+    def __init__(
+        self, tool: Tool, conn: Connection, *, force: bool, init_command: str | None = None
+    ) -> None:
         self.tool = tool
         self.conn = conn
         self.force = force
+        self.init_command = init_command  # run first in every session (the lock wait bounds)
         self.name = tool.path.rsplit("/", 1)[-1]
 
     def load(
@@ -105,6 +108,8 @@ class Client:
         ]
         if self.force:
             args.append("--force")
+        if self.init_command:
+            args.append(f"--init-command={self.init_command}")
         if database is not None:
             args += ["--database", database]
         with option_pipe(self.conn, self.tool.flavour) as (fd, defaults):
