@@ -57,8 +57,11 @@ _DEFINER = re.compile(
 )
 
 
-class DefinerRewriter:
-    """Rewrites ``DEFINER=`u`@`h``` to ``DEFINER=CURRENT_USER`` in a stream of blocks."""
+class _LineRewriter:
+    """Applies ``pattern`` -> ``replacement`` to whole lines of a stream of blocks."""
+
+    pattern: re.Pattern[bytes]
+    replacement: bytes
 
     def __init__(self) -> None:
         self._carry = b""
@@ -69,9 +72,41 @@ class DefinerRewriter:
             cut = data.rfind(b"\n") + 1
             self._carry = data[cut:]
             if cut:
-                yield _DEFINER.sub(rb"\1DEFINER=CURRENT_USER", data[:cut])
+                yield self.pattern.sub(self.replacement, data[:cut])
         if self._carry:
-            yield _DEFINER.sub(rb"\1DEFINER=CURRENT_USER", self._carry)
+            yield self.pattern.sub(self.replacement, self._carry)
+
+
+class DefinerRewriter(_LineRewriter):
+    """Rewrites ``DEFINER=`u`@`h``` to ``DEFINER=CURRENT_USER`` in a stream of blocks."""
+
+    pattern = _DEFINER
+    replacement = rb"\1DEFINER=CURRENT_USER"
+
+
+_IDENT = rb"(?:`(?:[^`\n]|``)+`|[0-9A-Za-z_$\x80-\xff]+)"
+# A trigger's name and table as the dump tools write them (the statement as it was
+# typed): a database qualifier there would create it in the source's database.
+_TRIGGER = re.compile(
+    rb"^(/\*!50003 CREATE\*/ (?:/\*!50017 DEFINER="
+    rb"(?:CURRENT_USER|`(?:[^`\n]|``)*`@`(?:[^`\n]|``)*`)\*/ )?/\*!50003 TRIGGER\s+)(?:"
+    + _IDENT
+    + rb"\s*\.\s*)?("
+    + _IDENT
+    + rb"\s+(?i:BEFORE|AFTER)\s+(?i:INSERT|UPDATE|DELETE)\s+(?i:ON)\s+)(?:"
+    + _IDENT
+    + rb"\s*\.\s*)?",
+    re.M,
+)
+
+
+class TriggerRewriter(_LineRewriter):
+    """Drops the database qualifier of a trigger's name and table, so that a table
+    file loaded into another database (a shadow, a new name) gets its triggers there.
+    A trigger lives in its table's database, so any qualifier names the source's."""
+
+    pattern = _TRIGGER
+    replacement = rb"\1\2"
 
 
 class Client:

@@ -36,7 +36,7 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any, TypeAlias
@@ -54,7 +54,7 @@ from plakar_mysql.layout import (
     read_footer,
     session_frame,
 )
-from plakar_mysql.loader import Client, DefinerRewriter, LoadError, blocks
+from plakar_mysql.loader import Client, DefinerRewriter, LoadError, TriggerRewriter, blocks
 from plakar_mysql.locks import DEFAULT_LOCK_WAIT_TIMEOUT, bounds_sql, holders
 from plakar_mysql.options import Config
 from plakar_mysql.server import ServerInfo, connect, quote_identifier, server_info
@@ -452,10 +452,17 @@ class Restorer:
         log(f"loading table {label}")
         client = self.client()
         what = f"table {label}"
+        rewriters: list[Callable[[Iterable[bytes]], Iterator[bytes]]] = []
+        if self.config.text("definer") == "current":
+            rewriters.append(DefinerRewriter())
+        if into != header.database:
+            rewriters.append(TriggerRewriter())  # a shadow or another name
         try:
-            if self.config.text("definer") == "current":
+            if rewriters:
                 chunks = blocks(source) if isinstance(source, io.IOBase) else source
-                ignored = client.load(what, into, chunks=DefinerRewriter()(chunks))
+                for rewrite in rewriters:
+                    chunks = rewrite(chunks)
+                ignored = client.load(what, into, chunks=chunks)
             elif isinstance(source, io.IOBase):
                 ignored = client.load(what, into, file=source)  # type: ignore[arg-type]
             else:
