@@ -96,6 +96,7 @@ def make_shop(server: MariaDBServer, rows: int = ROWS) -> None:
         for statement in SHOP_SCHEMA:
             cur.execute(statement)
         cur.execute("SET SESSION foreign_key_checks = 1")
+        conn.select_db("shop")  # the seq_1_to_N tables are read in a current database
         cur.execute("INSERT INTO shop.store VALUES (1, 'North', NULL), (2, 'South', NULL)")
         cur.execute(
             "INSERT INTO shop.staff SELECT seq, CONCAT('staff ', seq), 1 + seq % 2 FROM seq_1_to_6"
@@ -291,7 +292,7 @@ def test_a_cancelled_restore_leaves_the_target_as_it_was(
     assert_unchanged(target, (*before[:3], left))
     proc = plakar.restore(snapshot, uri(target), password(target), "overwrite=true", "jobs=4")
     if left:
-        assert "of an interrupted restore" in proc.stderr, proc.stderr
+        assert "by an interrupted restore" in proc.stderr, proc.stderr
     assert diff(describe_database(shop, "shop"), describe_database(target, "shop")) == []
     assert diff(before[1], describe_database(target, "crm")) == []  # type: ignore[arg-type]
     assert leftovers(target) == []

@@ -14,7 +14,7 @@ import contextlib
 import re
 import subprocess
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
 from kloset_sdk.records import Content
@@ -61,7 +61,7 @@ class _LineRewriter:
     """Applies ``pattern`` -> ``replacement`` to whole lines of a stream of blocks."""
 
     pattern: re.Pattern[bytes]
-    replacement: bytes
+    replacement: bytes | Callable[[re.Match[bytes]], bytes]
 
     def __init__(self) -> None:
         self._carry = b""
@@ -88,25 +88,40 @@ _IDENT = rb"(?:`(?:[^`\n]|``)+`|[0-9A-Za-z_$\x80-\xff]+)"
 # A trigger's name and table as the dump tools write them (the statement as it was
 # typed): a database qualifier there would create it in the source's database.
 _TRIGGER = re.compile(
-    rb"^(/\*!50003 CREATE\*/ (?:/\*!50017 DEFINER="
-    rb"(?:CURRENT_USER|`(?:[^`\n]|``)*`@`(?:[^`\n]|``)*`)\*/ )?/\*!50003 TRIGGER\s+)(?:"
-    + _IDENT
-    + rb"\s*\.\s*)?("
-    + _IDENT
-    + rb"\s+(?i:BEFORE|AFTER)\s+(?i:INSERT|UPDATE|DELETE)\s+(?i:ON)\s+)(?:"
-    + _IDENT
-    + rb"\s*\.\s*)?",
+    rb"^(?P<head>/\*!50003 CREATE\*/ (?:/\*!50017 DEFINER="
+    rb"(?:CURRENT_USER|`(?:[^`\n]|``)*`@`(?:[^`\n]|``)*`)\*/ )?/\*!50003 TRIGGER\s+)"
+    rb"(?P<q1>" + _IDENT + rb"\s*\.\s*)?"
+    rb"(?P<body>(?P<name>" + _IDENT + rb")"
+    rb"\s+(?i:BEFORE|AFTER)\s+(?i:INSERT|UPDATE|DELETE)\s+(?i:ON)\s+)"
+    rb"(?P<q2>" + _IDENT + rb"\s*\.\s*)?",
     re.M,
 )
+
+
+def unquote_identifier(text: str) -> str:
+    """An identifier as written (`` `a``b` `` or ``ab``) as its name."""
+    return text[1:-1].replace("``", "`") if text.startswith("`") else text
 
 
 class TriggerRewriter(_LineRewriter):
     """Drops the database qualifier of a trigger's name and table, so that a table
     file loaded into another database (a shadow, a new name) gets its triggers there.
-    A trigger lives in its table's database, so any qualifier names the source's."""
+    A trigger lives in its table's database, so any qualifier names the source's.
+    What it dropped is kept in ``dropped`` (trigger name -> the two qualifiers as
+    written), so that the trigger can be created again exactly as it was typed."""
 
     pattern = _TRIGGER
-    replacement = rb"\1\2"
+
+    def __init__(self, dropped: dict[str, tuple[str, str]] | None = None) -> None:
+        super().__init__()
+        self.dropped = dropped if dropped is not None else {}
+
+    def replacement(self, match: re.Match[bytes]) -> bytes:
+        q1, q2 = match["q1"] or b"", match["q2"] or b""
+        if q1 or q2:
+            name = unquote_identifier(match["name"].decode(errors="replace"))
+            self.dropped[name] = (q1.decode(errors="replace"), q2.decode(errors="replace"))
+        return match["head"] + match["body"]
 
 
 class Client:

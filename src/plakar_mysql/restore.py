@@ -130,6 +130,8 @@ class Restorer:
         self.jobs = int(config.values.get("jobs") or os.cpu_count() or 1)
         self.lock_wait = int(config.values.get("lock_wait_timeout", DEFAULT_LOCK_WAIT_TIMEOUT))
         self._shadow: Shadow | None = None
+        # Per shadow database: the qualifiers its triggers were typed with.
+        self._qualifiers: dict[str, dict[str, tuple[str, str]]] = {}
         self._db: Connection | None = None
         self._server: ServerInfo | None = None
         self._client: Client | None = None
@@ -456,7 +458,12 @@ class Restorer:
         if self.config.text("definer") == "current":
             rewriters.append(DefinerRewriter())
         if into != header.database:
-            rewriters.append(TriggerRewriter())  # a shadow or another name
+            # A shadow or another name.  Into a shadow of the same name, what is
+            # dropped is put back when the trigger is created in the target.
+            same_name = target == header.database
+            rewriters.append(
+                TriggerRewriter(self._qualifiers.setdefault(into, {}) if same_name else None)
+            )
         try:
             if rewriters:
                 chunks = blocks(source) if isinstance(source, io.IOBase) else source
@@ -494,7 +501,7 @@ class Restorer:
             self._wait_tables()
             if self._shadow is not None:
                 try:
-                    self._shadow.swap()
+                    self._shadow.swap(self._qualifiers)
                 except SwapError as exc:
                     raise RestoreError(str(exc)) from None
             self._load_code()

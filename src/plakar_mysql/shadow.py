@@ -4,27 +4,32 @@ An overwrite restore never writes into the target while it loads.  Each target
 database gets a shadow database on the same server
 (``plakar_restore_<session>_<n>``) that receives the tables, rows and triggers.
 Only when every table has loaded does :meth:`Shadow.swap` replace the target's
-tables, with one ``RENAME TABLE`` statement that moves each existing table
-aside (``plakar_old_<session>_<n>``, in its own database) and each shadow table
-in: InnoDB commits it whole or not at all, and readers wait on it rather than
-see half a restore.  A restore that fails or is cancelled before it leaves the
-target untouched; its shadow databases are dropped (or, after a ``kill -9``,
+tables, with one ``RENAME TABLE`` statement that moves each table it replaces
+into a database of its own (``plakar_old_<session>_<n>``: in the target, its
+foreign keys' names would clash with the new table's) and each shadow table
+in: the server commits it whole or not at all, and readers wait on it rather
+than see half a restore.  A restore that fails or is cancelled before that
+leaves the target untouched; its databases are dropped (or, after a ``kill -9``,
 by the next overwrite restore, once the session that made them is gone).
 
-Three things do not follow a table across databases and are put right after
-the swap, on the same connection:
+Before the swap, ``LOCK TABLES ... WRITE`` on the tables it replaces (released
+at once) waits, within the bound, for any other client's lock: a lock held
+elsewhere fails the restore there, with nothing changed.
 
-* triggers: the server refuses to move a table with triggers to another
-  database, so the shadow tables' triggers are read (``SHOW CREATE TRIGGER``,
-  with the session state they were made with), dropped, and created again on
-  the swapped tables - after the triggers of the tables moved aside;
-* foreign keys: InnoDB re-points a foreign key at the renamed table it
-  references, so a table the restore does not replace (in the target or in
-  another database) that referenced a replaced table now references the one
-  moved aside; and a restored table whose key references a table outside the
-  restore still references it in the shadow database.  Each such key is
-  dropped and added again, referencing the target's table of that name;
-* the tables moved aside, dropped last.
+What does not follow a table across databases is put right on the same connection:
+
+* triggers: the server moves no table with triggers to another database.  The
+  shadow tables' triggers are read (``SHOW CREATE TRIGGER``, with the session
+  state they were made with) and dropped; the replaced tables' are dropped just
+  before the swap (and created again if it fails); after it, the restored
+  triggers are created on the swapped tables;
+* foreign keys: InnoDB re-points a key at the renamed table it references, so
+  a table the restore does not replace (in the target or in another database)
+  that referenced a replaced table now references the one moved aside; and a
+  restored table whose key references a table outside the restore still
+  references it in the shadow database.  Each such key is dropped and added
+  again, referencing the target's table of that name;
+* the tables moved aside are dropped last.
 
 Grants on tables are held by name (``mysql.tables_priv``), so the swapped
 tables keep the target's.  The cost: room for a second copy of the restored
@@ -35,8 +40,8 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, TypeAlias
 
 import pymysql
@@ -50,6 +55,16 @@ Log: TypeAlias = Callable[[str], None]
 SHADOW_PREFIX = "plakar_restore_"
 OLD_PREFIX = "plakar_old_"
 _LEFTOVER = re.compile(r"^plakar_(?:restore|old)_(\d+)_\d+$")
+_IDENT = r"(?:`(?:[^`\n]|``)+`|[0-9A-Za-z_$\u0080-\uffff]+)"
+# SHOW CREATE TRIGGER's statement, up to where the trigger's table is named.
+_TRIGGER_HEAD = re.compile(
+    r"^(CREATE\s+(?:DEFINER=(?:CURRENT_USER|`(?:[^`]|``)*`@`(?:[^`]|``)*`)\s+)?TRIGGER\s+)"
+    r"(" + _IDENT + r"\s+(?i:BEFORE|AFTER)\s+(?i:INSERT|UPDATE|DELETE)\s+(?i:ON)\s+)"
+)
+
+#: Per shadow database, per trigger: the database qualifiers its name and table
+#: were typed with (dropped to load it into the shadow; see loader.TriggerRewriter).
+Qualifiers: TypeAlias = Mapping[str, Mapping[str, tuple[str, str]]]
 
 # MySQL character sets as Python codecs: a trigger is sent in the one it was made with.
 _CODECS = {"utf8mb4": "utf-8", "utf8mb3": "utf-8", "utf8": "utf-8", "latin1": "cp1252"}
@@ -58,6 +73,14 @@ _CODECS |= {"ascii": "ascii", "binary": "utf-8", "ucs2": "utf-16-be", "utf16": "
 
 class SwapError(RuntimeError):
     """The swap failed; one line for the user, saying what state the target is in."""
+
+
+def _requalified(statement: str, typed: tuple[str, str]) -> str:
+    """A trigger's statement with the qualifiers of its name and table put back."""
+    match = _TRIGGER_HEAD.match(statement)
+    if match is None:
+        return statement
+    return match[1] + typed[0] + match[2] + typed[1] + statement[match.end() :]
 
 
 def _q(*names: str) -> str:
@@ -110,6 +133,7 @@ class Shadow:
         self._session = int(self._rows("SELECT CONNECTION_ID()")[0][0])
         self._shadows: dict[str, str] = {}  # target -> its shadow
         self._targets: dict[str, str] = {}  # target -> CREATE DATABASE options if missing
+        self._trash: dict[str, str] = {}  # database of the tables moved aside -> its target
         self.swapped = False
 
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -144,7 +168,7 @@ class Shadow:
 
     # -- the swap ------------------------------------------------------------------
 
-    def swap(self) -> None:
+    def swap(self, qualifiers: Qualifiers | None = None) -> None:
         """Create missing targets, swap every shadow table in, then put triggers,
         foreign keys right and drop the tables moved aside."""
         created = [t for t in sorted(self._targets) if not self._exists(t)]
@@ -153,70 +177,114 @@ class Shadow:
             self._log(f"created database {target!r}")
         self._rows("SET SESSION foreign_key_checks = 0")
         try:
-            self._swap(created)
+            self._swap(created, qualifiers or {})
         finally:
             with contextlib.suppress(pymysql.err.MySQLError):
                 self._rows("SET SESSION foreign_key_checks = 1")
 
-    def _swap(self, created: list[str]) -> None:
+    def _swap(self, created: list[str], qualifiers: Qualifiers) -> None:
         moves: list[tuple[str, str, str, str]] = []  # (from schema, table, to schema, table)
-        old: dict[tuple[str, str], str] = {}  # (target, old name) -> original name
-        triggers: list[_Trigger] = []
+        replaced: list[tuple[str, str]] = []  # (target, table) moved aside
+        views: list[tuple[str, str]] = []  # (target, view) named as a restored table
+        new_triggers: list[_Trigger] = []
+        old_triggers: list[_Trigger] = []
         for target, shadow in sorted(self._shadows.items()):
-            present = {
-                name: kind
-                for name, kind in self._rows(
+            present = dict(
+                self._rows(
                     "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES"
                     " WHERE TABLE_SCHEMA = %s",
                     [target],
                 )
-            }
-            for (name,) in self._rows(
-                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
-                " ORDER BY TABLE_NAME",
-                [shadow],
-            ):
-                if name in present:
-                    aside = f"{OLD_PREFIX}{self._session}_{len(old) + 1}"
-                    old[(target, aside)] = name
-                    moves.append((target, name, target, aside))
-                moves.append((shadow, name, target, name))
-            triggers += self._triggers(shadow)
-        for trigger in triggers:
+            )
+            names = [
+                name
+                for (name,) in self._rows(
+                    "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
+                    " ORDER BY TABLE_NAME",
+                    [shadow],
+                )
+            ]
+            aside = [n for n in names if n in present and present[n] != "VIEW"]
+            views += [(target, n) for n in names if present.get(n) == "VIEW"]
+            if aside:
+                trash = f"{OLD_PREFIX}{self._session}_{len(self._trash) + 1}"
+                self._rows(f"CREATE DATABASE {_q(trash)}")
+                self._trash[trash] = target
+                moves += [(target, n, trash, n) for n in aside]
+                replaced += [(target, n) for n in aside]
+                old_triggers += [t for t in self._triggers(target) if t.table in aside]
+            moves += [(shadow, n, target, n) for n in names]
+            new_triggers += self._triggers(shadow)
+        self._probe([*replaced, *views], created)
+        for trigger in new_triggers:
             self._rows(f"DROP TRIGGER {_q(trigger.schema, trigger.name)}")
-        if moves:
-            sql = "RENAME TABLE " + ", ".join(f"{_q(a, b)} TO {_q(c, d)}" for a, b, c, d in moves)
-            try:
-                self._rows(sql)
-            except pymysql.err.MySQLError as exc:
-                self._undo_created(created)
-                raise self._refused(exc, [(a, b) for a, b, c, _ in moves if a == c]) from exc
-        self.swapped = True
-        self._log(
-            f"swapped in {sum(1 for a, _, c, _ in moves if a != c)} table(s) in one statement"
-        )
-        step = "dropping the triggers of the tables replaced"
+        dropped: list[_Trigger] = []
         try:
-            self._drop_old_triggers(old)
-            step = "creating the triggers of the restored tables"
-            for trigger in triggers:
+            # The server moves no table with triggers to another database: the
+            # replaced tables lose theirs just before the swap (and get them back
+            # if it fails).  A view named as a restored table is dropped.
+            for trigger in old_triggers:
+                self._rows(f"DROP TRIGGER {_q(trigger.schema, trigger.name)}")
+                dropped.append(trigger)
+            for target, view in views:
+                self._rows(f"DROP VIEW {_q(target, view)}")
+            if moves:
+                self._rows(
+                    "RENAME TABLE " + ", ".join(f"{_q(a, b)} TO {_q(c, d)}" for a, b, c, d in moves)
+                )
+        except pymysql.err.MySQLError as exc:
+            for trigger in dropped:
+                with contextlib.suppress(pymysql.err.MySQLError):
+                    self._create_trigger(trigger, trigger.schema)
+            self._undo_created(created)
+            raise self._refused(exc, replaced) from exc
+        self.swapped = True
+        swapped = sum(1 for a, *_ in moves if a in self._shadows.values())
+        self._log(f"swapped in {swapped} table(s) in one statement")
+        self._finish(new_triggers, replaced, qualifiers)
+
+    def _finish(
+        self, new_triggers: list[_Trigger], replaced: list[tuple[str, str]], qualifiers: Qualifiers
+    ) -> None:
+        """After the swap: the restored triggers, the foreign keys, the old tables dropped."""
+        step = "creating the triggers of the restored tables"
+        try:
+            for trigger in new_triggers:
+                typed = qualifiers.get(trigger.schema, {}).get(trigger.name)
+                if typed:  # as it was typed: CREATE TRIGGER db.name ... ON db.table
+                    trigger = replace(trigger, statement=_requalified(trigger.statement, typed))  # noqa: PLW2901
                 self._create_trigger(trigger, self._target_of(trigger.schema))
             step = "re-pointing foreign keys at the restored tables"
-            self._fix_foreign_keys(old)
+            self._fix_foreign_keys()
             step = "dropping the tables replaced"
-            self._drop_old(old)
+            for trash in sorted(self._trash):
+                self._rows(f"DROP DATABASE {_q(trash)}")
+                del self._trash[trash]
         except pymysql.err.MySQLError as exc:
-            where = f" ({holders(self._db, list(old))})" if is_lock_timeout(exc) else ""
+            where = f" ({holders(self._db, replaced)})" if is_lock_timeout(exc) else ""
             raise SwapError(
                 f"the tables were swapped in, but {step} failed: {exc.args[-1]}{where}; "
-                f"the replaced tables are kept as {', '.join(f'{t}.{n}' for t, n in old)}"
+                f"the replaced tables are kept in {', '.join(sorted(self._trash))}"
             ) from exc
         for shadow in sorted(self._shadows.values()):
             self._rows(f"DROP DATABASE {_q(shadow)}")
         self._shadows.clear()
 
+    def _probe(self, tables: list[tuple[str, str]], created: list[str]) -> None:
+        """Wait (within the bound) until no other client holds a lock on ``tables``,
+        before anything changes: a lock wait then fails with nothing done."""
+        if not tables:
+            return
+        try:
+            self._rows("LOCK TABLES " + ", ".join(f"{_q(*t)} WRITE" for t in tables))
+        except pymysql.err.MySQLError as exc:
+            self._undo_created(created)
+            raise self._refused(exc, tables) from exc
+        finally:
+            self._rows("UNLOCK TABLES")
+
     def _refused(self, exc: pymysql.err.MySQLError, targets: list[tuple[str, str]]) -> SwapError:
-        """The swap statement failed: nothing changed; say why, naming a lock's holder."""
+        """The swap failed before it changed anything; say why, naming a lock's holder."""
         if is_lock_timeout(exc):
             names = ", ".join(f"{t}.{n}" for t, n in targets[:8])
             return SwapError(
@@ -268,37 +336,24 @@ class Shadow:
                 [mode],
             )
 
-    def _drop_old_triggers(self, old: dict[tuple[str, str], str]) -> None:
-        for target, aside in old:
-            for (name,) in self._rows(
-                "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS"
-                " WHERE TRIGGER_SCHEMA = %s AND EVENT_OBJECT_TABLE = %s",
-                [target, aside],
-            ):
-                self._rows(f"DROP TRIGGER {_q(target, name)}")
-
-    def _fix_foreign_keys(self, old: dict[tuple[str, str], str]) -> None:
-        shadows = {shadow: target for target, shadow in self._shadows.items()}
-        schemas = sorted({*shadows, *(target for target, _ in old)})
-        if not schemas:
+    def _fix_foreign_keys(self) -> None:
+        """Keys that reference a table in a shadow or moved aside reference the
+        target's table of that name again."""
+        moved = {shadow: target for target, shadow in self._shadows.items()} | self._trash
+        if not moved:
             return
-        marks = ", ".join(["%s"] * len(schemas))
+        marks = ", ".join(["%s"] * len(moved))
         keys: list[_ForeignKey] = []
         for schema, table, name, ref_schema, ref_table, update, delete in self._rows(
             "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, UNIQUE_CONSTRAINT_SCHEMA,"
             " REFERENCED_TABLE_NAME, UPDATE_RULE, DELETE_RULE"
             f" FROM information_schema.REFERENTIAL_CONSTRAINTS"
             f" WHERE UNIQUE_CONSTRAINT_SCHEMA IN ({marks})",
-            schemas,
+            sorted(moved),
         ):
-            if (schema, table) in old:
-                continue  # a table moved aside: dropped below
-            if (ref_schema, ref_table) in old:
-                referenced = (ref_schema, old[(ref_schema, ref_table)])
-            elif ref_schema in shadows:
-                referenced = (shadows[ref_schema], ref_table)
-            else:
-                continue
+            if schema in moved:
+                continue  # a table moved aside (dropped below) or left in a shadow
+            referenced = (moved[ref_schema], ref_table)
             columns = self._rows(
                 "SELECT COLUMN_NAME, REFERENCED_COLUMN_NAME"
                 " FROM information_schema.KEY_COLUMN_USAGE"
@@ -326,27 +381,14 @@ class Shadow:
                 f"{key.referenced[0]}.{key.referenced[1]} again"
             )
 
-    def _drop_old(self, old: dict[tuple[str, str], str]) -> None:
-        if not old:
-            return
-        kinds = {
-            (schema, name): kind
-            for schema, name, kind in self._rows(
-                "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES"
-                f" WHERE TABLE_NAME LIKE '{OLD_PREFIX}{self._session}\\_%'"
-            )
-        }
-        views = [key for key in old if kinds.get(key) == "VIEW"]
-        tables = [key for key in old if key in kinds and kinds[key] != "VIEW"]
-        if views:
-            self._rows("DROP VIEW " + ", ".join(_q(*key) for key in views))
-        if tables:
-            self._rows("DROP TABLE " + ", ".join(_q(*key) for key in tables))
-
     # -- failure and leftovers -------------------------------------------------------
 
     def discard(self) -> None:
         """Drop the shadow databases (the restore failed or was cancelled); never raises."""
+        for trash in sorted(self._trash):
+            with contextlib.suppress(pymysql.err.MySQLError, OSError):
+                self._rows(f"DROP DATABASE IF EXISTS {_q(trash)}")  # empty unless swapped
+        self._trash.clear()
         for target, shadow in sorted(self._shadows.items()):
             try:
                 self._rows(f"DROP DATABASE IF EXISTS {_q(shadow)}")
@@ -357,31 +399,26 @@ class Shadow:
 
 
 def drop_leftovers(db: Connection, log: Log) -> None:
-    """Drop the shadow databases and set-aside tables of restores whose session is
-    gone (killed before they could clean up).  Only with the PROCESS privilege:
-    without it, another account's running restore would look gone."""
+    """Drop the shadow databases (and databases of tables moved aside) of restores
+    whose session is gone, killed before they could clean up.  Only with the
+    PROCESS privilege: without it, another account's running restore would look gone."""
     with db.cursor() as cursor:
         cursor.execute(
             "SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES"
             " WHERE PRIVILEGE_TYPE IN ('PROCESS', 'SUPER')"
         )
-        if not cursor.fetchone()[0]:
+        row = cursor.fetchone()
+        if not row or not row[0]:
             return
         cursor.execute("SELECT ID FROM information_schema.PROCESSLIST")
         alive = {int(row[0]) for row in cursor.fetchall()}
         cursor.execute(
-            "SELECT SCHEMA_NAME, '' FROM information_schema.SCHEMATA"
-            " WHERE SCHEMA_NAME LIKE 'plakar\\_restore\\_%'"
-            " UNION ALL SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES"
-            " WHERE TABLE_NAME LIKE 'plakar\\_old\\_%'"
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA"
+            " WHERE SCHEMA_NAME LIKE 'plakar\\_restore\\_%' OR SCHEMA_NAME LIKE 'plakar\\_old\\_%'"
         )
-        for schema, table in cursor.fetchall():
-            match = _LEFTOVER.match(table or schema)
+        for (schema,) in cursor.fetchall():
+            match = _LEFTOVER.match(schema)
             if match is None or int(match.group(1)) in alive:
                 continue
-            if table:
-                cursor.execute(f"DROP TABLE IF EXISTS {_q(schema, table)}")
-                log(f"dropped {schema}.{table}, left behind by an interrupted restore")
-            else:
-                cursor.execute(f"DROP DATABASE IF EXISTS {_q(schema)}")
-                log(f"dropped the shadow database {schema!r} of an interrupted restore")
+            cursor.execute(f"DROP DATABASE IF EXISTS {_q(schema)}")
+            log(f"dropped {schema!r}, left behind by an interrupted restore")

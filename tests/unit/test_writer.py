@@ -72,4 +72,6 @@ def test_trigger_rewriter_drops_the_database_qualifier_of_name_and_table() -> No
     )
     for size in (1, 7, len(text)):
         blocks = [text[i : i + size] for i in range(0, len(text), size)]
-        assert b"".join(TriggerRewriter()(blocks)) == expected
+        dropped: dict[str, tuple[str, str]] = {}
+        assert b"".join(TriggerRewriter(dropped)(blocks)) == expected
+        assert dropped == {"ta": ("shop.", "shop."), "t b": ("`we``ird`.", "`we``ird` . ")}
