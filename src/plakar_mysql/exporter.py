@@ -18,7 +18,7 @@ from typing import Any
 
 import pymysql
 
-from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, Result
+from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, Reporter, Result
 from kloset_sdk.records import Content
 from plakar_mysql.layout import CATALOG_PATH, MANIFEST_PATH, Catalog, DumpHeader, read_header
 from plakar_mysql.loader import LoadError, blocks
@@ -116,7 +116,10 @@ class MySQLExporter(Exporter):
                     report(Result.failed(record, exc))
                     failure = exc
             if failure is None:
-                restorer.finish()
+                # Plakar gone (cancelled, killed): nothing may be committed.
+                restorer.finish(
+                    cancelled=report.cancelled if isinstance(report, Reporter) else None
+                )
         finally:
             restorer.close()
         if failure is not None:

@@ -495,13 +495,16 @@ class Restorer:
 
     # -- the end -------------------------------------------------------------------
 
-    def finish(self) -> None:
-        """Wait for the tables, then load routines, views, events and accounts; verify."""
+    def finish(self, cancelled: Callable[[], bool] | None = None) -> None:
+        """Wait for the tables, then load routines, views, events and accounts; verify.
+        ``cancelled`` says whether Plakar went away: then the shadow is not swapped in."""
         try:
             self._wait_tables()
+            if cancelled is not None and cancelled():
+                raise RestoreError("the restore was cancelled: nothing was restored")
             if self._shadow is not None:
                 try:
-                    self._shadow.swap(self._qualifiers)
+                    self._shadow.swap(self._qualifiers, cancelled)
                 except SwapError as exc:
                     raise RestoreError(str(exc)) from None
             self._load_code()

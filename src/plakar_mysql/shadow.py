@@ -168,7 +168,9 @@ class Shadow:
 
     # -- the swap ------------------------------------------------------------------
 
-    def swap(self, qualifiers: Qualifiers | None = None) -> None:
+    def swap(
+        self, qualifiers: Qualifiers | None = None, cancelled: Callable[[], bool] | None = None
+    ) -> None:
         """Create missing targets, swap every shadow table in, then put triggers,
         foreign keys right and drop the tables moved aside."""
         created = [t for t in sorted(self._targets) if not self._exists(t)]
@@ -177,12 +179,14 @@ class Shadow:
             self._log(f"created database {target!r}")
         self._rows("SET SESSION foreign_key_checks = 0")
         try:
-            self._swap(created, qualifiers or {})
+            self._swap(created, qualifiers or {}, cancelled or (lambda: False))
         finally:
             with contextlib.suppress(pymysql.err.MySQLError):
                 self._rows("SET SESSION foreign_key_checks = 1")
 
-    def _swap(self, created: list[str], qualifiers: Qualifiers) -> None:
+    def _swap(
+        self, created: list[str], qualifiers: Qualifiers, cancelled: Callable[[], bool]
+    ) -> None:
         moves: list[tuple[str, str, str, str]] = []  # (from schema, table, to schema, table)
         replaced: list[tuple[str, str]] = []  # (target, table) moved aside
         views: list[tuple[str, str]] = []  # (target, view) named as a restored table
@@ -216,6 +220,9 @@ class Shadow:
             moves += [(shadow, n, target, n) for n in names]
             new_triggers += self._triggers(shadow)
         self._probe([*replaced, *views], created)
+        if cancelled():
+            self._undo_created(created)
+            raise SwapError("the restore was cancelled: nothing was restored")
         for trigger in new_triggers:
             self._rows(f"DROP TRIGGER {_q(trigger.schema, trigger.name)}")
         dropped: list[_Trigger] = []
