@@ -223,6 +223,38 @@ def test_twenty_overwrite_restores_in_a_row(
     elapsed = time.monotonic() - started
     print(f"20 overwrite restores (jobs=4) with checks: {elapsed:.1f} s")
     keys_enforced(target)
+
+    # One table alone: its keys reference tables outside the restore (customer,
+    # staff), and tables outside it reference it (order_item, payment).
+    drift(target, 20)
+    target.execute("UPDATE shop.orders SET total = total + 1 WHERE id = 3")
+    proc = plakar.restore(
+        f"{snapshot}:/databases/shop/tables/orders.sql",
+        uri(target, "shop"),
+        password(target),
+        "overwrite=true",
+    )
+    assert "swapped in 1 table(s)" in proc.stderr, proc.stderr
+    restored = describe_database(target, "shop")
+    assert restored.tables["orders"] == source.tables["orders"]
+    assert restored.triggers["order_total"] == source.triggers["order_total"]
+    for name in ("order_item", "payment", "customer", "staff"):
+        expected = source.tables[name].create_statement
+        assert restored.tables[name].create_statement == expected, name
+    with target.connect() as conn, conn.cursor() as cur:
+        with pytest.raises(pymysql.err.IntegrityError, match="foreign key constraint fails"):
+            cur.execute("INSERT INTO shop.orders VALUES (9999, 999999, 1, 0)")
+        with pytest.raises(pymysql.err.IntegrityError, match="foreign key constraint fails"):
+            cur.execute("INSERT INTO shop.payment (order_id, amount) VALUES (999999, 1)")
+
+    # Streamed straight into the client (jobs=1), and verified against the snapshot.
+    proc = plakar.restore(
+        snapshot, uri(target), password(target), "overwrite=true", "jobs=1", "verify=true"
+    )
+    assert "verified 9 table(s)" in proc.stderr, proc.stderr
+    assert diff(source, describe_database(target, "shop")) == []
+    assert diff(crm, describe_database(target, "crm")) == []
+    assert leftovers(target) == []
     # The triggers fire, in their order, on the restored tables.
     target.execute("INSERT INTO shop.payment (order_id, amount) VALUES (1, 1)")
     assert target.query("SELECT note FROM shop.payment ORDER BY id DESC LIMIT 1") == [("ab",)]
