@@ -247,7 +247,10 @@ def test_twenty_overwrite_restores_in_a_row(
         with pytest.raises(pymysql.err.IntegrityError, match="foreign key constraint fails"):
             cur.execute("INSERT INTO shop.payment (order_id, amount) VALUES (999999, 1)")
 
-    # Streamed straight into the client (jobs=1), and verified against the snapshot.
+    # Streamed straight into the client (jobs=1), and verified against the snapshot;
+    # a view has taken the name of a restored table meanwhile.
+    target.execute("DROP TABLE shop.audit")
+    target.execute("CREATE VIEW shop.audit AS SELECT 1 AS id, 'x' AS what")
     proc = plakar.restore(
         snapshot, uri(target), password(target), "overwrite=true", "jobs=1", "verify=true"
     )

@@ -6,9 +6,10 @@ database gets a shadow database on the same server
 Only when every table has loaded does :meth:`Shadow.swap` replace the target's
 tables, with one ``RENAME TABLE`` statement that moves each table it replaces
 into a database of its own (``plakar_old_<session>_<n>``: in the target, its
-foreign keys' names would clash with the new table's) and each shadow table
-in: the server commits it whole or not at all, and readers wait on it rather
-than see half a restore.  A restore that fails or is cancelled before that
+foreign keys' names would clash with the new table's; a view of a restored
+table's name is renamed in place) and each shadow table in: the server
+commits it whole or not at all, and readers wait on it rather than see half a
+restore.  A restore that fails or is cancelled before that
 leaves the target untouched; its databases are dropped (or, after a ``kill -9``,
 by the next overwrite restore, once the session that made them is gone).
 
@@ -209,7 +210,10 @@ class Shadow:
                 )
             ]
             aside = [n for n in names if n in present and present[n] != "VIEW"]
-            views += [(target, n) for n in names if present.get(n) == "VIEW"]
+            for n in names:
+                if present.get(n) == "VIEW":  # a view may not change database: renamed in place
+                    views.append((target, f"{OLD_PREFIX}{self._session}_v{len(views) + 1}"))
+                    moves.append((target, n, *views[-1]))
             if aside:
                 trash = f"{OLD_PREFIX}{self._session}_{len(self._trash) + 1}"
                 self._rows(f"CREATE DATABASE {_q(trash)}")
@@ -219,7 +223,7 @@ class Shadow:
                 old_triggers += [t for t in self._triggers(target) if t.table in aside]
             moves += [(shadow, n, target, n) for n in names]
             new_triggers += self._triggers(shadow)
-        self._probe([*replaced, *views], created)
+        self._probe([*replaced, *((a, b) for a, b, c, d in moves if (c, d) in views)], created)
         if cancelled():
             self._undo_created(created)
             raise SwapError("the restore was cancelled: nothing was restored")
@@ -229,12 +233,10 @@ class Shadow:
         try:
             # The server moves no table with triggers to another database: the
             # replaced tables lose theirs just before the swap (and get them back
-            # if it fails).  A view named as a restored table is dropped.
+            # if it fails).
             for trigger in old_triggers:
                 self._rows(f"DROP TRIGGER {_q(trigger.schema, trigger.name)}")
                 dropped.append(trigger)
-            for target, view in views:
-                self._rows(f"DROP VIEW {_q(target, view)}")
             if moves:
                 self._rows(
                     "RENAME TABLE " + ", ".join(f"{_q(a, b)} TO {_q(c, d)}" for a, b, c, d in moves)
@@ -249,6 +251,8 @@ class Shadow:
         swapped = sum(1 for a, *_ in moves if a in self._shadows.values())
         self._log(f"swapped in {swapped} table(s) in one statement")
         self._finish(new_triggers, replaced, qualifiers)
+        if views:
+            self._rows("DROP VIEW " + ", ".join(_q(*view) for view in views))
 
     def _finish(
         self, new_triggers: list[_Trigger], replaced: list[tuple[str, str]], qualifiers: Qualifiers
