@@ -37,6 +37,22 @@ from kloset_sdk.records import (
 Report = Callable[[Result], None]
 
 
+class Reporter:
+    """The ``report`` handed to :meth:`Exporter.export`: a :data:`Report` that can
+    also tell whether Plakar is still there (it cancelled the restore, or died),
+    so that an exporter can stop before it commits anything."""
+
+    def __init__(self, put: Callable[[Result], None], active: Callable[[], bool]) -> None:
+        self._put = put
+        self._active = active
+
+    def __call__(self, result: Result) -> None:
+        self._put(result)
+
+    def cancelled(self) -> bool:
+        return not self._active()
+
+
 class Exporter(abc.ABC):
     """What a connector implements to restore a snapshot."""
 
@@ -153,7 +169,7 @@ class ExporterService(pb_grpc.ExporterServicer):
 
         def run() -> None:
             try:
-                exporter.export(_records(request_iterator), outbox.put)
+                exporter.export(_records(request_iterator), Reporter(outbox.put, context.is_active))
             except BaseException as exc:
                 failure.append(exc)
             finally:
@@ -171,4 +187,4 @@ class ExporterService(pb_grpc.ExporterServicer):
         return pb.CloseResponse()
 
 
-__all__ = ["Exporter", "ExporterFactory", "ExporterService", "ProtocolError", "Report"]
+__all__ = ["Exporter", "ExporterFactory", "ExporterService", "ProtocolError", "Report", "Reporter"]

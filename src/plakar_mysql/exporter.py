@@ -18,10 +18,10 @@ from typing import Any
 
 import pymysql
 
-from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, Result
+from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, Reporter, Result
 from kloset_sdk.records import Content
 from plakar_mysql.layout import CATALOG_PATH, MANIFEST_PATH, Catalog, DumpHeader, read_header
-from plakar_mysql.loader import blocks
+from plakar_mysql.loader import LoadError, blocks
 from plakar_mysql.options import Config, ConfigError, parse
 from plakar_mysql.restore import RestoreError, Restorer, log
 from plakar_mysql.server import connect, quote_identifier
@@ -116,7 +116,10 @@ class MySQLExporter(Exporter):
                     report(Result.failed(record, exc))
                     failure = exc
             if failure is None:
-                restorer.finish()
+                # Plakar gone (cancelled, killed): nothing may be committed.
+                restorer.finish(
+                    cancelled=report.cancelled if isinstance(report, Reporter) else None
+                )
         finally:
             restorer.close()
         if failure is not None:
@@ -160,11 +163,20 @@ class MySQLExporter(Exporter):
         where = f"into {plan.database!r}" if plan.database else "under the snapshot's names"
         log(f"restoring {path} {where}")
         # The header is a comment: load it too, so error line numbers match the file.
-        ignored = restorer.client().load(
-            f"{path} {where}", plan.database, chunks=blocks(stream, first)
-        )
+        try:
+            ignored = restorer.client().load(
+                f"{path} {where}", plan.database, chunks=blocks(stream, first)
+            )
+        except LoadError as exc:
+            raise restorer.load_error(exc, plan.tables or [plan.database or ""]) from None
         if ignored:
             log(f"{path}: errors ignored (force=true): {ignored}")
+        if plan.blind:
+            # A whole-server dump (the official integration's /all.sql) loads the
+            # mysql schema's tables: the accounts take effect only once reloaded.
+            with db.cursor() as cursor:
+                cursor.execute("FLUSH PRIVILEGES")
+            log("reloaded the privilege tables (FLUSH PRIVILEGES)")
         log(f"restored {path}")
 
     def _prepare(

@@ -14,7 +14,7 @@ import contextlib
 import re
 import subprocess
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
 from kloset_sdk.records import Content
@@ -57,8 +57,11 @@ _DEFINER = re.compile(
 )
 
 
-class DefinerRewriter:
-    """Rewrites ``DEFINER=`u`@`h``` to ``DEFINER=CURRENT_USER`` in a stream of blocks."""
+class _LineRewriter:
+    """Applies ``pattern`` -> ``replacement`` to whole lines of a stream of blocks."""
+
+    pattern: re.Pattern[bytes]
+    replacement: bytes | Callable[[re.Match[bytes]], bytes]
 
     def __init__(self) -> None:
         self._carry = b""
@@ -69,18 +72,68 @@ class DefinerRewriter:
             cut = data.rfind(b"\n") + 1
             self._carry = data[cut:]
             if cut:
-                yield _DEFINER.sub(rb"\1DEFINER=CURRENT_USER", data[:cut])
+                yield self.pattern.sub(self.replacement, data[:cut])
         if self._carry:
-            yield _DEFINER.sub(rb"\1DEFINER=CURRENT_USER", self._carry)
+            yield self.pattern.sub(self.replacement, self._carry)
+
+
+class DefinerRewriter(_LineRewriter):
+    """Rewrites ``DEFINER=`u`@`h``` to ``DEFINER=CURRENT_USER`` in a stream of blocks."""
+
+    pattern = _DEFINER
+    replacement = rb"\1DEFINER=CURRENT_USER"
+
+
+_IDENT = rb"(?:`(?:[^`\n]|``)+`|[0-9A-Za-z_$\x80-\xff]+)"
+# A trigger's name and table as the dump tools write them (the statement as it was
+# typed): a database qualifier there would create it in the source's database.
+_TRIGGER = re.compile(
+    rb"^(?P<head>/\*!50003 CREATE\*/ (?:/\*!50017 DEFINER="
+    rb"(?:CURRENT_USER|`(?:[^`\n]|``)*`@`(?:[^`\n]|``)*`)\*/ )?/\*!50003 TRIGGER\s+)"
+    rb"(?P<q1>" + _IDENT + rb"\s*\.\s*)?"
+    rb"(?P<body>(?P<name>" + _IDENT + rb")"
+    rb"\s+(?i:BEFORE|AFTER)\s+(?i:INSERT|UPDATE|DELETE)\s+(?i:ON)\s+)"
+    rb"(?P<q2>" + _IDENT + rb"\s*\.\s*)?",
+    re.M,
+)
+
+
+def unquote_identifier(text: str) -> str:
+    """An identifier as written (`` `a``b` `` or ``ab``) as its name."""
+    return text[1:-1].replace("``", "`") if text.startswith("`") else text
+
+
+class TriggerRewriter(_LineRewriter):
+    """Drops the database qualifier of a trigger's name and table, so that a table
+    file loaded into another database (a shadow, a new name) gets its triggers there.
+    A trigger lives in its table's database, so any qualifier names the source's.
+    What it dropped is kept in ``dropped`` (trigger name -> the two qualifiers as
+    written), so that the trigger can be created again exactly as it was typed."""
+
+    pattern = _TRIGGER
+
+    def __init__(self, dropped: dict[str, tuple[str, str]] | None = None) -> None:
+        super().__init__()
+        self.dropped = dropped if dropped is not None else {}
+
+    def replacement(self, match: re.Match[bytes]) -> bytes:
+        q1, q2 = match["q1"] or b"", match["q2"] or b""
+        if q1 or q2:
+            name = unquote_identifier(match["name"].decode(errors="replace"))
+            self.dropped[name] = (q1.decode(errors="replace"), q2.decode(errors="replace"))
+        return match["head"] + match["body"]
 
 
 class Client:
     """The SQL client of the target server, ready to run loads."""
 
-    def __init__(self, tool: Tool, conn: Connection, *, force: bool) -> None:
+    def __init__(
+        self, tool: Tool, conn: Connection, *, force: bool, init_command: str | None = None
+    ) -> None:
         self.tool = tool
         self.conn = conn
         self.force = force
+        self.init_command = init_command  # run first in every session (the lock wait bounds)
         self.name = tool.path.rsplit("/", 1)[-1]
 
     def load(
@@ -105,6 +158,8 @@ class Client:
         ]
         if self.force:
             args.append("--force")
+        if self.init_command:
+            args.append(f"--init-command={self.init_command}")
         if database is not None:
             args += ["--database", database]
         with option_pipe(self.conn, self.tool.flavour) as (fd, defaults):

@@ -11,10 +11,16 @@ every table, ``views.sql``.  The :class:`Restorer` answers each as it comes:
 * a table is written to a private temporary file as fast as Plakar sends it
   and loaded by one of ``jobs`` clients, each on its own connection, while the
   next tables arrive (with ``jobs=1`` it streams straight into the client);
+* with ``overwrite=true`` the tables load into shadow databases and replace
+  the target's all at once when every one has loaded (:mod:`plakar_mysql.shadow`):
+  a restore that fails or is cancelled leaves the target as it was;
 * routines, views, events (and accounts) are kept aside and loaded once every
   table is in, in that order: a view may call a function, and the views of
   all databases get placeholders before any is defined, so a view over a view
   of another database loads whatever the order.
+
+Every session it opens bounds its lock waits (``lock_wait_timeout``); a wait
+that runs out fails the restore with the lock's holder named (:mod:`plakar_mysql.locks`).
 
 ``verify=true`` then dumps every restored table again and compares it with the
 snapshot's file and its row count.
@@ -30,7 +36,7 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any, TypeAlias
@@ -48,9 +54,11 @@ from plakar_mysql.layout import (
     read_footer,
     session_frame,
 )
-from plakar_mysql.loader import Client, DefinerRewriter, blocks
+from plakar_mysql.loader import Client, DefinerRewriter, LoadError, TriggerRewriter, blocks
+from plakar_mysql.locks import DEFAULT_LOCK_WAIT_TIMEOUT, bounds_sql, holders
 from plakar_mysql.options import Config
 from plakar_mysql.server import ServerInfo, connect, quote_identifier, server_info
+from plakar_mysql.shadow import Shadow, SwapError, drop_leftovers
 from plakar_mysql.split import DumpSplitter
 from plakar_mysql.users import restore_accounts
 from plakar_mysql.writer import one_newline_at_end
@@ -120,6 +128,10 @@ class Restorer:
         self.target = target
         self.overwrite = config.flag("overwrite", False)
         self.jobs = int(config.values.get("jobs") or os.cpu_count() or 1)
+        self.lock_wait = int(config.values.get("lock_wait_timeout", DEFAULT_LOCK_WAIT_TIMEOUT))
+        self._shadow: Shadow | None = None
+        # Per shadow database: the qualifiers its triggers were typed with.
+        self._qualifiers: dict[str, dict[str, tuple[str, str]]] = {}
         self._db: Connection | None = None
         self._server: ServerInfo | None = None
         self._client: Client | None = None
@@ -144,6 +156,7 @@ class Restorer:
     def _connection(self) -> Connection:
         if self._db is None:
             self._db = connect(self.config.connection)
+            self._query(bounds_sql(self.lock_wait))
             self._server = server_info(self._db)
             if self._server.read_only:
                 # Even an account allowed to write through read_only should not:
@@ -167,9 +180,28 @@ class Restorer:
             flavour: Flavour = self._server.flavour
             tool = find_tool(flavour.client_names, flavour, self.config.connection.bin_dir)
             self._client = Client(
-                tool, self.config.connection, force=self.config.flag("force", False)
+                tool,
+                self.config.connection,
+                force=self.config.flag("force", False),
+                init_command=bounds_sql(self.lock_wait),
             )
         return self._client
+
+    def shadow(self) -> Shadow:
+        """The shadow databases of an overwrite restore (leftovers of killed ones dropped)."""
+        if self._shadow is None:
+            db = self._connection()
+            drop_leftovers(db, log)
+            self._shadow = Shadow(db, log, self.lock_wait)
+        return self._shadow
+
+    def load_error(self, exc: LoadError, targets: Iterable[str]) -> RestoreError:
+        """A failed load as one line; a lock wait that ran out names the lock's holder."""
+        message = str(exc)
+        if "ERROR 1205" in message:
+            where = holders(self._connection(), [(target, "") for target in targets])
+            message += f" (waited {self.lock_wait} s, lock_wait_timeout; {where})"
+        return RestoreError(message)
 
     def target_of(self, source: str) -> str:
         self._sources.add(source)
@@ -261,9 +293,23 @@ class Restorer:
                 "as the restoring account, or users=true if the snapshot holds the accounts"
             )
 
+    def _create_options(self, header: FileHeader) -> str:
+        """What follows the name in CREATE DATABASE: the source's options."""
+        assert header.database is not None
+        known = self._inventories.get(header.database)
+        if known is not None and known.create_options:
+            return known.create_options  # character set, collation, comment: as the source's
+        if header.character_set and header.collation:
+            return f" CHARACTER SET {header.character_set} COLLATE {header.collation}"
+        return ""
+
     def _ensure_database(self, header: FileHeader) -> str:
         assert header.database is not None
         target = self.target_of(header.database)
+        if self.overwrite and self.config.flag("create_db", True):
+            # Created (if missing) at the swap, so that a failed restore creates nothing.
+            self.shadow().register(target, self._create_options(header))
+            return target
         if target in self._existing_dbs:
             return target
         if self._query(
@@ -273,13 +319,7 @@ class Restorer:
             return target
         if not self.config.flag("create_db", True):
             raise RestoreError(f"database {target!r} does not exist and create_db=false")
-        sql = f"CREATE DATABASE {quote_identifier(target)}"
-        known = self._inventories.get(header.database)
-        if known is not None and known.create_options:
-            sql += known.create_options  # character set, collation, comment: as the source's
-        elif header.character_set and header.collation:
-            sql += f" CHARACTER SET {header.character_set} COLLATE {header.collation}"
-        self._query(sql)
+        self._query(f"CREATE DATABASE {quote_identifier(target)}{self._create_options(header)}")
         self._existing_dbs.add(target)
         log(f"created database {target!r}")
         return target
@@ -344,16 +384,21 @@ class Restorer:
         if header.database not in self._checked:
             self._check_table(header)
         target = self._ensure_database(header)
+        into = target
+        if self.overwrite:
+            into = self.shadow().database_for(target, self._create_options(header))
         self._fit_packet(header.max_allowed_packet)
         label = f"{target}.{header.name}"
         fingerprint = _Fingerprint(digest=self.config.flag("verify", False))
         data = fingerprint(blocks(stream, first_line))
         if self.jobs == 1:
-            self._load_table(header, target, label, data, fingerprint)
+            self._load_table(header, target, label, data, fingerprint, into=into)
             return
         spool = self._spool(data)
         self._slots.acquire()
-        future = self._pool.submit(self._load_spooled, header, target, label, spool, fingerprint)
+        future = self._pool.submit(
+            self._load_spooled, header, target, label, spool, fingerprint, into=into
+        )
         self._futures.append(future)
 
     def _check_table(self, header: FileHeader) -> None:
@@ -386,9 +431,11 @@ class Restorer:
         label: str,
         spool: IO[bytes],
         fingerprint: _Fingerprint,
+        *,
+        into: str,
     ) -> None:
         try:
-            self._load_table(header, target, label, spool, fingerprint)
+            self._load_table(header, target, label, spool, fingerprint, into=into)
         finally:
             spool.close()
             self._slots.release()
@@ -400,17 +447,35 @@ class Restorer:
         label: str,
         source: IO[bytes] | Iterable[bytes],
         fingerprint: _Fingerprint,
+        *,
+        into: str,
     ) -> None:
+        """Load one table file into ``into`` (``target`` or its shadow)."""
         log(f"loading table {label}")
         client = self.client()
         what = f"table {label}"
+        rewriters: list[Callable[[Iterable[bytes]], Iterator[bytes]]] = []
         if self.config.text("definer") == "current":
-            chunks = blocks(source) if isinstance(source, io.IOBase) else source
-            ignored = client.load(what, target, chunks=DefinerRewriter()(chunks))
-        elif isinstance(source, io.IOBase):
-            ignored = client.load(what, target, file=source)  # type: ignore[arg-type]
-        else:
-            ignored = client.load(what, target, chunks=source)
+            rewriters.append(DefinerRewriter())
+        if into != header.database:
+            # A shadow or another name.  Into a shadow of the same name, what is
+            # dropped is put back when the trigger is created in the target.
+            same_name = target == header.database
+            rewriters.append(
+                TriggerRewriter(self._qualifiers.setdefault(into, {}) if same_name else None)
+            )
+        try:
+            if rewriters:
+                chunks = blocks(source) if isinstance(source, io.IOBase) else source
+                for rewrite in rewriters:
+                    chunks = rewrite(chunks)
+                ignored = client.load(what, into, chunks=chunks)
+            elif isinstance(source, io.IOBase):
+                ignored = client.load(what, into, file=source)  # type: ignore[arg-type]
+            else:
+                ignored = client.load(what, into, chunks=source)
+        except LoadError as exc:
+            raise self.load_error(exc, [target]) from None
         if ignored:
             log(f"{label}: errors ignored (force=true): {ignored}")
         self._loaded.append(
@@ -430,10 +495,18 @@ class Restorer:
 
     # -- the end -------------------------------------------------------------------
 
-    def finish(self) -> None:
-        """Wait for the tables, then load routines, views, events and accounts; verify."""
+    def finish(self, cancelled: Callable[[], bool] | None = None) -> None:
+        """Wait for the tables, then load routines, views, events and accounts; verify.
+        ``cancelled`` says whether Plakar went away: then the shadow is not swapped in."""
         try:
             self._wait_tables()
+            if cancelled is not None and cancelled():
+                raise RestoreError("the restore was cancelled: nothing was restored")
+            if self._shadow is not None:
+                try:
+                    self._shadow.swap(self._qualifiers, cancelled)
+                except SwapError as exc:
+                    raise RestoreError(str(exc)) from None
             self._load_code()
             self._load_users()
             if self.config.flag("verify", False):
@@ -459,7 +532,10 @@ class Restorer:
             chunks: Iterable[bytes] = [data]
             if rewrite:
                 chunks = DefinerRewriter()(chunks)
-            ignored = self.client().load(f"{what} of {target!r}", target, chunks=chunks)
+            try:
+                ignored = self.client().load(f"{what} of {target!r}", target, chunks=chunks)
+            except LoadError as exc:
+                raise self.load_error(exc, [target]) from None
             if ignored:
                 log(f"{what} of {target!r}: errors ignored (force=true): {ignored}")
 
@@ -548,6 +624,9 @@ class Restorer:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._shadow is not None and not self._shadow.swapped:
+            self._shadow.discard()  # failed or cancelled before the swap: the target is untouched
+        self._shadow = None
         if self._db is not None:
             with contextlib.suppress(Exception):
                 self._db.close()

@@ -130,3 +130,14 @@ def test_exporter_options() -> None:
     assert config.flag("overwrite", False) is True
     with pytest.raises(ConfigError, match="unknown option routines"):
         parse("exporter", "mysql", {"location": "mysql://h", "routines": "true"})
+
+
+def test_lock_wait_timeout() -> None:
+    """A whole number of seconds, at least 1; absent, the restore uses its default."""
+    config = parse("exporter", "mysql", {"location": "mysql://h", "lock_wait_timeout": "5"})
+    assert config.values["lock_wait_timeout"] == 5
+    assert "lock_wait_timeout" not in parse("exporter", "mysql", {"location": "mysql://h"}).values
+    with pytest.raises(ConfigError, match="option lock_wait_timeout: 0 is out of range"):
+        parse("exporter", "mysql", {"location": "mysql://h", "lock_wait_timeout": "0"})
+    with pytest.raises(ConfigError, match="option lock_wait_timeout: 'soon' is not a whole number"):
+        parse("exporter", "mysql", {"location": "mysql://h", "lock_wait_timeout": "soon"})

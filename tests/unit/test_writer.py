@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from plakar_mysql.loader import DefinerRewriter
+from plakar_mysql.loader import DefinerRewriter, TriggerRewriter
 from plakar_mysql.writer import ChunkReader, one_newline_at_end
 
 
@@ -46,3 +46,32 @@ def test_definer_rewrite_touches_only_definer_clauses() -> None:
         out = b"".join(DefinerRewriter()(blocks))
         assert out.count(b"DEFINER=CURRENT_USER") == 4
         assert out.endswith(b"INSERT INTO t VALUES ('CREATE DEFINER=`u`@`%`');\n")
+
+
+def test_trigger_rewriter_drops_the_database_qualifier_of_name_and_table() -> None:
+    """A trigger typed as ``CREATE TRIGGER shop.t ... ON shop.a`` loads into the
+    database the file is loaded into (a shadow, or another name); bodies, rows
+    and other statements are left alone."""
+    text = (
+        b"INSERT INTO `a` VALUES (1,'/*!50003 CREATE*/ /*!50003 TRIGGER shop.x');\n"
+        b"/*!50003 CREATE*/ /*!50017 DEFINER=`r o`@`%`*/ /*!50003 TRIGGER shop.ta before"
+        b" insert ON shop.a FOR EACH ROW INSERT INTO shop.log VALUES (1) */;;\n"
+        b"/*!50003 CREATE*/ /*!50017 DEFINER=CURRENT_USER*/ /*!50003 TRIGGER `we``ird`.`t b`"
+        b" AFTER DELETE ON `we``ird` . `a b` FOR EACH ROW SET @x = 1 */;;\n"
+        b"/*!50003 CREATE*/ /*!50017 DEFINER=`u`@`%`*/ /*!50003 TRIGGER tc AFTER UPDATE"
+        b" ON a FOR EACH ROW SET @x = 2 */;;\n"
+    )
+    expected = (
+        b"INSERT INTO `a` VALUES (1,'/*!50003 CREATE*/ /*!50003 TRIGGER shop.x');\n"
+        b"/*!50003 CREATE*/ /*!50017 DEFINER=`r o`@`%`*/ /*!50003 TRIGGER ta before"
+        b" insert ON a FOR EACH ROW INSERT INTO shop.log VALUES (1) */;;\n"
+        b"/*!50003 CREATE*/ /*!50017 DEFINER=CURRENT_USER*/ /*!50003 TRIGGER `t b`"
+        b" AFTER DELETE ON `a b` FOR EACH ROW SET @x = 1 */;;\n"
+        b"/*!50003 CREATE*/ /*!50017 DEFINER=`u`@`%`*/ /*!50003 TRIGGER tc AFTER UPDATE"
+        b" ON a FOR EACH ROW SET @x = 2 */;;\n"
+    )
+    for size in (1, 7, len(text)):
+        blocks = [text[i : i + size] for i in range(0, len(text), size)]
+        dropped: dict[str, tuple[str, str]] = {}
+        assert b"".join(TriggerRewriter(dropped)(blocks)) == expected
+        assert dropped == {"ta": ("shop.", "shop."), "t b": ("`we``ird`.", "`we``ird` . ")}
