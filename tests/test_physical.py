@@ -51,11 +51,13 @@ def fill_accounts(server: MariaDBServer, filler_rows: int = 200_000) -> None:
             f"CREATE TABLE {name}.accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL)"
         )
         server.execute(
-            f"INSERT INTO {name}.accounts SELECT seq, {BALANCE} FROM seq_1_to_{ACCOUNTS}"
+            f"INSERT INTO {name}.accounts SELECT seq, {BALANCE} FROM seq_1_to_{ACCOUNTS}",
+            database=name,
         )
     server.execute("CREATE TABLE a.filler (id INT PRIMARY KEY, pad VARBINARY(255))")
     server.execute(
-        f"INSERT INTO a.filler SELECT seq, RANDOM_BYTES(200) FROM seq_1_to_{filler_rows}"
+        f"INSERT INTO a.filler SELECT seq, RANDOM_BYTES(200) FROM seq_1_to_{filler_rows}",
+        database="a",
     )
 
 

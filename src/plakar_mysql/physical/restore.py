@@ -64,7 +64,7 @@ def relative_datadir_path(pathname: str) -> str | None:
     Plakar hands paths relative to what is restored: ``/datadir/shop/t.ibd``
     for a whole snapshot, ``/shop/t.ibd`` when only ``SNAP:/datadir`` is.
     """
-    if pathname == MANIFEST_PATH:
+    if pathname in (MANIFEST_PATH, "/", "", DATADIR):
         return None
     prefix = DATADIR + "/"
     path = pathname[len(prefix) :] if pathname.startswith(prefix) else pathname.lstrip("/")

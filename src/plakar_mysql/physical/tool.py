@@ -121,6 +121,7 @@ def option_memfd(conn: Connection, flavour: Flavour) -> Iterator[tuple[int, str]
     data = option_file_text(conn, flavour).encode()
     fd = os.memfd_create("plakar-mysql-options", os.MFD_CLOEXEC)
     try:
+        os.fchmod(fd, 0o600)  # the tools ignore a world-writable option file (a memfd is 0777)
         os.write(fd, data)
         os.lseek(fd, 0, os.SEEK_SET)
         yield fd, f"--defaults-file=/dev/fd/{fd}"
