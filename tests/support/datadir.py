@@ -18,7 +18,11 @@ class DatadirServer(MariaDBServer):
 
     def __init__(self, datadir: Path, base_dir: Path, *, root_password: str) -> None:
         self._given_datadir = Path(datadir).resolve()
-        super().__init__(base_dir, root_password=root_password)
+        # With --skip-name-resolve, the harness's default, a server that starts
+        # ignores the accounts of named hosts that the source created at run time.
+        super().__init__(
+            base_dir, root_password=root_password, extra_args=["--skip-name-resolve=0"]
+        )
 
     def _install(self) -> None:
         self.datadir = self._given_datadir

@@ -99,6 +99,7 @@ class PhysicalExporter(Exporter):
         if len(dirs) > 1:
             raise ConfigError("bin_dir, mysql_bin_dir and mariadb_bin_dir disagree; give one")
         self.bin_dir = next(iter(dirs), None)
+        self._check_target()  # refuse at once, before Plakar reads anything
 
     def info(self) -> ConnectorInfo:
         return ConnectorInfo(origin=self.target, type="mysql", root="/")
