@@ -95,7 +95,11 @@ def missing_privileges(db: pymysql.connections.Connection[Any], flavour: Flavour
     else:
         needed = ["RELOAD", "PROCESS", "LOCK TABLES", "REPLICATION CLIENT", "BACKUP_ADMIN"]
     with db.cursor() as cursor:
-        cursor.execute("SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES")
+        # An account that may read the mysql schema sees every account's privileges here.
+        cursor.execute(
+            "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = %s",
+            (current_user(db),),
+        )
         held = {str(row[0]) for row in cursor.fetchall()}
     if "SUPER" in held and flavour is Flavour.MARIADB:
         held |= {"BINLOG MONITOR"}  # SUPER implies it on MariaDB
