@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support.mariadb import MariaDBServer
+from .mariadb import MariaDBServer
 
 
 class DatadirServer(MariaDBServer):
