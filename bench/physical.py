@@ -27,11 +27,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from bench import RESULTS, datagen, dedup, workload
 from bench.servers import SOURCE_ARGS, TARGET_ARGS, BenchServer
+from bench.timing import run_timed, tail
 from tests.support.datadir import DatadirServer
 from tests.support.plakar import Plakar, find_ptar, make_plakar
 
@@ -50,10 +51,12 @@ def _median(values: Sequence[float]) -> float:
 
 def _backup_rounds(
     source: BenchServer, tool: str, runs: int, workdir: Path
-) -> tuple[list[float], list[float]]:
-    """``mariadb-backup`` to /dev/null, then ``plakar backup mysql+bin://``, ``runs`` times."""
+) -> tuple[list[float], list[float], list[int]]:
+    """``mariadb-backup`` to /dev/null, then ``plakar backup mysql+bin://``, ``runs`` times;
+    with the peak resident memory of the plugin (``mysql-importer``) in each backup."""
     tool_times: list[float] = []
     plakar_times: list[float] = []
+    importer_peaks: list[int] = []
     for number in range(runs):
         scratch = Path(tempfile.mkdtemp(dir=workdir, prefix="mbstream-"))
         with open("/dev/null", "wb") as null:
@@ -73,25 +76,54 @@ def _backup_rounds(
         shutil.rmtree(scratch)
         home = workdir / f"round-{number}"
         plakar = make_plakar(home, ptar=find_ptar())
-        started = time.perf_counter()
-        plakar.run(
-            "at",
-            str(plakar.store),
-            "backup",
-            "-o",
-            f"password={source.password}",
-            _bin_uri(source),
+        watch = _ImporterMemory()
+        timed = run_timed(
+            [
+                str(plakar.binary),
+                "at",
+                str(plakar.store),
+                "backup",
+                "-o",
+                f"password={source.password}",
+                _bin_uri(source),
+            ],
+            home / "backup.log",
+            env=plakar.env,
             timeout=7200,
+            on_sample=watch.sample,
         )
-        plakar_times.append(time.perf_counter() - started)
+        if timed.returncode != 0:
+            raise SystemExit(f"bench.physical: plakar backup failed:\n{tail(timed.log)}")
+        plakar_times.append(timed.seconds)
+        importer_peaks.append(watch.peak_kib)
         plakar.close()
         shutil.rmtree(home, ignore_errors=True)
         print(
             f"bench: round {number + 1}: mariadb-backup {tool_times[-1]:.1f} s, "
-            f"plakar {plakar_times[-1]:.1f} s",
+            f"plakar {plakar_times[-1]:.1f} s, "
+            f"importer peak RSS {importer_peaks[-1] / 1024:.0f} MiB",
             flush=True,
         )
-    return tool_times, plakar_times
+    return tool_times, plakar_times, importer_peaks
+
+
+class _ImporterMemory:
+    """The largest resident set of the ``mysql-importer`` plugin seen while sampling."""
+
+    def __init__(self) -> None:
+        self.peak_kib = 0
+
+    def sample(self, pids: Collection[int]) -> None:
+        for pid in pids:
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() != "mysql-importer":
+                    continue
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    self.peak_kib = max(self.peak_kib, int(line.split()[1]))
 
 
 def _bin_uri(source: BenchServer) -> str:
@@ -187,7 +219,7 @@ def run(size_mb: float, runs: int, workdir: Path) -> dict[str, object]:
         datadir = Path(str(source.server.query("SELECT @@datadir")[0][0]))
         datadir_bytes = workload.tree_bytes(datadir)
         print(f"bench: {stats.sql_bytes / 1e6:.0f} MB of SQL generated", flush=True)
-        tool_times, plakar_times = _backup_rounds(source, tool, runs, workdir)
+        tool_times, plakar_times, importer_peaks = _backup_rounds(source, tool, runs, workdir)
         stores = {"physical": workdir / "dedup-physical", "logical": workdir / "dedup-logical"}
         plakar = make_plakar(workdir / "dedup", ptar=find_ptar(), store=stores["physical"])
         plakar.run("at", str(stores["logical"]), "create")
@@ -206,6 +238,7 @@ def run(size_mb: float, runs: int, workdir: Path) -> dict[str, object]:
             "median_tool_s": _median(tool_times),
             "median_plakar_s": _median(plakar_times),
             "ratio": _median(plakar_times) / _median(tool_times),
+            "importer_peak_rss_kib": importer_peaks,
         },
         "dedup": {"changes": changes, "growth": growth},
         "restore": restore,
@@ -235,6 +268,8 @@ def markdown(result: dict[str, object]) -> str:
         f"| {backup['median_tool_s']:.1f} |",
         f"| `plakar backup mysql+bin://` (empty store) | {backup['median_plakar_s']:.1f} |",
         f"| ratio | {backup['ratio']:.2f}x |",
+        "| plugin peak RSS (MiB, max of rounds) "
+        f"| {max(backup['importer_peak_rss_kib']) / 1024:.0f} |",
         "",
         "| growth of the store | physical | logical |",
         "|---|---|---|",

@@ -163,6 +163,8 @@ def test_hot_backup_under_transfers_restores_the_exact_total(
     assert manifest["total_bytes"] == sum(files.values())
     assert "xtrabackup_checkpoints" in files and "ibdata1" in files
     assert files["a/filler.ibd"] > 40 << 20
+    # Streamed, not copied: only the redo log copy was held aside.
+    assert 0 < manifest["peak_spooled_bytes"] <= files["ib_logfile0"]  # type: ignore[operator]
     assert source.root_password not in json.dumps(manifest)
 
     top = {e.name for e in plakar.ls(snapshot)}
