@@ -3,11 +3,16 @@
 
 - backup time: ``plakar backup mysql+bin://`` into an empty store against
   ``mariadb-backup --backup --stream=mbstream > /dev/null`` on the same server,
-  alternating, ``--runs`` rounds; medians and their ratio;
+  and against Plakar alone (``plakar backup`` of the same copy extracted to a
+  directory beforehand, untimed), ``--runs`` rounds; medians and ratios; the
+  plugin's peak resident memory;
 - deduplication: a second physical backup of the unchanged server, then one
   after the day of changes of :mod:`bench.dedup`, each as a share of what the
   first stored; the logical backup (``mysql://``) of the same database on the
-  same days, in a store of its own, beside it;
+  same days, in a store of its own, beside it.  InnoDB is let write out its
+  dirty pages before each backup (:meth:`BenchServer.settle`): pages still
+  being flushed after the bulk load would otherwise change between backups of
+  an "unchanged" server;
 - restore time: ``plakar restore -to mysql+bin://DIR`` (files + ``--prepare``)
   plus starting ``mariadbd`` on DIR, against the logical restore of the same
   day's snapshot into a running empty server.
@@ -28,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import RESULTS, datagen, dedup, workload
@@ -49,29 +55,37 @@ def _median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
-def _backup_rounds(
-    source: BenchServer, tool: str, runs: int, workdir: Path
-) -> tuple[list[float], list[float], list[int]]:
-    """``mariadb-backup`` to /dev/null, then ``plakar backup mysql+bin://``, ``runs`` times;
-    with the peak resident memory of the plugin (``mysql-importer``) in each backup."""
-    tool_times: list[float] = []
-    plakar_times: list[float] = []
-    importer_peaks: list[int] = []
+@dataclass
+class Rounds:
+    """Seconds of each contender in each round, and the plugin's peak memory."""
+
+    tool: list[float] = field(default_factory=list)
+    plakar: list[float] = field(default_factory=list)
+    plakar_alone: list[float] = field(default_factory=list)
+    importer_peak_kib: list[int] = field(default_factory=list)
+
+
+def _tool_command(source: BenchServer, tool: str, scratch: Path) -> list[str]:
+    return [
+        tool,
+        f"--defaults-file={source.option_file}",
+        "--backup",
+        "--stream=mbstream",
+        f"--target-dir={scratch}",
+    ]
+
+
+def _backup_rounds(source: BenchServer, tool: str, runs: int, workdir: Path) -> Rounds:
+    """Each round: ``mariadb-backup`` to /dev/null; ``plakar backup mysql+bin://``; and
+    Plakar alone, ``plakar backup`` of the same copy extracted to a directory (untimed
+    extraction), each into an empty store; with the plugin's peak resident memory."""
+    rounds = Rounds()
     for number in range(runs):
+        source.settle()
         scratch = Path(tempfile.mkdtemp(dir=workdir, prefix="mbstream-"))
         with open("/dev/null", "wb") as null:
-            tool_times.append(
-                _timed(
-                    [
-                        tool,
-                        f"--defaults-file={source.option_file}",
-                        "--backup",
-                        "--stream=mbstream",
-                        f"--target-dir={scratch}",
-                    ],
-                    stdout=null,
-                    stderr=subprocess.DEVNULL,
-                )
+            rounds.tool.append(
+                _timed(_tool_command(source, tool, scratch), stdout=null, stderr=subprocess.DEVNULL)
             )
         shutil.rmtree(scratch)
         home = workdir / f"round-{number}"
@@ -94,17 +108,40 @@ def _backup_rounds(
         )
         if timed.returncode != 0:
             raise SystemExit(f"bench.physical: plakar backup failed:\n{tail(timed.log)}")
-        plakar_times.append(timed.seconds)
-        importer_peaks.append(watch.peak_kib)
+        rounds.plakar.append(timed.seconds)
+        rounds.importer_peak_kib.append(watch.peak_kib)
+        # Plakar alone: the same files, from a directory.
+        files = home / "files"
+        files.mkdir()
+        scratch.mkdir()
+        tool_out = subprocess.Popen(
+            _tool_command(source, tool, scratch),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        subprocess.run(
+            ["mbstream", "-x", "-C", str(files)], stdin=tool_out.stdout, check=True, timeout=7200
+        )
+        assert tool_out.stdout is not None
+        tool_out.stdout.close()
+        if tool_out.wait() != 0:
+            raise SystemExit("bench.physical: mariadb-backup | mbstream -x failed")
+        shutil.rmtree(scratch)
+        alone = home / "alone-store"
+        plakar.run("at", str(alone), "create")
+        started = time.perf_counter()
+        plakar.run("at", str(alone), "backup", str(files), timeout=7200)
+        rounds.plakar_alone.append(time.perf_counter() - started)
         plakar.close()
         shutil.rmtree(home, ignore_errors=True)
         print(
-            f"bench: round {number + 1}: mariadb-backup {tool_times[-1]:.1f} s, "
-            f"plakar {plakar_times[-1]:.1f} s, "
-            f"importer peak RSS {importer_peaks[-1] / 1024:.0f} MiB",
+            f"bench: round {number + 1}: mariadb-backup {rounds.tool[-1]:.1f} s, "
+            f"plakar mysql+bin {rounds.plakar[-1]:.1f} s, "
+            f"plakar alone {rounds.plakar_alone[-1]:.1f} s, "
+            f"importer peak RSS {rounds.importer_peak_kib[-1] / 1024:.0f} MiB",
             flush=True,
         )
-    return tool_times, plakar_times, importer_peaks
+    return rounds
 
 
 class _ImporterMemory:
@@ -140,6 +177,7 @@ def _dedup(
     for day in ("day 0", "unchanged", "day 1"):
         if day == "day 1":
             changes = dedup._apply_changes(source)
+        source.settle()
         for kind, store in stores.items():
             plakar.run(
                 "at",
@@ -219,11 +257,15 @@ def run(size_mb: float, runs: int, workdir: Path) -> dict[str, object]:
         datadir = Path(str(source.server.query("SELECT @@datadir")[0][0]))
         datadir_bytes = workload.tree_bytes(datadir)
         print(f"bench: {stats.sql_bytes / 1e6:.0f} MB of SQL generated", flush=True)
-        tool_times, plakar_times, importer_peaks = _backup_rounds(source, tool, runs, workdir)
+        rounds = _backup_rounds(source, tool, runs, workdir)
         stores = {"physical": workdir / "dedup-physical", "logical": workdir / "dedup-logical"}
         plakar = make_plakar(workdir / "dedup", ptar=find_ptar(), store=stores["physical"])
         plakar.run("at", str(stores["logical"]), "create")
         changes, growth = _dedup(source, plakar, stores)
+        manifest = json.loads(
+            plakar.cat(_latest_snapshot(plakar, stores["physical"]), "/manifest.json")
+        )
+        stream_bytes = int(manifest["total_bytes"])
         restore = _restores(source, plakar, stores, workdir)
     finally:
         source.cleanup()
@@ -233,12 +275,16 @@ def run(size_mb: float, runs: int, workdir: Path) -> dict[str, object]:
         "datadir_bytes": datadir_bytes,
         "runs": runs,
         "backup": {
-            "mariadb_backup_to_devnull_s": tool_times,
-            "plakar_mysql_bin_s": plakar_times,
-            "median_tool_s": _median(tool_times),
-            "median_plakar_s": _median(plakar_times),
-            "ratio": _median(plakar_times) / _median(tool_times),
-            "importer_peak_rss_kib": importer_peaks,
+            "mariadb_backup_to_devnull_s": rounds.tool,
+            "plakar_mysql_bin_s": rounds.plakar,
+            "plakar_alone_s": rounds.plakar_alone,
+            "median_tool_s": _median(rounds.tool),
+            "median_plakar_s": _median(rounds.plakar),
+            "median_plakar_alone_s": _median(rounds.plakar_alone),
+            "ratio": _median(rounds.plakar) / _median(rounds.tool),
+            "ratio_plakar_alone": _median(rounds.plakar_alone) / _median(rounds.tool),
+            "importer_peak_rss_kib": rounds.importer_peak_kib,
+            "stream_bytes": stream_bytes,
         },
         "dedup": {"changes": changes, "growth": growth},
         "restore": restore,
@@ -259,7 +305,8 @@ def markdown(result: dict[str, object]) -> str:
     assert isinstance(backup, dict) and isinstance(dedup_, dict) and isinstance(restore, dict)
     lines = [
         f"# Physical backups, {result['size_mb']:g} MB of generated SQL "
-        f"({int(str(result['datadir_bytes'])) / 1e6:.0f} MB data directory), "
+        f"({int(str(result['datadir_bytes'])) / 1e6:.0f} MB data directory, "
+        f"{int(str(backup['stream_bytes'])) / 1e6:.0f} MB copied), "
         f"{result['runs']} rounds",
         "",
         "| backup | median (s) |",
@@ -268,6 +315,8 @@ def markdown(result: dict[str, object]) -> str:
         f"| {backup['median_tool_s']:.1f} |",
         f"| `plakar backup mysql+bin://` (empty store) | {backup['median_plakar_s']:.1f} |",
         f"| ratio | {backup['ratio']:.2f}x |",
+        "| Plakar alone: `plakar backup` of the same files extracted to a directory "
+        f"| {backup['median_plakar_alone_s']:.1f} ({backup['ratio_plakar_alone']:.2f}x) |",
         "| plugin peak RSS (MiB, max of rounds) "
         f"| {max(backup['importer_peak_rss_kib']) / 1024:.0f} |",
         "",
