@@ -1,6 +1,6 @@
 # Plakar integration for MySQL/MariaDB.
 #
-#   make deps       MariaDB server and client (apt), only when missing
+#   make deps       MariaDB server, client and mariadb-backup (apt), only when missing
 #   make test-deps  and for the storage tests: sshd, sshfs, s3fs (apt)
 #   make venv       .venv with the project and its [dev] extra, plus the
 #                   generated gRPC modules in src/kloset_sdk/_pb/
@@ -60,12 +60,13 @@ all: build
 
 deps:
 	@if ! { command -v mariadbd || [ -x /usr/sbin/mariadbd ]; } >/dev/null 2>&1 \
-	   || ! command -v mariadb-dump >/dev/null 2>&1; then \
-		echo "deps: installing mariadb-server mariadb-client"; \
+	   || ! command -v mariadb-dump >/dev/null 2>&1 \
+	   || ! command -v mariadb-backup >/dev/null 2>&1; then \
+		echo "deps: installing mariadb-server mariadb-client mariadb-backup"; \
 		export DEBIAN_FRONTEND=noninteractive; \
 		$(SUDO) apt-get update -qq; \
 		$(SUDO) apt-get install -y -qq --no-install-recommends \
-			mariadb-server mariadb-client >/dev/null; \
+			mariadb-server mariadb-client mariadb-backup >/dev/null; \
 	fi
 
 # The storage servers and mounts of tests/test_storage_backends.py: OpenSSH's

@@ -18,7 +18,7 @@ from support.plakar import DIST, ROOT, Plakar, find_ptar
 MANIFEST = ROOT / "packaging" / "manifest.yaml"
 STAGE = ROOT / "build" / "pkg"
 EXECUTABLES = ["mysql-importer", "mysql-exporter"]
-PROTOCOLS = ["mysql", "mariadb", "mysql+mariadb"]
+PROTOCOLS = ["mysql", "mariadb", "mysql+mariadb", "mysql+bin"]
 # Nothing listens there: whatever a connector does with it, it can't succeed.
 NOWHERE = "127.0.0.1:1"
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+from collections.abc import Mapping
+from urllib.parse import urlsplit
 
-from kloset_sdk import run_exporter, run_importer
+from kloset_sdk import Exporter, Importer, Options, run_exporter, run_importer
 from plakar_mysql.exporter import MySQLExporter
 from plakar_mysql.importer import MySQLImporter
+from plakar_mysql.physical import SCHEME as PHYSICAL
+from plakar_mysql.physical.backup import PhysicalImporter
+from plakar_mysql.physical.restore import PhysicalExporter
 
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
@@ -32,11 +37,30 @@ def _bound_malloc() -> None:
         libc.mallopt(_M_ARENA_MAX, 2)
 
 
+def _scheme(scheme: str, config: Mapping[str, str]) -> str:
+    """The kind of backup: the location's scheme (Plakar's may be missing)."""
+    return urlsplit(config.get("location", "")).scheme or scheme
+
+
+def make_importer(options: Options, scheme: str, config: Mapping[str, str]) -> Importer:
+    """Logical (mysql://, mariadb://) or physical (mysql+bin://) backup, by the URI scheme."""
+    if _scheme(scheme, config) == PHYSICAL:
+        return PhysicalImporter(options, scheme, config)
+    return MySQLImporter(options, scheme, config)
+
+
+def make_exporter(options: Options, scheme: str, config: Mapping[str, str]) -> Exporter:
+    """Logical or physical restore, by the URI scheme."""
+    if _scheme(scheme, config) == PHYSICAL:
+        return PhysicalExporter(options, scheme, config)
+    return MySQLExporter(options, scheme, config)
+
+
 def importer_main() -> None:
     _bound_malloc()
-    run_importer(MySQLImporter)
+    run_importer(make_importer)
 
 
 def exporter_main() -> None:
     _bound_malloc()
-    run_exporter(MySQLExporter)
+    run_exporter(make_exporter)

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 import jsonschema
 
-SCHEMES = ("mysql", "mariadb", "mysql+mariadb")
+SCHEMES = ("mysql", "mariadb", "mysql+mariadb", "mysql+bin")
 DEFAULT_PORT = 3306
 DEFAULT_CONNECT_TIMEOUT = 10
 _TRUE = {"true", "1", "yes", "on"}

@@ -1,0 +1,364 @@
+"""Physical backups (``mysql+bin://``) measured side by side in one run:
+``python -m bench.physical [--size-mb 300] [--runs 3]``.
+
+- backup time: ``plakar backup mysql+bin://`` into an empty store against
+  ``mariadb-backup --backup --stream=mbstream > /dev/null`` on the same server,
+  and against Plakar alone (``plakar backup`` of the same copy extracted to a
+  directory beforehand, untimed), ``--runs`` rounds; medians and ratios; the
+  plugin's peak resident memory;
+- deduplication: a second physical backup of the unchanged server, then one
+  after the day of changes of :mod:`bench.dedup`, each as a share of what the
+  first stored; the logical backup (``mysql://``) of the same database on the
+  same days, in a store of its own, beside it.  InnoDB is let write out its
+  dirty pages before each backup (:meth:`BenchServer.settle`): pages still
+  being flushed after the bulk load would otherwise change between backups of
+  an "unchanged" server;
+- restore time: ``plakar restore -to mysql+bin://DIR`` (files + ``--prepare``)
+  plus starting ``mariadbd`` on DIR, against the logical restore of the same
+  day's snapshot into a running empty server.
+
+The source is one generated ``benchdb`` (:mod:`bench.datagen`).  Results go to
+``bench/results/physical.json`` and ``physical.md`` and are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import RESULTS, datagen, dedup, workload
+from bench.servers import SOURCE_ARGS, TARGET_ARGS, BenchServer
+from bench.timing import run_timed, tail
+from tests.support.datadir import DatadirServer
+from tests.support.plakar import Plakar, find_ptar, make_plakar
+
+LOG_BIN = ("--log-bin=binlog", "--server-id=1")
+
+
+def _timed(command: Sequence[str], **kwargs: object) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, timeout=7200, **kwargs)  # type: ignore[call-overload]
+    return time.perf_counter() - started
+
+
+def _median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+@dataclass
+class Rounds:
+    """Seconds of each contender in each round, and the plugin's peak memory."""
+
+    tool: list[float] = field(default_factory=list)
+    plakar: list[float] = field(default_factory=list)
+    plakar_alone: list[float] = field(default_factory=list)
+    importer_peak_kib: list[int] = field(default_factory=list)
+
+
+def _tool_command(source: BenchServer, tool: str, scratch: Path) -> list[str]:
+    return [
+        tool,
+        f"--defaults-file={source.option_file}",
+        "--backup",
+        "--stream=mbstream",
+        f"--target-dir={scratch}",
+    ]
+
+
+def _backup_rounds(source: BenchServer, tool: str, runs: int, workdir: Path) -> Rounds:
+    """Each round: ``mariadb-backup`` to /dev/null; ``plakar backup mysql+bin://``; and
+    Plakar alone, ``plakar backup`` of the same copy extracted to a directory (untimed
+    extraction), each into an empty store; with the plugin's peak resident memory."""
+    rounds = Rounds()
+    for number in range(runs):
+        source.settle()
+        scratch = Path(tempfile.mkdtemp(dir=workdir, prefix="mbstream-"))
+        with open("/dev/null", "wb") as null:
+            rounds.tool.append(
+                _timed(_tool_command(source, tool, scratch), stdout=null, stderr=subprocess.DEVNULL)
+            )
+        shutil.rmtree(scratch)
+        home = workdir / f"round-{number}"
+        plakar = make_plakar(home, ptar=find_ptar())
+        watch = _ImporterMemory()
+        timed = run_timed(
+            [
+                str(plakar.binary),
+                "at",
+                str(plakar.store),
+                "backup",
+                "-o",
+                f"password={source.password}",
+                _bin_uri(source),
+            ],
+            home / "backup.log",
+            env=plakar.env,
+            timeout=7200,
+            on_sample=watch.sample,
+        )
+        if timed.returncode != 0:
+            raise SystemExit(f"bench.physical: plakar backup failed:\n{tail(timed.log)}")
+        rounds.plakar.append(timed.seconds)
+        rounds.importer_peak_kib.append(watch.peak_kib)
+        # Plakar alone: the same files, from a directory.
+        files = home / "files"
+        files.mkdir()
+        scratch.mkdir()
+        tool_out = subprocess.Popen(
+            _tool_command(source, tool, scratch),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        subprocess.run(
+            ["mbstream", "-x", "-C", str(files)], stdin=tool_out.stdout, check=True, timeout=7200
+        )
+        assert tool_out.stdout is not None
+        tool_out.stdout.close()
+        if tool_out.wait() != 0:
+            raise SystemExit("bench.physical: mariadb-backup | mbstream -x failed")
+        shutil.rmtree(scratch)
+        alone = home / "alone-store"
+        plakar.run("at", str(alone), "create")
+        started = time.perf_counter()
+        plakar.run("at", str(alone), "backup", str(files), timeout=7200)
+        rounds.plakar_alone.append(time.perf_counter() - started)
+        plakar.close()
+        shutil.rmtree(home, ignore_errors=True)
+        print(
+            f"bench: round {number + 1}: mariadb-backup {rounds.tool[-1]:.1f} s, "
+            f"plakar mysql+bin {rounds.plakar[-1]:.1f} s, "
+            f"plakar alone {rounds.plakar_alone[-1]:.1f} s, "
+            f"importer peak RSS {rounds.importer_peak_kib[-1] / 1024:.0f} MiB",
+            flush=True,
+        )
+    return rounds
+
+
+class _ImporterMemory:
+    """The largest resident set of the ``mysql-importer`` plugin seen while sampling."""
+
+    def __init__(self) -> None:
+        self.peak_kib = 0
+
+    def sample(self, pids: Collection[int]) -> None:
+        for pid in pids:
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() != "mysql-importer":
+                    continue
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    self.peak_kib = max(self.peak_kib, int(line.split()[1]))
+
+
+def _bin_uri(source: BenchServer) -> str:
+    return f"mysql+bin://root@{source.host}:{source.port}"
+
+
+def _dedup(
+    source: BenchServer, plakar: Plakar, stores: dict[str, Path]
+) -> tuple[list[str], dict[str, dict[str, float]]]:
+    """Physical and logical backups on day 0, again unchanged, and after the day of changes."""
+    uris = {"physical": _bin_uri(source), "logical": source.uri(datagen.DATABASE)}
+    sizes = {kind: [workload.tree_bytes(store)] for kind, store in stores.items()}
+    changes: list[str] = []
+    for day in ("day 0", "unchanged", "day 1"):
+        if day == "day 1":
+            changes = dedup._apply_changes(source)
+        source.settle()
+        for kind, store in stores.items():
+            plakar.run(
+                "at",
+                str(store),
+                "backup",
+                "-o",
+                f"password={source.password}",
+                uris[kind],
+                timeout=7200,
+            )
+            sizes[kind].append(workload.tree_bytes(store))
+        print(f"bench: dedup, {day}: {sizes}", flush=True)
+    growth = {
+        kind: {
+            "first_bytes": s[1] - s[0],
+            "unchanged_bytes": s[2] - s[1],
+            "changed_bytes": s[3] - s[2],
+            "unchanged_share": (s[2] - s[1]) / (s[1] - s[0]),
+            "changed_share": (s[3] - s[2]) / (s[1] - s[0]),
+        }
+        for kind, s in sizes.items()
+    }
+    return changes, growth
+
+
+def _restores(
+    source: BenchServer, plakar: Plakar, stores: dict[str, Path], workdir: Path
+) -> dict[str, float]:
+    """The latest physical snapshot to a directory and a server on it; the logical one."""
+    target_dir = workdir / "restored-datadir"
+    started = time.perf_counter()
+    plakar.run(
+        "at",
+        str(stores["physical"]),
+        "restore",
+        "-to",
+        f"mysql+bin://{target_dir}",
+        _latest_snapshot(plakar, stores["physical"]),
+        timeout=7200,
+    )
+    prepared = time.perf_counter() - started
+    restored = DatadirServer(target_dir, workdir / "restored", root_password=source.password)
+    physical = time.perf_counter() - started
+    restored.cleanup()
+    target = BenchServer(workdir / "logical-target", TARGET_ARGS)
+    try:
+        started = time.perf_counter()
+        plakar.run(
+            "at",
+            str(stores["logical"]),
+            "restore",
+            "-to",
+            target.uri(datagen.DATABASE),
+            "-o",
+            f"password={target.password}",
+            _latest_snapshot(plakar, stores["logical"]),
+            timeout=7200,
+        )
+        logical = time.perf_counter() - started
+    finally:
+        target.cleanup()
+    return {
+        "physical_files_and_prepare_s": prepared,
+        "physical_with_server_start_s": physical,
+        "logical_s": logical,
+        "ratio_logical_over_physical": logical / physical,
+    }
+
+
+def run(size_mb: float, runs: int, workdir: Path) -> dict[str, object]:
+    tool = shutil.which("mariadb-backup")
+    if tool is None:
+        raise SystemExit("bench.physical: mariadb-backup missing (make deps)")
+    source = BenchServer(workdir / "source", [*SOURCE_ARGS, *LOG_BIN])
+    try:
+        stats = workload.generate(source, size_mb, seed="physical")
+        datadir = Path(str(source.server.query("SELECT @@datadir")[0][0]))
+        datadir_bytes = workload.tree_bytes(datadir)
+        print(f"bench: {stats.sql_bytes / 1e6:.0f} MB of SQL generated", flush=True)
+        rounds = _backup_rounds(source, tool, runs, workdir)
+        stores = {"physical": workdir / "dedup-physical", "logical": workdir / "dedup-logical"}
+        plakar = make_plakar(workdir / "dedup", ptar=find_ptar(), store=stores["physical"])
+        plakar.run("at", str(stores["logical"]), "create")
+        changes, growth = _dedup(source, plakar, stores)
+        manifest = json.loads(
+            plakar.cat(_latest_snapshot(plakar, stores["physical"]), "/manifest.json")
+        )
+        stream_bytes = int(manifest["total_bytes"])
+        restore = _restores(source, plakar, stores, workdir)
+    finally:
+        source.cleanup()
+    return {
+        "size_mb": size_mb,
+        "sql_bytes": stats.sql_bytes,
+        "datadir_bytes": datadir_bytes,
+        "runs": runs,
+        "backup": {
+            "mariadb_backup_to_devnull_s": rounds.tool,
+            "plakar_mysql_bin_s": rounds.plakar,
+            "plakar_alone_s": rounds.plakar_alone,
+            "median_tool_s": _median(rounds.tool),
+            "median_plakar_s": _median(rounds.plakar),
+            "median_plakar_alone_s": _median(rounds.plakar_alone),
+            "ratio": _median(rounds.plakar) / _median(rounds.tool),
+            "ratio_plakar_alone": _median(rounds.plakar_alone) / _median(rounds.tool),
+            "importer_peak_rss_kib": rounds.importer_peak_kib,
+            "stream_bytes": stream_bytes,
+        },
+        "dedup": {"changes": changes, "growth": growth},
+        "restore": restore,
+    }
+
+
+def _latest_snapshot(plakar: Plakar, store: Path) -> str:
+    """The newest snapshot of ``store`` (same home and passphrase as ``plakar``)."""
+    view = copy.copy(plakar)
+    view.store = store
+    return view.snapshots()[0]
+
+
+def markdown(result: dict[str, object]) -> str:
+    backup = result["backup"]
+    dedup_ = result["dedup"]
+    restore = result["restore"]
+    assert isinstance(backup, dict) and isinstance(dedup_, dict) and isinstance(restore, dict)
+    lines = [
+        f"# Physical backups, {result['size_mb']:g} MB of generated SQL "
+        f"({int(str(result['datadir_bytes'])) / 1e6:.0f} MB data directory, "
+        f"{int(str(backup['stream_bytes'])) / 1e6:.0f} MB copied), "
+        f"{result['runs']} rounds",
+        "",
+        "| backup | median (s) |",
+        "|---|---|",
+        "| `mariadb-backup --backup --stream=mbstream > /dev/null` "
+        f"| {backup['median_tool_s']:.1f} |",
+        f"| `plakar backup mysql+bin://` (empty store) | {backup['median_plakar_s']:.1f} |",
+        f"| ratio | {backup['ratio']:.2f}x |",
+        "| Plakar alone: `plakar backup` of the same files extracted to a directory "
+        f"| {backup['median_plakar_alone_s']:.1f} ({backup['ratio_plakar_alone']:.2f}x) |",
+        "| plugin peak RSS (MiB, max of rounds) "
+        f"| {max(backup['importer_peak_rss_kib']) / 1024:.0f} |",
+        "",
+        "| growth of the store | physical | logical |",
+        "|---|---|---|",
+    ]
+    growth = dedup_["growth"]
+    for key, label in (
+        ("unchanged_share", "2nd backup, unchanged"),
+        ("changed_share", "after a day of changes"),
+    ):
+        lines.append(f"| {label} | {growth['physical'][key]:.2%} | {growth['logical'][key]:.2%} |")
+    lines += [
+        f"| first backup stored (MB) | {growth['physical']['first_bytes'] / 1e6:.1f} "
+        f"| {growth['logical']['first_bytes'] / 1e6:.1f} |",
+        "",
+        "| restore | seconds |",
+        "|---|---|",
+        f"| physical: files + `--prepare` | {restore['physical_files_and_prepare_s']:.1f} |",
+        f"| physical: + `mariadbd` started | {restore['physical_with_server_start_s']:.1f} |",
+        f"| logical `mysql://` into a running server | {restore['logical_s']:.1f} |",
+        "",
+        "Day of changes: " + "; ".join(dedup_["changes"]),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.physical")
+    parser.add_argument("--size-mb", type=float, default=300.0)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-physical-") as tmp:
+        result = run(args.size_mb, args.runs, Path(tmp))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "physical.json").write_text(json.dumps(result, indent=2) + "\n")
+    text = markdown(result)
+    (RESULTS / "physical.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""The physical backup side: copy a running server's data directory into a snapshot.
+
+``scan`` checks what a DBA would check first (the data directory is on this
+machine, the account holds the privileges the tool needs, the tool is of the
+server's version), then runs ``mariadb-backup --backup --stream=mbstream`` (or
+XtraBackup for MySQL) and hands each file of its stream to Plakar as it
+streams, under ``/datadir/<path>``.  Only once the tool has exited 0 and said
+``completed OK!`` does it hand over ``/manifest.json``; if anything fails,
+``scan`` raises and Plakar keeps no snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pymysql
+
+from kloset_sdk import ConnectorInfo, Flags, Importer, Options, Record
+from kloset_sdk.records import Content
+from plakar_mysql import __version__
+from plakar_mysql.flavour import Flavour, version_tuple
+from plakar_mysql.options import Config, ConfigError, parse
+from plakar_mysql.physical import SCHEME
+from plakar_mysql.physical.manifest import (
+    CHECKPOINTS,
+    DATADIR,
+    MANIFEST_PATH,
+    METADATA_FILES,
+    METADATA_LIMIT,
+    build_manifest,
+)
+from plakar_mysql.physical.mbstream import Entry, MbstreamReader
+from plakar_mysql.physical.tool import (
+    BackupProcess,
+    PhysicalBackupError,
+    Progress,
+    find_backup_tool,
+)
+from plakar_mysql.server import ServerError, connect, current_user, server_info
+
+#: Options that mean something to a physical backup; the others are the logical dump's.
+OPTIONS = frozenset(
+    {
+        "location",
+        "host",
+        "port",
+        "username",
+        "password",
+        "socket",
+        "defaults_file",
+        "ssl_mode",
+        "ssl_ca",
+        "ssl_cert",
+        "ssl_key",
+        "bin_dir",
+        "mysql_bin_dir",
+        "mariadb_bin_dir",
+        "connect_timeout",
+        "parallel",
+    }
+)
+
+
+def parse_physical(kind: str, scheme: str, config: Mapping[str, str]) -> Config:
+    """The connection of a ``mysql+bin://`` backup; refuses options of logical backups."""
+    foreign = sorted(set(config) - OPTIONS)
+    if foreign:
+        raise ConfigError(
+            f"option {', '.join(foreign)} applies to logical backups (mysql://), "
+            f"not to {SCHEME}:// (known: {', '.join(sorted(OPTIONS))})"
+        )
+    parsed = parse(kind, scheme, config)
+    if parsed.databases:
+        raise ConfigError(
+            f"{SCHEME}:// copies the whole data directory: give no database "
+            "(back up single databases with mysql://)"
+        )
+    return parsed
+
+
+def missing_privileges(db: pymysql.connections.Connection[Any], flavour: Flavour) -> list[str]:
+    """Global privileges the backup tool needs and the account lacks (empty with a role)."""
+    if flavour is Flavour.MARIADB:
+        if _one(db, "SELECT CURRENT_ROLE()"):
+            return []  # privileges held through a role are not listed: trust the tool
+        needed = ["RELOAD", "PROCESS", "LOCK TABLES", "BINLOG MONITOR"]
+    else:
+        needed = ["RELOAD", "PROCESS", "LOCK TABLES", "REPLICATION CLIENT", "BACKUP_ADMIN"]
+    with db.cursor() as cursor:
+        # An account that may read the mysql schema sees every account's privileges here.
+        cursor.execute(
+            "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = %s",
+            (current_user(db),),
+        )
+        held = {str(row[0]) for row in cursor.fetchall()}
+    if "SUPER" in held and flavour is Flavour.MARIADB:
+        held |= {"BINLOG MONITOR"}  # SUPER implies it on MariaDB
+    return [name for name in needed if name not in held]
+
+
+def _one(db: pymysql.connections.Connection[Any], sql: str) -> Any:
+    with db.cursor() as cursor:
+        cursor.execute(sql)
+        row = cursor.fetchone()
+        return None if row is None else row[0]
+
+
+def check_datadir(datadir: str, address: str) -> None:
+    """The tool reads the data files directly: they must be here, and readable."""
+    if not os.path.isdir(datadir):
+        raise ServerError(
+            f"the server at {address} keeps its data in {datadir}, which is not on this "
+            "machine: run the physical backup where the server runs"
+        )
+    if not os.access(datadir, os.R_OK | os.X_OK):
+        raise ServerError(
+            f"cannot read the data directory {datadir}: run the backup as root or as the "
+            "server's own system user"
+        )
+
+
+class _Handed(io.RawIOBase):
+    """An entry handed to Plakar; closing it (read or not) lets the scan go on."""
+
+    def __init__(self, entry: Entry, done: threading.Event, progress: Progress) -> None:
+        super().__init__()
+        self._entry = entry
+        self._done = done
+        self._progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._entry.read(size)
+        self._progress.update(self._entry._reader.bytes_read)
+        return data
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._entry.close()
+            finally:
+                self._done.set()
+                super().close()
+
+
+class PhysicalImporter(Importer):
+    """Backs up a whole server's data directory with its own physical backup tool."""
+
+    def __init__(self, options: Options, scheme: str, config: Mapping[str, str]) -> None:
+        self.config = parse_physical("importer", scheme, config)
+        self.parallel = int(self.config.values.get("parallel", 1))
+
+    def info(self) -> ConnectorInfo:
+        return ConnectorInfo(
+            origin=self.config.connection.address, type="mysql", root="/", flags=Flags.STREAM
+        )
+
+    def ping(self) -> None:
+        connect(self.config.connection).close()
+
+    def scan(self) -> Iterator[Record]:
+        started = datetime.now(UTC)
+        conn = self.config.connection
+        with contextlib.closing(connect(conn)) as db:
+            server = server_info(db)
+            datadir = str(_one(db, "SELECT @@datadir"))
+            missing = missing_privileges(db, server.flavour)
+            if missing:
+                raise ServerError(
+                    f"{current_user(db)} lacks what {SCHEME}:// needs: "
+                    f"{', '.join(missing)} ON *.* (GRANT {', '.join(missing)} ON *.* TO ...)"
+                )
+        check_datadir(datadir, conn.address)
+        tool = find_backup_tool(server.flavour, version_tuple(server.version), conn.bin_dir)
+        print(
+            f"plakar-mysql: copying the data directory {datadir} of {server.flavour.title} "
+            f"{server.version} at {conn.address} with {tool.path}",
+            file=sys.stderr,
+        )
+        yield Record.directory("/", started)
+        files: dict[str, int] = {}
+        metadata: dict[str, bytes] = {}
+        directories = {DATADIR}
+        yield Record.directory(DATADIR, started)
+        with BackupProcess(tool, conn, self.parallel) as process:
+            reader = MbstreamReader(process.stdout)
+            progress = Progress(tool.name)
+            try:
+                while (entry := reader.next()) is not None:
+                    path = f"{DATADIR}/{entry.path}"
+                    parent = path.rsplit("/", 1)[0]
+                    for depth in range(2, parent.count("/") + 1):
+                        directory = "/".join(parent.split("/")[: depth + 1])
+                        if directory not in directories:
+                            directories.add(directory)
+                            yield Record.directory(directory, started)
+                    if entry.path in METADATA_FILES:
+                        entry.keep_copy(METADATA_LIMIT)
+                    done = threading.Event()
+                    handed = _Handed(entry, done, progress)
+                    yield Record.file(path, lambda h=handed: h, started)  # type: ignore[misc]
+                    done.wait()
+                    files[entry.path] = entry.size
+                    if entry.path in METADATA_FILES:
+                        metadata[entry.path] = entry.copy
+            except Exception as exc:
+                # The tool's own error explains a broken stream better than the stream does.
+                failure = process.verdict(timeout=30)
+                raise (failure or exc) from None
+            failure = process.verdict()
+            if failure is not None:
+                raise failure
+        if not any(name in metadata for name in CHECKPOINTS):
+            raise PhysicalBackupError(
+                f"{tool.name} finished without writing {CHECKPOINTS[0]}: the copy is unusable"
+            )
+        finished = datetime.now(UTC)
+        print(
+            f"plakar-mysql: copied {len(files)} files, {sum(files.values()) / 2**20:.1f} MiB "
+            f"(at most {reader.peak_spooled_bytes / 2**20:.1f} MiB held aside)",
+            file=sys.stderr,
+        )
+        manifest = build_manifest(
+            generator=f"plakar-mysql {__version__}",
+            server={
+                "address": conn.address,
+                "flavour": server.flavour.value,
+                "version": server.version,
+                "version_comment": server.version_comment,
+                "datadir": datadir,
+                "log_bin": server.log_bin,
+            },
+            tool={
+                "name": tool.name,
+                "path": tool.path,
+                "version": tool.version_text,
+                "arguments": process.arguments,
+            },
+            metadata=metadata,
+            files=files,
+            peak_spooled_bytes=reader.peak_spooled_bytes,
+            started_at=started.isoformat(),
+            finished_at=finished.isoformat(),
+        )
+        data = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
+        yield Record.file(MANIFEST_PATH, lambda: _bytes(data), started, size=len(data))
+
+
+def _bytes(data: bytes) -> Content:
+    return io.BytesIO(data)
