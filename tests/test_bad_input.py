@@ -319,8 +319,17 @@ def test_snapshot_path_that_is_not_ours(
             ("GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON `shop`.* TO {user}",),
             "SELECT ON mysql.proc (for stored routines; or set routines=false)",
         ),
+        (
+            # Reading mysql.* shows every account's privileges (root's TRIGGER
+            # too): only the backup account's own count.
+            (
+                "GRANT SELECT, SHOW VIEW, EVENT ON `shop`.* TO {user}",
+                "GRANT SELECT ON `mysql`.* TO {user}",
+            ),
+            "TRIGGER ON shop.* (for triggers; or set triggers=false)",
+        ),
     ],
-    ids=["no EVENT", "no mysql.proc"],
+    ids=["no EVENT", "no mysql.proc", "no TRIGGER, reads mysql.*"],
 )
 def test_missing_privilege_is_named(
     plakar: Plakar, shop_server: MariaDBServer, grants: tuple[str, ...], missing: str

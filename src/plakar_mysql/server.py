@@ -207,17 +207,36 @@ def describe(db: pymysql.connections.Connection[Any], names: Sequence[str]) -> l
 _NO_TABLE_ACCESS = 1142
 
 
+def _grantees(db: pymysql.connections.Connection[Any]) -> tuple[str, ...]:
+    """How information_schema names the current account and its active role, if any.
+
+    An account that may read the ``mysql`` schema sees every account's rows in
+    the ``*_PRIVILEGES`` views, so they are filtered by these names.
+    """
+    names = [current_user(db)]
+    roles = _rows(db, "SELECT CURRENT_ROLE()")[0][0]
+    if roles and roles != "NONE":
+        # MariaDB: one bare role name; MySQL: `role`@`host`, comma-separated.
+        for role in str(roles).split(",") if "@" in str(roles) else [str(roles)]:
+            names.append(role.strip().replace("`", "'") if "@" in role else f"'{role}'")
+    return tuple(names)
+
+
 def _has_privilege(db: pymysql.connections.Connection[Any], privilege: str, schema: str) -> bool:
-    """Whether the current account holds ``privilege`` globally, on ``schema`` (grants
-    may use wildcards) or on some table of it."""
+    """Whether the current account (or its role) holds ``privilege`` globally, on
+    ``schema`` (grants may use wildcards) or on some table of it."""
+    grantees = _grantees(db)
+    marks = ", ".join(["%s"] * len(grantees))
     sql = (
-        "SELECT (SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE = %s)"
+        "SELECT (SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES"
+        f"    WHERE PRIVILEGE_TYPE = %s AND GRANTEE IN ({marks}))"
         " + (SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES"
-        "    WHERE PRIVILEGE_TYPE = %s AND %s LIKE TABLE_SCHEMA)"
+        f"    WHERE PRIVILEGE_TYPE = %s AND %s LIKE TABLE_SCHEMA AND GRANTEE IN ({marks}))"
         " + (SELECT COUNT(*) FROM information_schema.TABLE_PRIVILEGES"
-        "    WHERE PRIVILEGE_TYPE = %s AND TABLE_SCHEMA = %s)"
+        f"    WHERE PRIVILEGE_TYPE = %s AND TABLE_SCHEMA = %s AND GRANTEE IN ({marks}))"
     )
-    return bool(_rows(db, sql, (privilege, privilege, schema, privilege, schema))[0][0])
+    args = (privilege, *grantees, privilege, schema, *grantees, privilege, schema, *grantees)
+    return bool(_rows(db, sql, args)[0][0])
 
 
 def _can_read_routines(db: pymysql.connections.Connection[Any], flavour: Flavour) -> bool:
