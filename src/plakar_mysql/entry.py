@@ -5,8 +5,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+from collections.abc import Mapping
 
-from kloset_sdk import run_exporter, run_importer
+from kloset_sdk import Exporter, Importer, Options, run_exporter, run_importer
+from plakar_mysql.binlog import SCHEME as BINLOG_SCHEME
+from plakar_mysql.binlog.archive import BinlogImporter
+from plakar_mysql.binlog.replay import BinlogExporter
 from plakar_mysql.exporter import MySQLExporter
 from plakar_mysql.importer import MySQLImporter
 
@@ -32,11 +36,25 @@ def _bound_malloc() -> None:
         libc.mallopt(_M_ARENA_MAX, 2)
 
 
+def make_importer(options: Options, scheme: str, config: Mapping[str, str]) -> Importer:
+    """The importer of the URI's kind: binary logs (``mysql+binlog://``) or a logical dump."""
+    if scheme == BINLOG_SCHEME:
+        return BinlogImporter(options, scheme, config)
+    return MySQLImporter(options, scheme, config)
+
+
+def make_exporter(options: Options, scheme: str, config: Mapping[str, str]) -> Exporter:
+    """The exporter of the URI's kind: a binary-log replay or a logical restore."""
+    if scheme == BINLOG_SCHEME:
+        return BinlogExporter(options, scheme, config)
+    return MySQLExporter(options, scheme, config)
+
+
 def importer_main() -> None:
     _bound_malloc()
-    run_importer(MySQLImporter)
+    run_importer(make_importer)
 
 
 def exporter_main() -> None:
     _bound_malloc()
-    run_exporter(MySQLExporter)
+    run_exporter(make_exporter)
