@@ -173,3 +173,22 @@ def test_bounds_from_options() -> None:
         Bounds.from_options({"start_position": "0-1-9", "stop_position": "0-1-5"})
     with pytest.raises(ConfigError, match="neither a GTID position"):
         Bounds.from_options({"start_position": "yesterday"})
+
+
+def test_a_file_position_stop_at_a_transaction_start_keeps_the_one_before() -> None:
+    gtid_of_8 = gtid_offsets(LOG)[Gtid(0, 1, 8)]
+    bounds = Bounds(stop=FilePosition("mysql-bin.000002", gtid_of_8))
+    selector = Selector(bounds, Position.parse("0-1-4"), None)
+    assert kept(selector, "mysql-bin.000002", LOG) == [5, 6, 7]
+    assert selector.applied == Position.parse("0-1-7")
+    assert selector.kept == 3
+
+
+def test_a_file_position_stop_at_the_end_of_a_log_applies_no_later_log() -> None:
+    bounds = Bounds(stop=FilePosition("mysql-bin.000002", len(LOG)))
+    selector = Selector(bounds, Position.parse("0-1-4"), None)
+    assert kept(selector, "mysql-bin.000002", LOG) == [5, 6, 7, 8, 9, 10]
+    later = binlog([Gtid(0, 1, 10)], [(Gtid(0, 1, 11), T0 + 11, b"x")])
+    assert kept(selector, "mysql-bin.000003", later) == []
+    assert selector.applied == Position.parse("0-1-10")
+    assert selector.stopped

@@ -10,6 +10,12 @@ wrote it, so the same file in the next snapshot is the same chunks and costs
 nothing; the file being written is cut at the size listed, which is always
 the end of a transaction.
 
+Unless ``flush=false``, the backup first runs ``FLUSH BINARY LOGS``: every log
+it archives is then closed (the new one holds only its header), so the next
+snapshot finds them unchanged and stores only the logs written since.
+Without it, the log being written changes between snapshots and its last
+chunk (Plakar's chunks average 1 MiB) is stored again each time.
+
 Every record is stamped with the snapshot's start time, so Plakar always reads
 the content (the manifest is computed from it) and deduplicates it by chunks.
 ``/manifest.json`` comes last: per file its size, time span and GTID range
@@ -201,6 +207,19 @@ def _binary_logs(db: pymysql.connections.Connection[Any], who: str) -> list[tupl
     return logs
 
 
+def _flush(db: pymysql.connections.Connection[Any], who: str) -> None:
+    """Close the log being written, so that every archived log is final."""
+    try:
+        with db.cursor() as cursor:
+            cursor.execute("FLUSH BINARY LOGS")
+    except pymysql.err.MySQLError as exc:
+        log(
+            f"warning: {who} may not FLUSH BINARY LOGS (needs RELOAD): {exc.args[-1]}; the log "
+            "being written is archived as it stands, and its end is stored again next time "
+            "(set flush=false to silence this)"
+        )
+
+
 class BinlogImporter(Importer):
     """Archives every binary log of one server."""
 
@@ -224,6 +243,8 @@ class BinlogImporter(Importer):
                     f"binary logging is off on {conn.address} (log_bin=OFF): there is nothing "
                     "to archive; start the server with log-bin"
                 )
+            if self.config.flag("flush", True):
+                _flush(db, current_user(db))
             with db.cursor() as cursor:
                 cursor.execute("SELECT @@server_id, @@binlog_format")
                 server_id, binlog_format = cursor.fetchone() or (0, "")

@@ -176,6 +176,9 @@ class Selector:
     def begin(self, name: str) -> None:
         self.file = name
         self._in_group = False
+        stop = self.bounds.stop
+        if isinstance(stop, FilePosition) and name > stop.file:
+            self._stop(f"stop_position {stop}")  # the stop was at the end of an earlier log
 
     def end(self) -> None:
         self._settle()
@@ -209,13 +212,16 @@ class Selector:
     def _decide(self, offset: int, kind: int, stamp: int, gtid: Gtid | None) -> bool:
         if self.stopped:
             return False
+        starts = kind == GTID and gtid is not None
+        if starts:
+            self._settle()  # the transaction before is whole
         stop = self.bounds.stop
         if isinstance(stop, FilePosition) and self.file == stop.file and offset >= stop.pos:
             return self._stop(f"stop_position {stop}")
-        if kind != GTID or gtid is None:
+        if not starts:
             # The file's own header events, or the rest of the current transaction.
             return self._keep if self._in_group else True
-        self._settle()
+        assert gtid is not None
         self._in_group = True
         self._keep = False
         if self.bounds.stop_time is not None and stamp >= self.bounds.stop_time:
