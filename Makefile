@@ -1,7 +1,8 @@
 # Plakar integration for MySQL/MariaDB.
 #
 #   make deps       MariaDB server and client (apt), only when missing
-#   make test-deps  and for the storage tests: sshd, sshfs, s3fs (apt)
+#   make test-deps  and for the storage tests: sshd, sshfs, s3fs (apt);
+#                   for the binlog tests' physical base: mariadb-backup (apt)
 #   make venv       .venv with the project and its [dev] extra, plus the
 #                   generated gRPC modules in src/kloset_sdk/_pb/
 #   make build      bin/plakar (the pinned Plakar CLI) and the Plakar package
@@ -78,6 +79,13 @@ test-deps: deps
 		$(SUDO) apt-get update -qq; \
 		$(SUDO) apt-get install -y -qq --no-install-recommends \
 			openssh-server openssh-client sshfs s3fs >/dev/null; \
+	fi
+	@# mariadb-backup: the physical base of tests/test_binlog.py
+	@if ! command -v mariadb-backup >/dev/null 2>&1; then \
+		echo "test-deps: installing mariadb-backup"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$(SUDO) apt-get update -qq; \
+		$(SUDO) apt-get install -y -qq --no-install-recommends mariadb-backup >/dev/null; \
 	fi
 
 # --- Python environment -----------------------------------------------------
