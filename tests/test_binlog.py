@@ -331,6 +331,11 @@ def test_bad_replay_options_say_so(scenario: Scenario, target: MariaDBServer) ->
     # No restored point on a fresh server: the replay refuses rather than guess.
     out = replay(s, target, check=False)
     assert "has no restored point (@@gtid_slave_pos is empty)" in out, out
+    # A server without binary logs has nothing to archive: no snapshot.
+    before = s.plakar.snapshots()
+    proc = s.plakar.at("backup", "-o", password(target), binlog_uri(target), check=False)
+    assert "binary logging is off" in proc.stdout + proc.stderr
+    assert s.plakar.snapshots() == before
 
 
 @pytest.mark.skipif(shutil.which("mariadb-backup") is None, reason="mariadb-backup not installed")
