@@ -258,11 +258,13 @@ def test_archive_holds_every_log_byte_for_byte(scenario: Scenario) -> None:
     assert [f["name"] for f in manifest["files"]] == names
     assert manifest["gtid_end"] == manifest["gtid_binlog_pos"]
     for entry, row in zip(manifest["files"], listed, strict=True):
-        assert entry["size"] == row[1]
         data = s.plakar.cat(s.archive, f"/binlog/{entry['name']}")
-        assert len(data) == row[1]
+        assert len(data) == entry["size"]
         if entry["name"] != listed[-1][0]:  # closed: as the server wrote it
+            assert entry["size"] == row[1]
             assert data == (s.source.datadir / entry["name"]).read_bytes()
+        else:  # being written: the server may have added a checkpoint event since
+            assert entry["size"] <= row[1]
         if entry["transactions"]:
             assert entry["first_event_time"] <= entry["last_event_time"]
             assert entry["first_gtid"] and entry["last_gtid"]

@@ -27,6 +27,7 @@ way: no transaction is ever applied twice.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import subprocess
 import sys
@@ -36,7 +37,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import Any
 
 import pymysql
 
@@ -508,17 +509,26 @@ class Replay:
     def _relay(self, name: str, binlog: subprocess.Popen[bytes]) -> None:
         """The tool's SQL to the client, whole lines at a time."""
         assert binlog.stdout is not None and self._client is not None
-        out: IO[bytes] = binlog.stdout
-        carry = b""
+        out = binlog.stdout.fileno()
+        line: list[bytes] = []  # the start of a line not yet ended (a statement may be long)
         try:
-            while block := out.read(_BLOCK):
-                data = carry + block if carry else block
-                cut = data.rfind(b"\n") + 1
-                carry = data[cut:]
-                if cut:
-                    self._client.send(name, data[:cut])
-            if carry:
-                self._client.send(name, carry + b"\n")
+            # What the tool has written so far: the client never waits for a
+            # whole block to fill while there is SQL to run.
+            while block := os.read(out, _BLOCK):
+                cut = block.rfind(b"\n") + 1
+                if not cut:
+                    line.append(block)
+                    continue
+                if line:
+                    line.append(block[:cut])
+                    self._client.send(name, b"".join(line))
+                    line = []
+                else:
+                    self._client.send(name, block[:cut])
+                if cut < len(block):
+                    line.append(block[cut:])
+            if line:
+                self._client.send(name, b"".join(line) + b"\n")
         except BrokenPipeError:
             binlog.kill()
             self._client_failed()
