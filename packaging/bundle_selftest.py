@@ -54,7 +54,7 @@ def run() -> int:
     modules = _import_package_tree("kloset_sdk") + _import_package_tree("plakar_mysql")
 
     schemas: dict[str, str] = {}
-    for kind in ("importer", "exporter"):
+    for kind in ("importer", "exporter", "binlog_importer", "binlog_exporter"):
         text = resources.files("plakar_mysql").joinpath("schemas", f"{kind}.json").read_text()
         schema: Any = json.loads(text)
         jsonschema.validators.validator_for(schema).check_schema(schema)

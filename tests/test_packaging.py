@@ -18,7 +18,7 @@ from support.plakar import DIST, ROOT, Plakar, find_ptar
 MANIFEST = ROOT / "packaging" / "manifest.yaml"
 STAGE = ROOT / "build" / "pkg"
 EXECUTABLES = ["mysql-importer", "mysql-exporter"]
-PROTOCOLS = ["mysql", "mariadb", "mysql+mariadb", "mysql+bin"]
+PROTOCOLS = ["mysql", "mariadb", "mysql+mariadb", "mysql+bin", "mysql+binlog"]
 # Nothing listens there: whatever a connector does with it, it can't succeed.
 NOWHERE = "127.0.0.1:1"
 
@@ -105,8 +105,9 @@ def test_pkg_add_installs_importer_and_exporter(tmp_path: Path) -> None:
 
 
 def test_installed_connectors_handle_their_protocols(tmp_path: Path) -> None:
-    """plakar hands mysql://, mariadb:// and mysql+mariadb:// locations to the
-    package's importer and exporter (and knows none of them without it)."""
+    """plakar hands mysql://, mariadb://, mysql+mariadb:// and mysql+binlog://
+    locations to the package's importer and exporter (and knows none of them
+    without it)."""
     bare = Plakar(tmp_path / "bare")
     bare.create_store()
     out = bare.at("backup", f"mysql://{NOWHERE}", check=False, timeout=120)
@@ -153,7 +154,7 @@ def test_executable_carries_its_own_python(exe: str, tmp_path: Path) -> None:
     assert report["python"].startswith("3.11.")
     for module in ("kloset_sdk._pb.importer_pb2_grpc", "kloset_sdk._pb.exporter_pb2_grpc"):
         assert module in report["modules"]
-    assert set(report["schemas"]) == {"importer", "exporter"}
+    assert set(report["schemas"]) == {"importer", "exporter", "binlog_importer", "binlog_exporter"}
 
 
 @pytest.mark.parametrize("exe", EXECUTABLES)

@@ -9,6 +9,9 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from kloset_sdk import Exporter, Importer, Options, run_exporter, run_importer
+from plakar_mysql.binlog import SCHEME as BINLOG
+from plakar_mysql.binlog.archive import BinlogImporter
+from plakar_mysql.binlog.replay import BinlogExporter
 from plakar_mysql.exporter import MySQLExporter
 from plakar_mysql.importer import MySQLImporter
 from plakar_mysql.physical import SCHEME as PHYSICAL
@@ -43,16 +46,23 @@ def _scheme(scheme: str, config: Mapping[str, str]) -> str:
 
 
 def make_importer(options: Options, scheme: str, config: Mapping[str, str]) -> Importer:
-    """Logical (mysql://, mariadb://) or physical (mysql+bin://) backup, by the URI scheme."""
-    if _scheme(scheme, config) == PHYSICAL:
+    """By the URI scheme: physical (mysql+bin://), binary logs (mysql+binlog://) or
+    logical (mysql://, mariadb://)."""
+    kind = _scheme(scheme, config)
+    if kind == PHYSICAL:
         return PhysicalImporter(options, scheme, config)
+    if kind == BINLOG:
+        return BinlogImporter(options, scheme, config)
     return MySQLImporter(options, scheme, config)
 
 
 def make_exporter(options: Options, scheme: str, config: Mapping[str, str]) -> Exporter:
-    """Logical or physical restore, by the URI scheme."""
-    if _scheme(scheme, config) == PHYSICAL:
+    """By the URI scheme: physical restore, binary-log replay or logical restore."""
+    kind = _scheme(scheme, config)
+    if kind == PHYSICAL:
         return PhysicalExporter(options, scheme, config)
+    if kind == BINLOG:
+        return BinlogExporter(options, scheme, config)
     return MySQLExporter(options, scheme, config)
 
 

@@ -20,6 +20,7 @@ import pymysql
 
 from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, Reporter, Result
 from kloset_sdk.records import Content
+from plakar_mysql.binlog.point import base_point, record_restored_point
 from plakar_mysql.layout import CATALOG_PATH, MANIFEST_PATH, Catalog, DumpHeader, read_header
 from plakar_mysql.loader import LoadError, blocks
 from plakar_mysql.options import Config, ConfigError, parse
@@ -92,6 +93,7 @@ class MySQLExporter(Exporter):
         if len(self.config.databases) > 1:
             raise ConfigError("restore into one database at most (the URI path or database=)")
         self.target = self.config.databases[0] if self.config.databases else None
+        self._base_point: str | None = None  # the snapshot's binlog GTID, from its manifest
 
     def info(self) -> ConnectorInfo:
         conn = self.config.connection
@@ -120,6 +122,8 @@ class MySQLExporter(Exporter):
                 restorer.finish(
                     cancelled=report.cancelled if isinstance(report, Reporter) else None
                 )
+                if self._base_point and self.target is None:  # where a binlog replay starts
+                    record_restored_point(self.config.connection, self._base_point, log)
         finally:
             restorer.close()
         if failure is not None:
@@ -133,6 +137,7 @@ class MySQLExporter(Exporter):
                 restorer.catalog(Catalog.decode(b"".join(blocks(stream))))
                 return
             if path.endswith(MANIFEST_PATH):
+                self._base_point = base_point(b"".join(blocks(stream)))
                 return
             if not path.endswith(".sql"):
                 raise RestoreError(f"{path} is not part of a MySQL snapshot")

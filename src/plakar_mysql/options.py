@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 import jsonschema
 
-SCHEMES = ("mysql", "mariadb", "mysql+mariadb", "mysql+bin")
+SCHEMES = ("mysql", "mariadb", "mysql+mariadb")
 DEFAULT_PORT = 3306
 DEFAULT_CONNECT_TIMEOUT = 10
 _TRUE = {"true", "1", "yes", "on"}
@@ -99,7 +99,9 @@ def _convert(name: str, raw: str, spec: Mapping[str, Any]) -> Any:
     return raw
 
 
-def _schema_error(error: jsonschema.ValidationError, schema: Mapping[str, Any]) -> ConfigError:
+def _schema_error(
+    error: jsonschema.ValidationError, schema: Mapping[str, Any], schemes: tuple[str, ...]
+) -> ConfigError:
     if error.validator == "additionalProperties":
         known = sorted(schema["properties"])
         instance: Mapping[str, Any] = error.instance  # type: ignore[assignment]
@@ -117,8 +119,8 @@ def _schema_error(error: jsonschema.ValidationError, schema: Mapping[str, Any]) 
         low, high = spec.get("minimum"), spec.get("maximum")
         return ConfigError(f"option {name}: {error.instance} is out of range ({low} to {high})")
     if error.validator == "pattern" and name == "location":
-        schemes = ", ".join(f"{s}://" for s in SCHEMES)
-        return ConfigError(f"location {error.instance!r} must start with one of {schemes}")
+        starts = ", ".join(f"{s}://" for s in schemes)
+        return ConfigError(f"location {error.instance!r} must start with one of {starts}")
     return ConfigError(f"option {name}: {error.message}")
 
 
@@ -129,15 +131,15 @@ def _split_list(raw: str, what: str) -> tuple[str, ...]:
     return items
 
 
-def _parse_location(location: str) -> dict[str, Any]:
+def _parse_location(location: str, schemes: tuple[str, ...]) -> dict[str, Any]:
     """The URI's parts as options, so that explicit options can override them."""
     try:
         url = urlsplit(location)
         port = url.port
     except ValueError as exc:
         raise ConfigError(f"location {location!r} is malformed: {exc}") from None
-    if url.scheme not in SCHEMES:
-        raise ConfigError(f"location {location!r}: scheme must be one of {', '.join(SCHEMES)}")
+    if url.scheme not in schemes:
+        raise ConfigError(f"location {location!r}: scheme must be one of {', '.join(schemes)}")
     if url.query or url.fragment:
         raise ConfigError(f"location {location!r}: pass options with -o key=value, not in the URI")
     parts: dict[str, Any] = {}
@@ -200,8 +202,11 @@ def _check_path(name: str, path: str, kind: str) -> None:
         raise ConfigError(f"option {name}: {path} is not readable")
 
 
-def parse(kind: str, scheme: str, config: Mapping[str, str]) -> Config:
-    """Validate Plakar's configuration map for the ``importer`` or the ``exporter``."""
+def parse(
+    kind: str, scheme: str, config: Mapping[str, str], schemes: tuple[str, ...] = SCHEMES
+) -> Config:
+    """Validate Plakar's configuration map for the ``importer`` or the ``exporter``
+    (``kind`` names the schema, ``schemes`` the URI schemes it takes)."""
     schema = load_schema(kind)
     properties: Mapping[str, Any] = schema["properties"]
     if "location" not in config:
@@ -213,9 +218,9 @@ def parse(kind: str, scheme: str, config: Mapping[str, str]) -> Config:
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(typed))
     if error is not None:
-        raise _schema_error(error, schema)
+        raise _schema_error(error, schema, schemes)
 
-    values = {**_parse_location(typed["location"]), **typed}
+    values = {**_parse_location(typed["location"], schemes), **typed}
     for name, kind_of_path in _PATH_OPTIONS.items():
         if name in values:
             _check_path(name, values[name], kind_of_path)

@@ -77,7 +77,7 @@ def parse_physical(kind: str, scheme: str, config: Mapping[str, str]) -> Config:
             f"option {', '.join(foreign)} applies to logical backups (mysql://), "
             f"not to {SCHEME}:// (known: {', '.join(sorted(OPTIONS))})"
         )
-    parsed = parse(kind, scheme, config)
+    parsed = parse(kind, scheme, config, (SCHEME,))
     if parsed.databases:
         raise ConfigError(
             f"{SCHEME}:// copies the whole data directory: give no database "
