@@ -53,6 +53,30 @@ class Reporter:
         return not self._active()
 
 
+def export_each(
+    records: Iterator[Record], report: Report, handle: Callable[[Record], None]
+) -> Exception | None:
+    """Call ``handle`` on each record and report its result; return the first failure.
+
+    Plakar waits for a result for every record it sends, so once a record has
+    failed the rest are reported as skipped rather than handled.  The failure is
+    returned, not raised, so that the exporter can clean up before raising it.
+    """
+    failure: Exception | None = None
+    for record in records:
+        if failure is not None:
+            report(Result.failed(record, "skipped"))
+            continue
+        try:
+            handle(record)
+        except Exception as exc:
+            report(Result.failed(record, exc))
+            failure = exc
+        else:
+            report(Result.ok(record))
+    return failure
+
+
 class Exporter(abc.ABC):
     """What a connector implements to restore a snapshot."""
 
@@ -187,4 +211,12 @@ class ExporterService(pb_grpc.ExporterServicer):
         return pb.CloseResponse()
 
 
-__all__ = ["Exporter", "ExporterFactory", "ExporterService", "ProtocolError", "Report", "Reporter"]
+__all__ = [
+    "Exporter",
+    "ExporterFactory",
+    "ExporterService",
+    "ProtocolError",
+    "Report",
+    "Reporter",
+    "export_each",
+]

@@ -18,7 +18,7 @@ from typing import Any
 
 import pymysql
 
-from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, Reporter, Result
+from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, Reporter, export_each
 from kloset_sdk.records import Content
 from plakar_mysql.binlog.point import base_point, record_restored_point
 from plakar_mysql.layout import CATALOG_PATH, MANIFEST_PATH, Catalog, DumpHeader, read_header
@@ -105,18 +105,8 @@ class MySQLExporter(Exporter):
 
     def export(self, records: Iterator[Record], report: Report) -> None:
         restorer = Restorer(self.config, self.target)
-        failure: Exception | None = None
         try:
-            for record in records:
-                if failure is not None or record.opener is None:
-                    report(Result.failed(record, "skipped") if failure else Result.ok(record))
-                    continue
-                try:
-                    self._restore(restorer, record)
-                    report(Result.ok(record))
-                except Exception as exc:
-                    report(Result.failed(record, exc))
-                    failure = exc
+            failure = export_each(records, report, lambda r: self._restore(restorer, r))
             if failure is None:
                 # Plakar gone (cancelled, killed): nothing may be committed.
                 restorer.finish(
@@ -130,6 +120,8 @@ class MySQLExporter(Exporter):
             raise failure
 
     def _restore(self, restorer: Restorer, record: Record) -> None:
+        if record.opener is None:  # a directory
+            return
         path = record.pathname
         stream = record.open()
         try:

@@ -41,7 +41,7 @@ from typing import Any
 
 import pymysql
 
-from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, Result
+from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, export_each
 from kloset_sdk.records import Content
 from plakar_mysql.binlog import SCHEME
 from plakar_mysql.binlog.archive import BINLOG_DIR, MANIFEST_PATH
@@ -657,18 +657,8 @@ class BinlogExporter(Exporter):
 
     def export(self, records: Iterator[Record], report: Report) -> None:
         replay = Replay(self.config, self.bounds)
-        failure: Exception | None = None
         try:
-            for record in records:
-                if failure is not None or record.opener is None:
-                    report(Result.failed(record, "skipped") if failure else Result.ok(record))
-                    continue
-                try:
-                    self._one(replay, record)
-                    report(Result.ok(record))
-                except Exception as exc:
-                    report(Result.failed(record, exc))
-                    failure = exc
+            failure = export_each(records, report, lambda r: self._one(replay, r))
             if failure is None:
                 replay.finish()
         finally:
@@ -677,6 +667,8 @@ class BinlogExporter(Exporter):
             raise failure
 
     def _one(self, replay: Replay, record: Record) -> None:
+        if record.opener is None:  # a directory
+            return
         path = record.pathname
         stream = record.open()
         try:

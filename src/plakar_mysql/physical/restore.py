@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 import jsonschema
 
-from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, Result
+from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, export_each
 from plakar_mysql.flavour import Flavour, ToolError, version_tuple
 from plakar_mysql.options import ConfigError, load_schema
 from plakar_mysql.physical import SCHEME
@@ -146,17 +146,7 @@ class PhysicalExporter(Exporter):
                 os.unlink(path)
 
     def _write_all(self, records: Iterator[Record], report: Report) -> None:
-        failure: Exception | None = None
-        for record in records:
-            if failure is not None:
-                report(Result.failed(record, "skipped"))
-                continue
-            try:
-                self._write(record)
-                report(Result.ok(record))
-            except Exception as exc:
-                report(Result.failed(record, exc))
-                failure = exc
+        failure = export_each(records, report, self._write)
         if failure is not None:
             raise failure
 
