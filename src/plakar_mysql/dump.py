@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO
 
+from kloset_sdk.transport import enlarge_pipe
 from plakar_mysql.credentials import option_pipe
 from plakar_mysql.flavour import Flavour, Tool
 from plakar_mysql.options import Config, Connection
@@ -153,6 +154,9 @@ class DumpProcess:
                 pass_fds=(fd,),
                 bufsize=_BLOCK,
             )
+        assert self._process.stdout is not None
+        # A larger pipe: the tool writes ahead while we send, and each read is larger.
+        enlarge_pipe(self._process.stdout.fileno(), _BLOCK)
         self._stderr_thread = threading.Thread(target=self._collect_stderr, daemon=True)
         self._stderr_thread.start()
         return self
