@@ -2,51 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import ctypes.util
-
 from kloset_sdk import run_exporter, run_importer
 from plakar_mysql.exporter import MySQLExporter
+from plakar_mysql.heap import bound_malloc
 from plakar_mysql.importer import MySQLImporter
-
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-_M_ARENA_MAX = -8
-_HEAP_BLOCKS = 4 << 20
-"""Blocks up to this size come from the heap: the stream's content blocks (1 to
-3 MiB) and the copies gRPC makes of them."""
-_TRIM = 1 << 20
-
-
-def _bound_malloc() -> None:
-    """Reuse memory for the blocks that stream through, without hoarding it.
-
-    glibc's defaults give every block over 128 KiB a mapping of its own, then
-    raise that threshold as large blocks are freed, so later blocks come from
-    per-thread arenas that never shrink.  A mapping per block costs page
-    faults, zeroed pages and an unmap for each MiB that crosses the process
-    (measured: more CPU than the copies themselves); arenas that never shrink
-    grow the resident set by tens of MiB.  So: a fixed threshold above the
-    stream's block size (those blocks come from the heap, where a freed one is
-    reused by the next), free memory past 1 MiB at the heap's top returned at
-    once, and two arenas for threads that mostly wait.
-    """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(name)
-        libc.mallopt(_M_MMAP_THRESHOLD, _HEAP_BLOCKS)
-        libc.mallopt(_M_TRIM_THRESHOLD, _TRIM)
-        libc.mallopt(_M_ARENA_MAX, 2)
 
 
 def importer_main() -> None:
-    _bound_malloc()
+    bound_malloc()
     run_importer(MySQLImporter)
 
 
 def exporter_main() -> None:
-    _bound_malloc()
+    bound_malloc()
     run_exporter(MySQLExporter)
