@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import RESULTS, summary
+from bench import RESULTS, official, summary
 from bench.backup import BackupOptions
 from bench.backup import run as run_backup
 from bench.memory import MemoryOptions
@@ -109,6 +109,13 @@ def _parser() -> argparse.ArgumentParser:
         help="the package to measure (default: the one `make build` left in dist/)",
     )
     parser.add_argument(
+        "--official-ptar",
+        type=Path,
+        help="the package of Plakar's official mysql integration, built from its source"
+        f" (see the README); default ${official.ENVIRONMENT}; without it that contender"
+        " is skipped",
+    )
+    parser.add_argument(
         "--results",
         type=Path,
         default=RESULTS,
@@ -131,6 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     wanted = args.benchmarks or ["all"]
     chosen = BENCHMARKS if "all" in wanted else tuple(dict.fromkeys(wanted))
     command = shlex.join(["python", "-m", "bench", *args_list])
+    try:
+        official_ptar = official.find_package(args.official_ptar)
+    except FileNotFoundError as exc:
+        parser.error(str(exc))
     status = 0
     if "backup" in chosen:
         backup = run_backup(
@@ -143,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 quiet_timeout=args.quiet_timeout,
                 timeout=args.timeout,
                 ptar=args.ptar.resolve() if args.ptar else None,
+                official_ptar=official_ptar,
                 dedup=not args.no_dedup,
             )
         )
@@ -159,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 warmup=not args.no_warmup,
                 quiet_timeout=args.quiet_timeout,
                 ptar=args.ptar.resolve() if args.ptar else None,
+                official_ptar=official_ptar,
                 myloader_threads=args.myloader_threads,
                 timeout=args.timeout,
                 target_args=tuple(args.target_arg) if args.target_arg else TARGET_ARGS,

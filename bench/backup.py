@@ -15,7 +15,14 @@ is nearly idle:
 - ``mydumper``: ``mydumper --threads 2`` into a new directory;
 - ``plakar-file``: ``plakar at STORE backup`` of a directory holding the same
   dump, written once beforehand: what Plakar itself costs, without the plugin;
-- ``plakar``: ``plakar at STORE backup`` of the database into a new encrypted store.
+- ``plakar``: ``plakar at STORE backup`` of the database into a new encrypted store;
+- ``official``: the same with Plakar's official ``mysql`` integration
+  (``mysql+mariadb://``), when its package is given (:mod:`bench.official`;
+  skipped otherwise, and the report says so).
+
+For the two plugin contenders the plugin process itself is followed too: its
+CPU time (user + system, read from ``/proc`` every 50 ms, so it may miss the
+last few milliseconds) and its peak resident memory.
 
 Times are medians over the rounds; each ratio is computed within a round
 against that round's ``floor`` and the median of those is reported.  The
@@ -29,28 +36,37 @@ import os
 import shlex
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import datagen, dedup, workload
+from bench import datagen, dedup, official, workload
 from bench.environment import Environment, describe_environment
 from bench.servers import SOURCE_ARGS, BenchServer, find_program, tool_version
 from bench.timing import (
     Contender,
     median,
+    read_proc,
     round_ratios,
     run_timed,
     run_times,
     tail,
     wait_for_quiet,
 )
-from tests.support.plakar import find_ptar, make_plakar, strip_ansi
+from tests.support.plakar import Plakar, find_ptar, make_plakar, strip_ansi
 
 __all__ = ["BackupOptions", "BackupResult", "Contender", "SizeResult", "run"]
 
 GOAL_RATIO = 1.5
 """Goal: the integration's backup in at most this many times the dump tool alone."""
+GOAL_VS_OFFICIAL = 1.0
+"""Goal: the integration's backup no slower than the official integration's (same round)."""
+GOAL_VS_PLAKAR_FILE = 1.15
+"""Goal: at most this many times Plakar alone backing up the same dump file (same round)."""
+GOAL_CPU_PER_GB = 3.0
+"""Goal: the importer process's CPU time, in seconds per GB of SQL dumped."""
+GOAL_PLUGIN_MIB = 64
+"""Goal: the importer process's peak resident memory, in MiB."""
 BASE = "floor"
 
 
@@ -64,6 +80,8 @@ class BackupOptions:
     quiet_timeout: float = 60.0
     timeout: float = 3600.0
     ptar: Path | None = None
+    official_ptar: Path | None = None
+    """The official integration's package; None: that contender is skipped."""
     mydumper_threads: int = 2
     dedup: bool = True
 
@@ -80,12 +98,18 @@ class Run:
     max_rss_kib: int = 0
     output_bytes: int = 0
     """What the run left on disk (store, repository, file or directory)."""
+    plugin_cpu_seconds: float | None = None
+    """CPU time of the plugin process alone (plugin contenders only)."""
+    plugin_rss_kib: int | None = None
+    """Peak resident memory of the plugin process (plugin contenders only)."""
 
 
 @dataclass
 class SizeResult:
     size_mb: float
     sql_bytes: int = 0
+    dump_bytes: int = 0
+    """Size of the dump file the dump-based contenders read (what the importer streams)."""
     rows: int = 0
     data_bytes: int = 0
     index_bytes: int = 0
@@ -103,6 +127,21 @@ class SizeResult:
 
     def median_ratio(self, key: str, base: str = BASE) -> float | None:
         return median(self.ratios(key, base))
+
+    def plugin_cpu(self, key: str) -> float | None:
+        """Median CPU time of the plugin process over the runs that succeeded."""
+        return median(
+            [
+                r.plugin_cpu_seconds
+                for r in self.runs
+                if r.contender == key and r.seconds is not None and r.plugin_cpu_seconds is not None
+            ]
+        )
+
+    def plugin_peak_kib(self, key: str) -> int | None:
+        """Largest resident memory of the plugin process over every run."""
+        peaks = [r.plugin_rss_kib for r in self.runs if r.contender == key and r.plugin_rss_kib]
+        return max(peaks) if peaks else None
 
 
 @dataclass
@@ -126,6 +165,11 @@ class _Bench:
         self.logs = workdir / "logs"
         self.source = source
         self.plakar = make_plakar(workdir / "plakar", ptar=options.ptar or find_ptar())
+        self.official = (
+            make_plakar(workdir / "plakar-official", ptar=options.official_ptar)
+            if options.official_ptar is not None
+            else None
+        )
         self.restic = find_program("restic")
         self.mydumper = find_program("mydumper")
         self.password_file = workdir / "restic.password"
@@ -185,6 +229,15 @@ class _Bench:
                 f"plakar at NEW_STORE backup -o password=... {self.source.uri(datagen.DATABASE)}",
             )
         )
+        if self.official is not None:
+            found.append(
+                Contender(
+                    official.KEY,
+                    "Plakar's official mysql integration: plakar backup",
+                    "plakar at NEW_STORE backup -o password=... "
+                    + official.uri(self.source.uri(datagen.DATABASE)),
+                )
+            )
         return found
 
     def dump_pipeline(self, tail_command: str) -> list[str]:
@@ -218,17 +271,26 @@ class _Bench:
             return [str(self.plakar.binary), "at", str(out), "backup", str(self.dump_dir)], (
                 self.plakar.env
             )
-        if key == "plakar":
+        if key in ("plakar", official.KEY):
+            plakar = self.plakar_of(key)
+            uri = self.source.uri(datagen.DATABASE)
             return [
-                str(self.plakar.binary),
+                str(plakar.binary),
                 "at",
                 str(out),
                 "backup",
                 "-o",
                 f"password={self.source.password}",
-                self.source.uri(datagen.DATABASE),
-            ], self.plakar.env
+                official.uri(uri) if key == official.KEY else uri,
+            ], plakar.env
         raise ValueError(key)
+
+    def plakar_of(self, key: str) -> Plakar:
+        """The plakar home a contender runs in (the official package has its own)."""
+        if key == official.KEY:
+            assert self.official is not None
+            return self.official
+        return self.plakar
 
     def restic_env(self) -> dict[str, str]:
         return {**os.environ, "RESTIC_PASSWORD_FILE": str(self.password_file)}
@@ -237,8 +299,8 @@ class _Bench:
         """A new, empty store or repository (untimed); nothing for the others."""
         shutil.rmtree(out, ignore_errors=True)
         out.unlink(missing_ok=True)
-        if key.startswith("plakar"):
-            self.plakar.run("at", str(out), "create")
+        if key.startswith("plakar") or key == official.KEY:
+            self.plakar_of(key).run("at", str(out), "create")
         elif key == "restic":
             assert self.restic is not None
             workload.check_call(
@@ -253,28 +315,63 @@ class _Bench:
         if self.options.quiet_timeout > 0:
             wait_for_quiet(self.options.quiet_timeout)
         cmd, env = self.command(contender.key, out)
+        plugin = _PluginWatch()
         timed = run_timed(
             cmd,
             self.logs / f"round{number}-{contender.key}.log",
             env=env,
             cwd=self.workdir,
             timeout=self.options.timeout,
+            interval=0.05,
+            on_sample=plugin.sample,
         )
         log = strip_ansi(tail(timed.log, 200))
         if timed.timed_out:
             run.error = f"killed after {self.options.timeout:g} s"
         elif timed.returncode != 0:
             run.error = f"exit status {timed.returncode}: {workload.last_lines(log)}"
-        elif contender.key.startswith("plakar"):
-            run.error = workload.plakar_failure(self.plakar, log)
+        elif contender.key.startswith("plakar") or contender.key == official.KEY:
+            run.error = workload.plakar_failure(self.plakar_of(contender.key), log)
         run.cpu_seconds, run.max_rss_kib = timed.cpu_seconds, timed.max_rss_kib
+        if plugin.seen:
+            run.plugin_cpu_seconds, run.plugin_rss_kib = plugin.cpu_seconds, plugin.rss_kib
         if out.exists():
             run.output_bytes = workload.tree_bytes(out) if out.is_dir() else out.stat().st_size
         if run.error is None:
             run.seconds = timed.seconds
         shown = f"{timed.seconds:.1f} s" if run.error is None else f"FAILED: {run.error}"
+        if run.plugin_cpu_seconds is not None:
+            shown += f" (plugin CPU {run.plugin_cpu_seconds:.2f} s)"
         print(f"bench: backup round {number} {contender.key}: {shown}", flush=True)
         return run
+
+
+_PLUGINS = frozenset({"mysql-importer", "mariadbImporter"})
+"""Process names of the two importers: ours and the official integration's."""
+
+
+class _PluginWatch:
+    """The plugin processes of a run's tree, as last sampled."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[int, int], tuple[float, int]] = {}
+        self.rss_kib = 0
+
+    def sample(self, pids: Collection[int]) -> None:
+        for pid in pids:
+            found = read_proc(pid)
+            if found is not None and found[1].name in _PLUGINS:
+                start, proc = found
+                self._last[(pid, start)] = (proc.own, proc.rss)
+                self.rss_kib = max(self.rss_kib, proc.rss // 1024)
+
+    @property
+    def seen(self) -> bool:
+        return bool(self._last)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(cpu for cpu, _ in self._last.values())
 
 
 def _one_size(
@@ -292,6 +389,7 @@ def _one_size(
         measured.data_bytes, measured.index_bytes = found.data_bytes, found.index_bytes
         bench = _Bench(options, workdir, source)
         bench.prepare()
+        measured.dump_bytes = (bench.dump_dir / f"{datagen.DATABASE}.sql").stat().st_size
         result.dump_arguments = bench.arguments
         contenders = bench.contenders()
         result.contenders = contenders
@@ -306,6 +404,8 @@ def _one_size(
     finally:
         if bench is not None:
             bench.plakar.close()
+            if bench.official is not None:
+                bench.official.close()
         source.cleanup()
     return measured
 
@@ -324,12 +424,16 @@ def run(options: BackupOptions, progress: Callable[[str], None] = print) -> Back
             "runs": options.runs,
             "seed": options.seed,
             "mydumper_threads": options.mydumper_threads,
+            "official_ptar": str(options.official_ptar) if options.official_ptar else None,
             "source_server_args": list(SOURCE_ARGS),
             "generator_version": datagen.GENERATOR_VERSION,
         },
         environment=describe_environment({}),
     )
     progress(f"bench: backup, work directory {workdir}")
+    if options.official_ptar is None:
+        result.notes.append(official.skipped_note())
+        progress(f"bench: {official.skipped_note()}")
     try:
         for size_mb in options.sizes_mb:
             _one_size(options, size_mb, workdir / f"{size_mb:g}mb", result)
@@ -343,6 +447,8 @@ def run(options: BackupOptions, progress: Callable[[str], None] = print) -> Back
         versions["mydumper"] = tool_version(find_program("mydumper"))
         versions["restic"] = tool_version(find_program("restic"), "version")
         versions["gzip"] = tool_version(find_program("gzip"))
+        if options.official_ptar is not None:
+            versions["official integration"] = workload.package_description(options.official_ptar)
         result.environment = describe_environment(versions)
         if owned and not options.keep:
             shutil.rmtree(workdir, ignore_errors=True)

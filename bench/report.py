@@ -11,8 +11,14 @@ import json
 from pathlib import Path
 
 from bench import RESULTS
+from bench.backup import (
+    GOAL_CPU_PER_GB,
+    GOAL_PLUGIN_MIB,
+    GOAL_VS_OFFICIAL,
+    GOAL_VS_PLAKAR_FILE,
+    BackupResult,
+)
 from bench.backup import GOAL_RATIO as BACKUP_GOAL
-from bench.backup import BackupResult
 from bench.backup import SizeResult as BackupSize
 from bench.dedup import GOAL_UNCHANGED
 from bench.environment import Environment
@@ -30,6 +36,7 @@ from bench.memory import (
     Phase,
     SizeResult,
 )
+from bench.official import KEY as OFFICIAL
 from bench.restore import ALONE_SHARE, GOAL_RATIO, RestoreResult, Run
 
 __all__ = [
@@ -72,6 +79,19 @@ def _environment(env: Environment) -> list[str]:
     return lines
 
 
+def _against_official(result: RestoreResult) -> list[str]:
+    """The restore against Plakar's official integration, when it ran."""
+    if not any(c.key == OFFICIAL for c in result.contenders):
+        return []
+    against = result.median_ratio("plakar", OFFICIAL)
+    return [
+        "**integration / Plakar's official integration, same rounds: "
+        + ("n/a" if against is None else f"{against:.2f}")
+        + "** (for information: no goal).",
+        "",
+    ]
+
+
 def render_restore(result: RestoreResult, command: str) -> str:
     out: list[str] = ["# Restore speed", ""]
     options = result.options
@@ -110,7 +130,7 @@ def render_restore(result: RestoreResult, command: str) -> str:
                 f"{_ratio(result.median_ratio('plakar', alone=True))}.",
                 "",
             ]
-    out += [f"jobs option: {result.jobs_option or 'not probed'}", ""]
+    out += [*_against_official(result), f"jobs option: {result.jobs_option or 'not probed'}", ""]
 
     out += [
         "| contender | median s | each run s | MB/s of dump | vs single | client CPU s "
@@ -569,6 +589,49 @@ def _dedup_verdict(result: BackupResult) -> list[str]:
     return lines
 
 
+def _goal(value: float | None, goal: float) -> str:
+    if value is None:
+        return "not measured"
+    return "met" if value <= goal else "**not met**"
+
+
+def _plugin_verdict(size: BackupSize, keys: set[str]) -> list[str]:
+    """The goals of issue 13: against the official integration and Plakar alone,
+    the importer's CPU time per GB and its memory."""
+    lines = []
+    if OFFICIAL in keys:
+        ratio = size.median_ratio("plakar", OFFICIAL)
+        lines.append(
+            f"  - against Plakar's official integration, same rounds: {_ratio(ratio)}"
+            f" (goal: at most {GOAL_VS_OFFICIAL:g}, {_goal(ratio, GOAL_VS_OFFICIAL)})."
+        )
+    else:
+        lines.append("  - against Plakar's official integration: skipped (no package given).")
+    ratio = size.median_ratio("plakar", "plakar-file")
+    lines.append(
+        f"  - against Plakar alone backing up the same dump file, same rounds: {_ratio(ratio)}"
+        f" (goal: at most {GOAL_VS_PLAKAR_FILE:g}, {_goal(ratio, GOAL_VS_PLAKAR_FILE)})."
+    )
+    cpu = size.plugin_cpu("plakar")
+    per_gb = cpu / (size.dump_bytes / 1e9) if cpu is not None and size.dump_bytes else None
+    lines.append(
+        f"  - importer CPU: {_seconds(cpu)} s for {size.dump_bytes / 1e6:.0f} MB of SQL,"
+        f" {_seconds(per_gb)} s per GB (goal: at most {GOAL_CPU_PER_GB:g},"
+        f" {_goal(per_gb, GOAL_CPU_PER_GB)})"
+        + (
+            f"; the official importer: {_seconds(size.plugin_cpu(OFFICIAL))} s."
+            if OFFICIAL in keys
+            else "."
+        )
+    )
+    peak = size.plugin_peak_kib("plakar")
+    lines.append(
+        f"  - importer peak memory: {_mib(peak)} MiB (goal: at most {GOAL_PLUGIN_MIB},"
+        f" {_goal(None if peak is None else peak / 1024, GOAL_PLUGIN_MIB)})."
+    )
+    return lines
+
+
 def render_backup(result: BackupResult, command: str) -> str:
     lines = [
         "# Backup speed and deduplication",
@@ -595,8 +658,8 @@ def render_backup(result: BackupResult, command: str) -> str:
             f" indexes {size.index_bytes / 1e6:.0f} MB)",
             "",
             "| contender | median time (s) | ratio to the floor | CPU (s) | peak RSS (MiB)"
-            " | written (MB) | failed runs |",
-            "|---|---|---|---|---|---|---|",
+            " | plugin CPU (s) | plugin peak RSS (MiB) | written (MB) | failed runs |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for c in result.contenders:
             runs = [r for r in size.runs if r.contender == c.key]
@@ -608,7 +671,9 @@ def render_backup(result: BackupResult, command: str) -> str:
                 f"| {markdown_cell(c.label)} | {_seconds(size.median_time(c.key))}"
                 f" | {_ratio(size.median_ratio(c.key))}"
                 f" | {_seconds(cpu[len(cpu) // 2] if cpu else None)}"
-                f" | {rss / 1024:.0f} | {out[len(out) // 2] / 1e6 if out else 0:.0f}"
+                f" | {rss / 1024:.0f} | {_seconds(size.plugin_cpu(c.key))}"
+                f" | {_mib(size.plugin_peak_kib(c.key))}"
+                f" | {out[len(out) // 2] / 1e6 if out else 0:.0f}"
                 f" | {len(runs) - len(ok)} |"
             )
         errors = [f"- round {r.round} {r.contender}: {r.error}" for r in size.runs if r.error]
@@ -623,6 +688,7 @@ def render_backup(result: BackupResult, command: str) -> str:
             f"- {size.size_mb:g} MB: the integration's backup took {_ratio(ratio)} times the"
             f" dump alone (goal: at most {BACKUP_GOAL:g}, {'met' if met else '**not met**'})."
         )
+        lines += _plugin_verdict(size, {c.key for c in result.contenders})
     lines += _dedup_verdict(result)
     lines += ["", "Commands:", ""]
     lines += [f"- {c.label}: `{c.command}`" for c in result.contenders]

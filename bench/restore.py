@@ -29,7 +29,11 @@ be shared: up to a minute's wait, then the run starts anyway):
   -o password=... SNAPSHOT`` with the ``jobs`` option left at its default (the
   number of CPUs); the whole snapshot is restored, whatever its layout;
 - ``plakar-jobs1``: the same with ``-o jobs=1`` (only if the option exists);
-- ``myloader``: ``myloader -t 2 -B benchdb`` on the mydumper dump.
+- ``myloader``: ``myloader -t 2 -B benchdb`` on the mydumper dump;
+- ``official``: Plakar's official ``mysql`` integration restoring its own
+  backup of ``benchdb`` (taken once at set-up, in a plakar home and store of
+  its own) with ``plakar at STORE restore -to mysql+mariadb://...``, when its
+  package is given (:mod:`bench.official`; skipped otherwise, and said so).
 
 Each run is checked afterwards (exact row count of every table, the view and
 the function are there); a failed or wrong run is reported, not timed.  The
@@ -53,7 +57,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import datagen, workload
+from bench import datagen, official, workload
 from bench.environment import Environment, describe_environment
 from bench.servers import SOURCE_ARGS, TARGET_ARGS, BenchServer, find_program
 from bench.timing import (
@@ -113,6 +117,8 @@ class RestoreOptions:
     target_args: tuple[str, ...] = TARGET_ARGS
     ptar: Path | None = None
     """The package to measure; None: the one in dist/."""
+    official_ptar: Path | None = None
+    """The official integration's package; None: that contender is skipped."""
     quiet_timeout: float = 60.0
     """Before each run, wait up to this long for the machine to be nearly idle."""
     warmup: bool = True
@@ -214,6 +220,8 @@ class _Bench:
         self.target: BenchServer | None = None
         self.plakar: Plakar | None = None
         self.snapshot = ""
+        self.official: Plakar | None = None
+        self.official_snapshot = ""
         self.dump_file = workdir / "dump.sql"
         self.mydumper_dir = workdir / "mydumper"
         self.source_counts: dict[str, int] = {}
@@ -265,6 +273,25 @@ class _Bench:
             f"snapshot {self.snapshot[:8]}, store {self.result.store_bytes / 1e6:.0f} MB",
         )
         return plakar
+
+    def backup_official(self, source: BenchServer) -> None:
+        """The official integration's backup of ``benchdb``, into a home and store of its own."""
+        if self.options.official_ptar is None:
+            return
+        started = time.perf_counter()
+        self.official = make_plakar(
+            self.workdir / "plakar-official", ptar=self.options.official_ptar
+        )
+        self.official_snapshot = self.official.backup(
+            official.uri(source.uri(datagen.DATABASE)),
+            f"password={source.password}",
+            timeout=self.options.timeout,
+        )
+        self.step(
+            "official integration: plakar backup",
+            time.perf_counter() - started,
+            f"snapshot {self.official_snapshot[:8]}",
+        )
 
     def dump_arguments(self, plakar: Plakar) -> list[str]:
         """The arguments the integration ran its dump tool with, from the manifest."""
@@ -442,6 +469,15 @@ class _Bench:
                     " -o jobs=1 SNAPSHOT",
                 )
             )
+        if self.official is not None:
+            found.append(
+                Contender(
+                    official.KEY,
+                    "Plakar's official mysql integration: plakar restore",
+                    f"plakar at STORE restore -to {official.uri(target.uri(TARGET_DB))}"
+                    " -o password=... SNAPSHOT",
+                )
+            )
         if with_myloader:
             threads = self.options.myloader_threads
             found.append(
@@ -472,6 +508,19 @@ class _Bench:
                 *opts,
                 self.snapshot,
             ], None
+        if key == official.KEY:
+            assert self.official is not None
+            return [
+                str(self.official.binary),
+                "at",
+                str(self.official.store),
+                "restore",
+                "-to",
+                official.uri(target.uri(TARGET_DB)),
+                "-o",
+                f"password={target.password}",
+                self.official_snapshot,
+            ], None
         if key == "myloader":
             return [
                 find_program("myloader") or "myloader",
@@ -491,6 +540,8 @@ class _Bench:
             run.quiet_wait_seconds, run.quiet = wait_for_quiet(self.options.quiet_timeout)
         cmd, stdin = self.command(contender.key, target)
         env = self.plakar.env if contender.key.startswith("plakar") and self.plakar else None
+        if contender.key == official.KEY and self.official is not None:
+            env = self.official.env
         run.load_before = load_average()
         lsn, written = target.redo_lsn(), target.written_bytes()
         server_cpu, busy = target.cpu_seconds(), busy_cpu_seconds()
@@ -532,9 +583,10 @@ class _Bench:
             return f"killed after {self.options.timeout:g} s"
         if timed.returncode != 0:
             return f"exit status {timed.returncode}: {workload.last_lines(log)}"
-        if key.startswith("plakar"):
-            assert self.plakar is not None
-            failure = workload.plakar_failure(self.plakar, log)
+        if key.startswith("plakar") or key == official.KEY:
+            plakar = self.official if key == official.KEY else self.plakar
+            assert plakar is not None
+            failure = workload.plakar_failure(plakar, log)
             if failure is not None:
                 return failure
         return workload.copy_differs(target, TARGET_DB, self.source_counts, self.source_objects)
@@ -578,11 +630,15 @@ def run(options: RestoreOptions, progress: Callable[[str], None] = print) -> Res
             "generator_version": datagen.GENERATOR_VERSION,
             "warmup": options.warmup,
             "quiet_timeout": options.quiet_timeout,
+            "official_ptar": str(options.official_ptar) if options.official_ptar else None,
         },
         environment=describe_environment({}),
     )
     bench = _Bench(options, workdir, result)
     progress(f"bench: restore, work directory {workdir}")
+    if options.official_ptar is None:
+        result.notes.append(official.skipped_note())
+        progress(f"bench: {official.skipped_note()}")
     try:
         source, target = bench.start_servers()
         result.target_settings = [
@@ -598,6 +654,7 @@ def run(options: RestoreOptions, progress: Callable[[str], None] = print) -> Res
         bench.fill_source(source)
         plakar = bench.backup(source)
         bench.make_dump(source, plakar)
+        bench.backup_official(source)
         with_myloader = bench.make_mydumper(source)
         bench.probe_jobs(source, target, plakar)
         result.environment = describe_environment(workload.versions(target, bench.package))
@@ -617,8 +674,9 @@ def run(options: RestoreOptions, progress: Callable[[str], None] = print) -> Res
         for server in (bench.source, bench.target):
             if server is not None:
                 server.cleanup()
-        if bench.plakar is not None:
-            bench.plakar.close()
+        for home in (bench.plakar, bench.official):
+            if home is not None:
+                home.close()
         if owned and not options.keep:
             shutil.rmtree(workdir, ignore_errors=True)
         else:

@@ -34,6 +34,7 @@ __all__ = [
     "busy_cpu_seconds",
     "load_average",
     "median",
+    "read_proc",
     "round_ratios",
     "run_timed",
     "run_times",
@@ -76,7 +77,7 @@ class _Proc:
     rss: int  # bytes
 
 
-def _read_proc(pid: int) -> tuple[int, _Proc] | None:
+def read_proc(pid: int) -> tuple[int, _Proc] | None:
     """(start time, state) of process ``pid`` from ``/proc/PID/stat``, or None if gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
@@ -133,7 +134,7 @@ class _TreeSampler:
         table: dict[int, tuple[int, _Proc]] = {}
         for entry in os.scandir("/proc"):
             if entry.name.isdigit():
-                found = _read_proc(int(entry.name))
+                found = read_proc(int(entry.name))
                 if found is not None:
                     table[int(entry.name)] = found
         children: dict[int, list[int]] = {}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from kloset_sdk._pb import exporter_pb2_grpc, importer_pb2_grpc
+from kloset_sdk._pb import exporter_pb2_grpc
 from kloset_sdk.exporter import ExporterFactory, ExporterService
-from kloset_sdk.importer import ImporterFactory, ImporterService
+from kloset_sdk.importer import ImporterFactory, ImporterService, add_to_server
 from kloset_sdk.transport import serve
 
 
@@ -21,7 +21,7 @@ def run_importer(factory: ImporterFactory) -> None:
     """Serve the importer built by ``factory`` on stdin/stdout until Plakar hangs up."""
     _check_args("importer")
     service = ImporterService(factory)
-    serve(lambda server: importer_pb2_grpc.add_ImporterServicer_to_server(service, server))  # type: ignore[no-untyped-call]
+    serve(lambda server: add_to_server(service, server))
 
 
 def run_exporter(factory: ExporterFactory) -> None:

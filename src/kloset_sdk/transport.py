@@ -3,8 +3,13 @@
 Plakar starts a connector with no arguments and speaks HTTP/2 (gRPC without
 TLS) over the child's stdin and stdout.  grpcio cannot serve on a pair of pipes,
 so the server listens on a unix socket in a private directory and two threads
-relay bytes between the pipes and one connection to that socket, in large
-blocks, with the GIL released while they wait.
+relay bytes between the pipes and one connection to that socket.  Where the
+kernel allows it (stdin and stdout are pipes, as Plakar makes them), the relay
+is ``splice(2)``: the bytes move from pipe to socket and back inside the
+kernel, never copied into Python and with the GIL released for each whole
+block (see :func:`relay`); anything else (a file, a terminal, a socket) falls back to reads and
+writes of the same size.  The pipes are enlarged to :data:`_PIPE_CHUNK` when
+the system lets us, so that each wake-up moves a large block.
 
 The process ends when Plakar closes our stdin (after ``Close``, or because
 Plakar itself went away): the server stops, in-flight calls are cancelled, and
@@ -14,7 +19,10 @@ Plakar itself went away): the server stops, in-flight calls are cancelled, and
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
+import select
 import socket
 import tempfile
 import threading
@@ -29,12 +37,54 @@ _MAX_WORKERS = 256
 _MAX_MESSAGE = 64 << 20
 
 
-def _pump(src: int, dst: int, write: Callable[[int, memoryview], int]) -> None:
-    """Move bytes from ``src`` to ``dst`` until EOF, in blocks as large as the pipe gives."""
+# splice(2) refuses a pair of descriptors it cannot join (neither is a pipe, a
+# file opened for appending...) with one of these, before moving anything.
+_NO_SPLICE = frozenset({errno.EINVAL, errno.ENOSYS, errno.EBADF, errno.ESPIPE})
+
+
+def enlarge_pipe(fd: int, size: int = _PIPE_CHUNK) -> None:
+    """Make the pipe ``fd`` hold ``size`` bytes, if it is a pipe and the system allows."""
+    with contextlib.suppress(OSError):
+        if fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ) < size:
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
+
+
+def _copy(src: int, dst: int, write: Callable[[int, memoryview], int]) -> None:
     while data := os.read(src, _PIPE_CHUNK):
         view = memoryview(data)
         while view:
             view = view[write(dst, view) :]
+
+
+def _wait(fd: int, event: int) -> None:
+    poller = select.poll()
+    poller.register(fd, event)
+    poller.poll()
+
+
+def relay(src: int, dst: int, write: Callable[[int, memoryview], int]) -> bool:
+    """Move bytes from ``src`` to ``dst`` until EOF: spliced in the kernel when one
+    of them is a pipe, else read and written in blocks as large as the pipe gives.
+
+    A splice never waits inside the kernel: a blocking one would hold the pipe's
+    lock while it waits for the socket, and Plakar could then neither read
+    that pipe nor, in turn, take what we send it.  It is asked not to block,
+    and when a side is not ready the relay waits for both with ``poll``.
+
+    Returns whether the bytes were spliced."""
+    try:
+        while True:
+            try:
+                if not os.splice(src, dst, _PIPE_CHUNK, flags=os.SPLICE_F_NONBLOCK):
+                    return True
+            except BlockingIOError:
+                _wait(src, select.POLLIN)
+                _wait(dst, select.POLLOUT)
+    except OSError as exc:
+        if exc.errno not in _NO_SPLICE:
+            raise
+    _copy(src, dst, write)
+    return False
 
 
 def serve(register: Callable[[grpc.Server], None], stdin: int = 0, stdout: int = 1) -> None:
@@ -54,10 +104,12 @@ def serve(register: Callable[[grpc.Server], None], stdin: int = 0, stdout: int =
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(address)
         os.unlink(address)  # nobody else may ever connect
+        enlarge_pipe(stdin)
+        enlarge_pipe(stdout)
 
         def inbound() -> None:
             with contextlib.suppress(OSError):
-                _pump(stdin, conn.fileno(), lambda fd, b: conn.send(b))
+                relay(stdin, conn.fileno(), lambda fd, b: conn.send(b))
             # Plakar closed our stdin: the session is over, whatever is in flight.
             server.stop(grace=None)
             with contextlib.suppress(OSError):
@@ -66,7 +118,7 @@ def serve(register: Callable[[grpc.Server], None], stdin: int = 0, stdout: int =
         reader = threading.Thread(target=inbound, name="stdin-relay", daemon=True)
         reader.start()
         try:
-            _pump(conn.fileno(), stdout, os.write)
+            relay(conn.fileno(), stdout, os.write)
         except OSError:
             pass  # Plakar went away: there is nobody left to answer
         finally:

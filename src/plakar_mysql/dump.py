@@ -21,8 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO
 
+from kloset_sdk.transport import enlarge_pipe
 from plakar_mysql.credentials import option_pipe
 from plakar_mysql.flavour import Flavour, Tool
+from plakar_mysql.heap import release_free_memory
 from plakar_mysql.options import Config, Connection
 
 TRAILER = b"-- Dump completed"
@@ -32,6 +34,7 @@ _STDERR_KEEP = 16 << 10
 _BLOCK = 1 << 20
 MAX_PACKET = "1073741824"  # the protocol's maximum: any row the server holds fits
 _PROGRESS_SECONDS = 10.0
+_RELEASE_BYTES = 64 << 20  # free heap pages go back to the system this often
 
 
 class DumpError(RuntimeError):
@@ -153,6 +156,9 @@ class DumpProcess:
                 pass_fds=(fd,),
                 bufsize=_BLOCK,
             )
+        assert self._process.stdout is not None
+        # A larger pipe: the tool writes ahead while we send, and each read is larger.
+        enlarge_pipe(self._process.stdout.fileno(), _BLOCK)
         self._stderr_thread = threading.Thread(target=self._collect_stderr, daemon=True)
         self._stderr_thread.start()
         return self
@@ -227,6 +233,7 @@ class DumpStream(io.RawIOBase):
         self._prefix = prefix
         self._done = False
         self._bytes = 0
+        self._released = 0
         self._started = self._reported = time.monotonic()
 
     def readable(self) -> bool:
@@ -252,6 +259,9 @@ class DumpStream(io.RawIOBase):
 
     def _progress(self, n: int) -> None:
         self._bytes += n
+        if self._bytes - self._released >= _RELEASE_BYTES:
+            self._released = self._bytes
+            release_free_memory()
         now = time.monotonic()
         if now - self._reported >= _PROGRESS_SECONDS:
             self._reported = now

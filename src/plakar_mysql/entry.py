@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import ctypes.util
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -13,31 +10,11 @@ from plakar_mysql.binlog import SCHEME as BINLOG
 from plakar_mysql.binlog.archive import BinlogImporter
 from plakar_mysql.binlog.replay import BinlogExporter
 from plakar_mysql.exporter import MySQLExporter
+from plakar_mysql.heap import bound_malloc
 from plakar_mysql.importer import MySQLImporter
 from plakar_mysql.physical import SCHEME as PHYSICAL
 from plakar_mysql.physical.backup import PhysicalImporter
 from plakar_mysql.physical.restore import PhysicalExporter
-
-_M_MMAP_THRESHOLD = -3
-_M_ARENA_MAX = -8
-
-
-def _bound_malloc() -> None:
-    """Keep glibc from hoarding the 1 MiB blocks that stream through.
-
-    By default glibc raises its mmap threshold each time a large block is
-    freed, so later blocks come from per-thread arenas that never shrink: the
-    resident set grows by tens of MiB of freed memory.  A fixed threshold
-    returns every large block to the system at once; two arenas suffice for
-    threads that mostly wait.
-    """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(name)
-        libc.mallopt(_M_MMAP_THRESHOLD, 256 << 10)
-        libc.mallopt(_M_ARENA_MAX, 2)
 
 
 def _scheme(scheme: str, config: Mapping[str, str]) -> str:
@@ -67,10 +44,10 @@ def make_exporter(options: Options, scheme: str, config: Mapping[str, str]) -> E
 
 
 def importer_main() -> None:
-    _bound_malloc()
+    bound_malloc()
     run_importer(make_importer)
 
 
 def exporter_main() -> None:
-    _bound_malloc()
+    bound_malloc()
     run_exporter(make_exporter)

@@ -127,16 +127,22 @@ def _statement_end(text: bytes, delimiter: bytes, state: list[bytes | None]) -> 
 
 
 class DumpSplitter:
-    """Iterate over ``(Section, reader)`` pairs of a dump stream."""
+    """Iterate over ``(Section, reader)`` pairs of a dump stream.
 
-    def __init__(self, stream: Content, block: int = _BLOCK) -> None:
+    The buffer is scanned in place: a section's statements are only measured
+    (their end offsets found), and a whole block of them leaves the buffer in
+    one copy, so each byte is copied once on its way through.
+    """
+
+    def __init__(self, stream: Content, block: int = _BLOCK, *, count_rows: bool = True) -> None:
         self._stream = stream
         self._block = block
+        self._count_rows = count_rows
         self._buf = bytearray()
         self._eof = False
         self._delimiter = b";"
         self._database: str | None = None
-        self._next: tuple[Section, bytes] | None = None
+        self._next: tuple[Section, int] | None = None
         self.rows = 0
         """Rows in the ``INSERT`` statements of the current section (one per line)."""
 
@@ -163,22 +169,27 @@ class DumpSplitter:
                 return len(self._buf)
 
     def _take(self, n: int) -> bytes:
-        data = bytes(self._buf[:n])
+        """The first ``n`` bytes of the buffer, removed from it (one copy)."""
+        with memoryview(self._buf) as view:
+            data = view[:n].tobytes()
         del self._buf[:n]
         return data
 
     # -- sections -------------------------------------------------------------
 
-    def _marker(self) -> tuple[Section, int] | None:
-        """If a section marker starts the buffer (possibly after a ``--`` line),
-        the section and the length of the marker block it starts with."""
-        first = self._line_end()
-        offset = first if bytes(self._buf[:first]).rstrip() == b"--" else 0
-        end = self._line_end(offset)
-        line = bytes(self._buf[offset:end])
+    def _marker(self, start: int) -> tuple[Section, int] | None:
+        """If a section marker starts at ``start`` (possibly after a ``--`` line),
+        the section and the offset just past the marker block it starts with."""
+        first = self._line_end(start)
+        dashes = (
+            self._buf.startswith(b"--", start, first) and not self._buf[start + 2 : first].rstrip()
+        )
+        offset = first if dashes else start
+        end = self._line_end(offset) if dashes else first
         for prefix, kind in _MARKERS:
-            if not line.startswith(prefix):
+            if not self._buf.startswith(prefix, offset, end):
                 continue
+            line = bytes(self._buf[offset:end])
             if kind == "trailer":
                 return Section(kind, None, None), end
             if kind in ("events", "routines"):
@@ -204,10 +215,32 @@ class DumpSplitter:
             return Section(kind, self._database, name), end
         return None
 
-    def _statement(self) -> int:
-        """Length of the statement (or blank, comment or DELIMITER line) at the start."""
-        end = self._line_end()
-        line = bytes(self._buf[:end])
+    def _insert(self, start: int, first: int) -> int:
+        """End offset of the ``INSERT`` at ``start``, whose first line ends at ``first``.
+
+        The tools escape line breaks inside values, so the statement ends at the
+        first ``;`` that ends a line: one search, over bytes already in memory.
+        The rows (one per line in MariaDB's dumps) are counted in the same
+        stretch, which the search has just brought into the cache.
+        """
+        if self._buf[first - 2 : first] == b";\n":
+            stop = first - 2  # the whole statement is one line (MySQL's tools)
+        else:
+            search = first
+            while (stop := self._buf.find(b";\n", search)) < 0:
+                search = max(first, len(self._buf) - 1)
+                if not self._fill():
+                    return len(self._buf)
+        if self._count_rows:
+            self.rows += self._buf.count(b"),\n(", start, stop) + 1
+        return stop + 2
+
+    def _statement(self, start: int) -> int:
+        """End offset of the statement (or blank, comment or DELIMITER line) at ``start``."""
+        end = self._line_end(start)
+        if self._delimiter == b";" and self._buf.startswith(b"INSERT INTO ", start, end):
+            return self._insert(start, end)
+        line = bytes(self._buf[start:end])
         stripped = line.strip()
         if not stripped or stripped.startswith((b"--", b"#")):
             return end
@@ -215,57 +248,47 @@ class DumpSplitter:
         if found:
             self._delimiter = found.group(1)
             return end
-        if self._delimiter == b";" and line.startswith(b"INSERT INTO "):
-            start = 0
-            while True:
-                stop = self._buf.find(b";\n", start)
-                if stop >= 0:
-                    self.rows += self._buf.count(b"),\n(", 0, stop) + 1
-                    return stop + 2
-                start = max(0, len(self._buf) - 1)
-                if not self._fill():
-                    return len(self._buf)
         state: list[bytes | None] = [None]
         while not _statement_end(line.rstrip(b"\r\n"), self._delimiter, state):
             if end >= len(self._buf) and not self._fill():
                 return len(self._buf)
-            start, end = end, self._line_end(end)
-            line = bytes(self._buf[start:end])
+            begin, end = end, self._line_end(end)
+            line = bytes(self._buf[begin:end])
         return end
 
     def __iter__(self) -> Iterator[tuple[Section, Iterator[bytes]]]:
         if not self._buf and not self._fill():
             return
-        section, pending = Section("preamble", None, None), b""
-        marker = self._marker()
+        section, start = Section("preamble", None, None), 0
+        marker = self._marker(0)
         if marker is not None:
-            section, pending = marker[0], self._take(marker[1])
+            section, start = marker
         while True:
-            chunks = self._section_chunks(pending)
+            chunks = self._section_chunks(start)
             yield section, chunks
             for _ in chunks:  # the caller may have stopped early
                 pass
             if self._next is None:
                 return
-            section, pending = self._next
+            section, start = self._next
 
-    def _section_chunks(self, first: bytes) -> Iterator[bytes]:
-        """The current section's bytes in blocks; stops at the next marker."""
+    def _section_chunks(self, pos: int) -> Iterator[bytes]:
+        """The current section's bytes in blocks of whole statements; it starts
+        with the first ``pos`` bytes of the buffer (its marker) and stops at the
+        next marker."""
         self._next = None
         self.rows = 0
-        out = bytearray(first)
-        empty = not first  # only the preamble starts without its marker
-        while self._buf or self._fill():
-            marker = self._marker()
+        empty = pos == 0  # only the preamble starts without its marker
+        while pos < len(self._buf) or self._fill():
+            marker = self._marker(pos)
             if marker is not None and not empty:
-                section, length = marker
-                self._next = (section, self._take(length))
+                section, end = marker
+                self._next = (section, end - pos)
                 break
-            length = marker[1] if marker is not None else self._statement()
-            out += self._take(length)
+            pos = marker[1] if marker is not None else self._statement(pos)
             empty = False
-            if len(out) >= self._block:
-                yield bytes(out)
-                out.clear()
-        if out:
-            yield bytes(out)
+            if pos >= self._block:
+                yield self._take(pos)
+                pos = 0
+        if pos:
+            yield self._take(pos)

@@ -13,6 +13,7 @@ handed over at the end, with ``/catalog.json``.
 from __future__ import annotations
 
 import io
+import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -37,6 +38,7 @@ from plakar_mysql.layout import (
 from plakar_mysql.split import DumpSplitter, Section
 
 _SPILL = 8 << 20
+_NEWLINES = re.compile(rb"\n*")
 
 
 def one_newline_at_end(chunks: Iterable[bytes]) -> Iterator[bytes]:
@@ -44,19 +46,28 @@ def one_newline_at_end(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
     The tools write a blank line between objects but not before their closing
     statements, so the last object of a database or of the dump would
-    otherwise differ by a byte from the same object elsewhere.
+    otherwise differ by a byte from the same object elsewhere.  Blocks pass
+    through as they are; only the last one with content is cut short.
     """
-    held = b""
+    last = b""  # the latest block holding more than newlines, held back
+    gap: list[bytes] = []  # blocks of newlines only, seen after it
     for chunk in chunks:
-        body = chunk.rstrip(b"\n")
-        if body:
-            if held:
-                yield held
-            yield body
-            held = chunk[len(body) :]
-        else:
-            held += chunk
-    yield b"\n"
+        if _NEWLINES.fullmatch(chunk):
+            gap.append(chunk)
+            continue
+        if last:
+            yield last
+        yield from gap
+        last, gap = chunk, []
+    end = len(last)
+    while end and last[end - 1] == 0x0A:
+        end -= 1
+    if end == len(last) - 1:
+        yield last  # the usual case: it ends with one newline already
+    elif end:
+        yield last[: end + 1] if end < len(last) else last + b"\n"
+    else:
+        yield b"\n"
 
 
 class ChunkReader(io.RawIOBase):
@@ -191,7 +202,7 @@ class SnapshotWriter:
 
     def tables(self, dump: Content) -> Iterator[Record]:
         """Yield a record per table as the dump reaches it; keep the other pieces."""
-        splitter = DumpSplitter(dump)
+        splitter = DumpSplitter(dump, count_rows=self.facts.count_rows)
         database: _Database | None = None
         for section, raw in splitter:
             chunks = one_newline_at_end(raw)

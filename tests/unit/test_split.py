@@ -129,3 +129,37 @@ def test_sequences_rows_and_the_dump_end() -> None:
         ("trailer", None, 0),
         ("trailer", None, 0),
     ]
+
+
+MYSQL_ROWS = (
+    b"--\n-- Current Database: `d`\n--\n\nUSE `d`;\n\n"
+    b"--\n-- Table structure for table `t`\n--\n\nCREATE TABLE `t` (`v` text);\n"
+    b"INSERT INTO `t` VALUES (1,'a;'),(2,'b\\n;\\n'),(3,'-- Table structure for table `x`');\n"
+    b"INSERT INTO `t` VALUES (4,'d');\n\n"
+    b"--\n-- Table structure for table `u`\n--\n\nCREATE TABLE `u` (`v` int);\n\n"
+    b"-- Dump completed\n"
+)
+
+
+@pytest.mark.parametrize("block", [1 << 20, 13, 1])
+def test_one_line_inserts_as_mysqls_tools_write_them(block: int) -> None:
+    """Each INSERT on one line: it ends with that line, whatever its values hold."""
+    parts = split(MYSQL_ROWS, block)
+    assert b"".join(data for _, data in parts) == MYSQL_ROWS
+    assert [(s.kind, s.name) for s, _ in parts] == [
+        ("database", None),
+        ("table", "t"),
+        ("table", "u"),
+        ("trailer", None),
+    ]
+    assert dict((s.name, d) for s, d in parts)["t"].endswith(b"(4,'d');\n\n")
+
+
+def test_rows_are_not_counted_when_not_asked() -> None:
+    """MySQL's tools put every row of an INSERT on one line: rows cannot be counted there."""
+    splitter = DumpSplitter(io.BytesIO(MYSQL_ROWS), count_rows=False)
+    counts = []
+    for _section, chunks in splitter:
+        assert b"".join(chunks)
+        counts.append(splitter.rows)
+    assert counts == [0, 0, 0, 0]
