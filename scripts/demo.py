@@ -33,12 +33,15 @@ def step(title: str) -> None:
     print(f"\n=== {title}", flush=True)
 
 
-def plakar_run(plakar: Plakar, *args: str) -> str:
+def plakar_run(plakar: Plakar, *args: str, brief: bool = False) -> str:
+    """Run plakar as a user would type it and show its output (``brief``: a count)."""
     shown = " ".join(shlex.quote(a) for a in args).replace(str(ROOT) + "/", "")
     print(f"$ plakar {shown}", flush=True)
     proc = plakar.run(*args)
     out = (proc.stdout + proc.stderr).rstrip()
-    if out:
+    if out and brief:
+        print(f"({len(out.splitlines())} lines of output not shown)", flush=True)
+    elif out:
         print(out, flush=True)
     return proc.stdout
 
@@ -65,7 +68,7 @@ def main() -> int:
         creds = f"defaults_file={credentials}"
 
         step("Install the package and create the store")
-        plakar_run(plakar, "pkg", "add", str(find_ptar()))
+        plakar_run(plakar, "pkg", "add", str(find_ptar()), brief=True)
         plakar_run(plakar, "at", str(plakar.store), "create")
 
         step("Back up the shop database")
