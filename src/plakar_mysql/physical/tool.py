@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from plakar_mysql.credentials import option_file_text
-from plakar_mysql.flavour import Flavour, ToolError, detect, version_tuple
+from plakar_mysql.flavour import Flavour, Tool, ToolError, detect
 from plakar_mysql.options import Connection
 
 COMPLETED = "completed OK!"
@@ -52,16 +52,8 @@ def install_hint(flavour: Flavour, version: tuple[int, int, int]) -> str:
 
 
 @dataclass(frozen=True)
-class BackupTool:
-    """A backup executable of a known flavour and version."""
-
-    path: str
-    flavour: Flavour
-    version_text: str
-
-    @property
-    def version(self) -> tuple[int, int, int]:
-        return version_tuple(self.version_text)
+class BackupTool(Tool):
+    """A backup executable (mariadb-backup, xtrabackup) of a known flavour and version."""
 
     @property
     def name(self) -> str:
