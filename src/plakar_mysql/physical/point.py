@@ -243,23 +243,31 @@ def _set_and_stop(
                 db = pymysql.connect(unix_socket=socket, user="root", connect_timeout=10)
         if db is None:
             time.sleep(_POLL)
+    failure: PointError | None = None
     try:
         with db.cursor() as cursor:
             cursor.execute("SET GLOBAL gtid_slave_pos = %s", (str(point),))
             cursor.execute("SELECT @@GLOBAL.gtid_slave_pos")
             row = cursor.fetchone()
             if row is None or Position.parse(str(row[0])) != point:
-                raise PointError(f"{name} kept gtid_slave_pos {row[0] if row else None!r}")
+                failure = PointError(f"{name} kept gtid_slave_pos {row[0] if row else None!r}")
+    except pymysql.err.MySQLError as exc:
+        failure = PointError(f"{name}: {exc.args[-1]}")
+    # A clean shutdown in every case: the files are left as a stopped server leaves them.
+    try:
+        with db.cursor() as cursor:
             cursor.execute("SHUTDOWN")
     except pymysql.err.MySQLError as exc:
-        raise PointError(f"{name}: {exc.args[-1]}") from None
+        failure = failure or PointError(f"{name} refused to shut down: {exc.args[-1]}")
     finally:
         with contextlib.suppress(Exception):
             db.close()
     try:
         code = process.wait(stop_timeout)
     except subprocess.TimeoutExpired:
-        raise PointError(f"{name} did not stop in {stop_timeout:g} s") from None
+        raise failure or PointError(f"{name} did not stop in {stop_timeout:g} s") from None
+    if failure is not None:
+        raise failure
     if code != 0:
         raise PointError(f"{name} stopped with status {code}: {_last_error(log())}")
 
