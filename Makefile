@@ -10,7 +10,7 @@
 #   make typecheck  mypy --strict
 #   make test       all of the above and bin/versitygw (an S3 server), then pytest
 #   make demo       scripts/demo.py
-#   make bench      python -m bench: backup, dedup, restore, memory; report and chart
+#   make bench      python -m bench: backup, dedup, restore, memory, binlog replay; report and chart
 #   make clean      build outputs (keeps .venv; `make distclean` drops it too)
 #
 # Every target installs what it needs and does nothing when up to date.

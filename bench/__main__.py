@@ -1,11 +1,13 @@
-"""``python -m bench [backup] [restore] [memory] [--sizes-mb LIST] [--runs N] ...``.
+"""``python -m bench [backup] [restore] [memory] [binlog] [--sizes-mb LIST] [--runs N] ...``.
 
 With no benchmark named, all of them run (``backup`` with its deduplication
 scenario, ``restore``, ``memory``), each at every size of ``--sizes-mb``
-(default about 100 MB and 1 GB of SQL), then :mod:`bench.summary` gathers the
-latest results into ``bench/results/summary.md`` and ``summary.png``.  A quick
-check of the whole chain: ``python -m bench --sizes-mb 10 --runs 1
---quiet-timeout 0``.  Results go to ``bench/results/`` and are printed.  The
+(default about 100 MB and 1 GB of SQL), and ``binlog`` (the binary-log replay
+against ``mariadb-binlog | mariadb``, ``--binlog-transactions`` transactions),
+then :mod:`bench.summary` gathers the latest results into
+``bench/results/summary.md`` and ``summary.png``.  A quick check of the whole
+chain: ``python -m bench --sizes-mb 10 --runs 1 --quiet-timeout 0
+--binlog-transactions 1000``.  Results go to ``bench/results/`` and are printed.  The
 exit status is 0 whatever the figures; it is 1 only when a benchmark could not
 run at all (a server would not start, the package is missing...).
 """
@@ -18,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import RESULTS, official, summary
+from bench import RESULTS, binlog_replay, official, summary
 from bench.backup import BackupOptions
 from bench.backup import run as run_backup
 from bench.memory import MemoryOptions
@@ -28,7 +30,7 @@ from bench.restore import RestoreOptions
 from bench.restore import run as run_restore
 from bench.servers import TARGET_ARGS
 
-BENCHMARKS = ("backup", "restore", "memory")
+BENCHMARKS = ("backup", "restore", "memory", "binlog")
 
 
 def _sizes(text: str) -> tuple[float, ...]:
@@ -62,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--no-dedup", action="store_true", help="backup: leave the deduplication scenario out"
+    )
+    parser.add_argument(
+        "--binlog-transactions",
+        type=int,
+        default=20000,
+        metavar="N",
+        help="binlog: transactions replayed (default 20000, about 22 MiB of binary logs)",
     )
     parser.add_argument("--runs", type=int, default=3, help="rounds of every contender (default 3)")
     parser.add_argument("--seed", default="plakar-mysql-bench", help="seed of the data generator")
@@ -192,9 +201,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
         status |= _show(write_memory(measured, command, args.results), measured.failure)
+    if "binlog" in chosen:
+        status |= _binlog(args)
     path = summary.write(args.results)
     print(f"bench: written {path} and {path.with_suffix('.png')}")
     return status
+
+
+def _binlog(args: argparse.Namespace) -> int:
+    """The binlog replay benchmark; its exit status (1 if it could not run)."""
+    try:
+        result = binlog_replay.run(
+            binlog_replay.ReplayOptions(
+                transactions=args.binlog_transactions,
+                runs=args.runs,
+                ptar=args.ptar.resolve() if args.ptar else None,
+                quiet_timeout=args.quiet_timeout,
+                timeout=args.timeout,
+            )
+        )
+    except Exception as exc:  # a server that would not start, a failed round...
+        print(f"bench: binlog replay could not run: {exc}", file=sys.stderr)
+        return 1
+    return _show(binlog_replay.write(result, args.results), None)
 
 
 def _show(path: Path, failure: str | None) -> int:

@@ -1,4 +1,5 @@
-"""``python -m bench.binlog_replay [--transactions N] [--runs N]``: the binlog replay's speed.
+"""``python -m bench.binlog_replay [--transactions N] [--runs N]``, or ``python -m bench
+binlog``: the binlog replay's speed, and where its CPU time goes.
 
 One source server with binary logs runs ``--transactions`` small transactions
 (two rows each, about 500 bytes a row) after a known GTID; its logs are
@@ -10,26 +11,68 @@ rounds on one target server reset to the same base state each time:
   reads and decompresses the snapshot; the integration walks the events,
   feeds ``mariadb-binlog`` and relays its SQL to ``mariadb``).
 
+Each round is run with :func:`bench.timing.run_timed`, whose sampler also
+gives the CPU time of every process of the round by name (plakar, the
+exporter, ``mariadb-binlog``, ``mariadb``), and the target server's CPU time
+is read before and after: that says which stage works and which waits.
 Each round checks that the target holds every row afterwards.  The medians
-and their ratio go to ``bench/results/binlog-replay.json`` and ``.md``.
+and their ratio go to ``binlog-replay.json`` and ``.md`` in the results directory.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
-import subprocess
 import tempfile
-import time
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench import RESULTS
 from bench.servers import TARGET_ARGS, BenchServer, find_program
+from bench.timing import read_proc, run_timed, wait_for_quiet
 from tests.support.plakar import find_ptar, make_plakar
 
 LOG_BIN = ("--log-bin=mysql-bin", "--server-id=1", "--innodb-flush-log-at-trx-commit=2")
 ROW_BYTES = 500
+CONTENDERS = ("direct", "plakar")
+LABELS = {
+    "direct": "`mariadb-binlog FILES \\| mariadb`",
+    "plakar": "`plakar restore -to mysql+binlog://`",
+}
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    transactions: int = 20000
+    runs: int = 3
+    ptar: Path | None = None
+    results: Path = RESULTS
+    quiet_timeout: float = 60.0
+    timeout: float = 3600.0
+
+
+class ProcessCpu:
+    """CPU time of each process seen at a sample, summed by name at the end."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[int, int], tuple[str, float]] = {}
+
+    def __call__(self, pids: Collection[int]) -> None:
+        for pid in pids:
+            found = read_proc(pid)
+            if found is not None:
+                start, proc = found
+                self._last[(pid, start)] = (proc.name, proc.own)
+
+    def by_name(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for name, seconds in self._last.values():
+            totals[name] = totals.get(name, 0.0) + seconds
+        return {name: round(s, 2) for name, s in sorted(totals.items(), key=lambda i: -i[1])}
 
 
 def _fill(source: BenchServer, transactions: int) -> str:
@@ -59,78 +102,133 @@ def _rows(target: BenchServer) -> int:
     return int(str(target.query("SELECT COUNT(*) FROM bench.t")[0][0]))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.binlog_replay")
-    parser.add_argument("--transactions", type=int, default=20000)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+def run(options: ReplayOptions) -> dict[str, Any]:
+    """Measure; return the result (also what :func:`write` takes)."""
     binlog_program = find_program("mariadb-binlog", "mysqlbinlog") or "mariadb-binlog"
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in CONTENDERS}
     with tempfile.TemporaryDirectory(prefix="bench-binlog-") as tmp:
         work = Path(tmp)
         source = BenchServer(work / "source", LOG_BIN)
         target = BenchServer(work / "target", TARGET_ARGS)
         try:
-            point = _fill(source, args.transactions)
-            logs = [str(row[0]) for row in source.query("SHOW BINARY LOGS")]
-            log_bytes = sum(int(str(row[1])) for row in source.query("SHOW BINARY LOGS"))
-            plakar = make_plakar(work / "plakar", ptar=find_ptar())
+            point = _fill(source, options.transactions)
+            listed = source.query("SHOW BINARY LOGS")
+            log_bytes = sum(int(str(row[1])) for row in listed)
+            plakar = make_plakar(work / "plakar", ptar=options.ptar or find_ptar())
             snapshot = plakar.backup(
                 f"mysql+binlog://root@{source.host}:{source.port}", f"password={source.password}"
             )
-            files = [str(source.server.datadir / name) for name in logs]
-            times: dict[str, list[float]] = {"direct": [], "plakar": []}
-            for _ in range(args.runs):
-                for name in ("direct", "plakar"):
+            files = [str(source.server.datadir / str(row[0])) for row in listed]
+            direct = (
+                f"{shlex.join([binlog_program, f'--start-position={point}', *files])}"
+                f" | {shlex.join([*target.client(), '--binary-mode'])}"
+            )
+            commands = {
+                "direct": ["sh", "-c", direct],
+                "plakar": [
+                    str(plakar.binary), "at", str(plakar.store), "restore",
+                    "-to", f"mysql+binlog://root@{target.host}:{target.port}",
+                    "-o", f"password={target.password}", snapshot,
+                ],
+            }  # fmt: skip
+            for n in range(options.runs):
+                for name in CONTENDERS:
                     _reset(target, point)
-                    started = time.monotonic()
-                    if name == "direct":
-                        # The whole history; the target's state is before the workload.
-                        binlog = subprocess.Popen(
-                            [binlog_program, f"--start-position={point}", *files],
-                            stdout=subprocess.PIPE,
-                        )
-                        subprocess.run(
-                            [*target.client(), "--binary-mode"], stdin=binlog.stdout, check=True
-                        )
-                        assert binlog.wait() == 0
-                    else:
-                        plakar.restore(
-                            snapshot,
-                            f"mysql+binlog://root@{target.host}:{target.port}",
-                            f"password={target.password}",
-                            timeout=3600,
-                        )
-                    times[name].append(time.monotonic() - started)
+                    wait_for_quiet(options.quiet_timeout)
+                    cpu = ProcessCpu()
+                    server_before = target.cpu_seconds()
+                    timed = run_timed(
+                        commands[name],
+                        work / f"{name}-{n}.log",
+                        env=plakar.env,
+                        cwd=work,
+                        timeout=options.timeout,
+                        interval=0.1,
+                        on_sample=cpu,
+                    )
+                    server = target.cpu_seconds() - server_before
                     rows = _rows(target)
-                    assert rows == 2 * args.transactions, (name, rows)
+                    if timed.returncode != 0 or rows != 2 * options.transactions:
+                        raise RuntimeError(
+                            f"{name}: exit status {timed.returncode}, {rows} rows:\n"
+                            + timed.log.read_text(errors="replace")[-2000:]
+                        )
+                    rounds[name].append(
+                        {
+                            "seconds": round(timed.seconds, 2),
+                            "cpu_seconds": round(timed.cpu_seconds, 2),
+                            "server_cpu_seconds": round(server, 2),
+                            "cpu_by_process": cpu.by_name(),
+                        }
+                    )
+                    print(f"binlog-replay: {name} round {n + 1}: {rounds[name][-1]}", flush=True)
             plakar.close()
         finally:
             source.server.cleanup()
             target.server.cleanup()
-    direct, through = statistics.median(times["direct"]), statistics.median(times["plakar"])
-    result = {
-        "transactions": args.transactions,
+    medians = {name: statistics.median(r["seconds"] for r in rounds[name]) for name in CONTENDERS}
+    return {
+        "transactions": options.transactions,
         "binlog_bytes": log_bytes,
-        "runs": args.runs,
-        "seconds": times,
-        "median_direct": direct,
-        "median_plakar": through,
-        "ratio": through / direct,
+        "runs": options.runs,
+        "rounds": rounds,
+        "median_direct": medians["direct"],
+        "median_plakar": medians["plakar"],
+        "ratio": medians["plakar"] / medians["direct"],
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "binlog-replay.json").write_text(json.dumps(result, indent=2) + "\n")
-    table = (
-        f"# Binlog replay: {args.transactions} transactions, {log_bytes / 2**20:.1f} MiB of "
-        f"binary logs, {args.runs} rounds\n\n"
-        "| replay | median (s) | rounds (s) |\n| --- | --- | --- |\n"
-        f"| `mariadb-binlog FILES \\| mariadb` | {direct:.2f} | "
-        f"{', '.join(f'{t:.2f}' for t in times['direct'])} |\n"
-        f"| `plakar restore -to mysql+binlog://` | {through:.2f} | "
-        f"{', '.join(f'{t:.2f}' for t in times['plakar'])} |\n\n"
-        f"Ratio plakar / direct: {through / direct:.2f}\n"
+
+
+def _cpu_cell(rounds: list[dict[str, Any]]) -> str:
+    """Median CPU seconds of each process name over the rounds."""
+    names = {name for r in rounds for name in r["cpu_by_process"]}
+    medians = {
+        name: statistics.median(r["cpu_by_process"].get(name, 0.0) for r in rounds)
+        for name in names
+    }
+    server = statistics.median(r["server_cpu_seconds"] for r in rounds)
+    parts = [f"{n} {s:.1f}" for n, s in sorted(medians.items(), key=lambda i: -i[1]) if s >= 0.05]
+    return ", ".join([f"target mariadbd {server:.1f}", *parts])
+
+
+def write(result: dict[str, Any], results: Path = RESULTS) -> Path:
+    """``binlog-replay.json`` and ``binlog-replay.md``; returns the Markdown path."""
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "binlog-replay.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [
+        f"# Binlog replay: {result['transactions']} transactions, "
+        f"{result['binlog_bytes'] / 2**20:.1f} MiB of binary logs, {result['runs']} rounds",
+        "",
+        "| replay | median (s) | rounds (s) | median CPU (s) by process |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name in CONTENDERS:
+        rounds = result["rounds"][name]
+        seconds = ", ".join(f"{r['seconds']:.2f}" for r in rounds)
+        lines.append(
+            f"| {LABELS[name]} | {result[f'median_{name}']:.2f} | {seconds} | {_cpu_cell(rounds)} |"
+        )
+    lines += ["", f"Ratio plakar / direct: {result['ratio']:.2f}", ""]
+    path = results / "binlog-replay.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.binlog_replay")
+    parser.add_argument("--transactions", type=int, default=20000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--quiet-timeout", type=float, default=60.0)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    result = run(
+        ReplayOptions(
+            transactions=args.transactions,
+            runs=args.runs,
+            quiet_timeout=args.quiet_timeout,
+            results=args.results,
+        )
     )
-    (RESULTS / "binlog-replay.md").write_text(table)
-    print(table)
+    print(write(result, args.results).read_text())
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """One page and one chart from the latest results: ``bench/results/summary.md``
 and ``summary.png``, built from the JSON files the benchmarks wrote
-(``backup.json``, ``restore-<N>mb.json``, ``memory.json``), whichever exist.
+(``backup.json``, ``restore-<N>mb.json``, ``memory.json``, ``binlog-replay.json``),
+whichever exist.
 
 The README shows both.  Figures are copied from the JSON files as they are;
 nothing is measured here.
@@ -160,6 +161,21 @@ def _bars(axis: Any, panel: Panel) -> None:
     axis.legend(fontsize=7)
 
 
+def _replay_rows(replay: Json) -> list[str]:
+    """The binlog replay: both medians and their ratio (details in binlog-replay.md)."""
+    return [
+        f"Binlog replay of {replay['transactions']} transactions"
+        f" ({replay['binlog_bytes'] / 2**20:.1f} MiB of binary logs, {replay['runs']} rounds);"
+        " details in binlog-replay.md.",
+        "",
+        "| binlog replay | median s (ratio) |",
+        "|---|---|",
+        f"| mariadb-binlog FILES \\| mariadb | {replay['median_direct']:.1f} (1.00) |",
+        f"| plakar restore -to mysql+binlog:// | {replay['median_plakar']:.1f}"
+        f" ({replay['ratio']:.2f}) |",
+    ]
+
+
 def write(directory: Path = RESULTS) -> Path:
     """Write ``summary.md`` and ``summary.png`` into ``directory``; return the Markdown path."""
     backup, memory = _load(directory / "backup.json"), _load(directory / "memory.json")
@@ -198,6 +214,9 @@ def write(directory: Path = RESULTS) -> Path:
         rows, chart = _memory_rows(memory)
         lines += [*rows, ""]
         panels.append(("Peak resident memory (goal: the plugins)", chart, "MiB", MEMORY_GOAL))
+    replay = _load(directory / "binlog-replay.json")
+    if replay and "rounds" in replay:
+        lines += [*_replay_rows(replay), ""]
     path = directory / "summary.md"
     directory.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")

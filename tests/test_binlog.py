@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pwd
 import random
 import shutil
-import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -25,8 +26,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from support.datadir import DatadirServer
 from support.mariadb import MariaDBServer
 from support.plakar import Plakar, make_plakar
+
+from plakar_mysql.binlog.gtid import Position
+from plakar_mysql.physical.point import set_point_in_datadir
 
 LOG_BIN = ("--log-bin=mysql-bin", "--server-id=1")
 ACCOUNTS = 40
@@ -140,7 +145,7 @@ class Scenario:
     stop_gtid: str  # the last transaction before the DROP
     mid_gtid: str  # a transaction between the base and the DROP
     audit_gtid: str  # the CREATE TABLE bank_a.audit right after it
-    physical: Path  # a prepared mariadb-backup of the source, taken while money moved
+    physical: str  # physical snapshot (mysql+bin://), taken while money moved
 
 
 def start_server(base: Path, *, log_bin: bool) -> MariaDBServer:
@@ -160,7 +165,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
                 time.sleep(0.05)
             base = plakar.backup(uri(source), password(source), "databases=bank_a,bank_b")
             source.execute("FLUSH BINARY LOGS")  # the replay crosses a log boundary
-            physical = physical_backup(source, root / "physical")
+            physical = plakar.backup(uri(source, "mysql+bin"), password(source))
             time.sleep(0.3)
         transfers.run(100)
         mid_gtid = str(source.query("SELECT @@gtid_binlog_pos")[0][0])
@@ -196,31 +201,6 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     finally:
         source.cleanup()
         plakar.close()
-
-
-def physical_backup(server: MariaDBServer, directory: Path) -> Path:
-    """``mariadb-backup --backup`` then ``--prepare`` of ``server`` (run directly: the
-    physical kind of this integration is built elsewhere)."""
-    options = server.base_dir / "backup.cnf"
-    fd = os.open(options, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f'[client]\nuser=root\npassword="{server.root_password}"\n')
-    tool = shutil.which("mariadb-backup") or "mariadb-backup"
-    for step in ("--backup", "--prepare"):
-        subprocess.run(
-            [
-                tool,
-                f"--defaults-file={options}",
-                step,
-                f"--target-dir={directory}",
-                f"--socket={server.socket}",
-                f"--datadir={server.datadir}",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-    return directory
 
 
 @pytest.fixture
@@ -340,28 +320,64 @@ def test_bad_replay_options_say_so(scenario: Scenario, target: MariaDBServer) ->
     assert s.plakar.snapshots() == before
 
 
-@pytest.mark.skipif(shutil.which("mariadb-backup") is None, reason="mariadb-backup not installed")
+# What a private start of the server must not leave in a restored data directory.
+DROPPINGS = ("multi-master.info", "ib_buffer_pool", "ibtmp1", "mysqld.pid", "mysqld.sock")
+
+
 def test_replay_onto_a_physical_base(scenario: Scenario, target: MariaDBServer) -> None:
-    """The documented way for a physical base: the GTID of mariadb_backup_binlog_info
-    recorded in @@gtid_slave_pos, then the same replay."""
+    """The physical restore leaves the backup's GTID in @@gtid_slave_pos by itself:
+    the replay then starts there, nothing copied by hand."""
     s = scenario
+    gtid = json.loads(s.plakar.cat(s.physical, "/manifest.json"))["binlog"]["gtid"]
     target.stop()
     shutil.rmtree(target.datadir)
-    shutil.copytree(s.physical, target.datadir)
+    proc = s.plakar.restore(s.physical, f"mysql+bin://{target.datadir}")
+    out = proc.stdout + proc.stderr
+    assert f"set the backup's point {gtid} in @@gtid_slave_pos" in out, out
+    # Nothing of the private start is left, no binary log; every file is still ours.
+    names = set(os.listdir(target.datadir))
+    assert not names & set(DROPPINGS), names
+    assert not [n for n in names if n.startswith("mysql-bin") or n.endswith((".pid", ".sock"))]
+    owners = {(p.lstat().st_uid, p.lstat().st_gid) for p in target.datadir.rglob("*")}
+    assert owners == {(os.geteuid(), os.getegid())}, owners
     target.root_password = s.source.root_password  # the accounts are the source's now
     target.start()
-    # mariadb_backup_binlog_info from MariaDB 11; xtrabackup_binlog_info in 10.x.
-    info = next(
-        s.physical / name
-        for name in ("mariadb_backup_binlog_info", "xtrabackup_binlog_info")
-        if (s.physical / name).exists()
-    )
-    gtid = info.read_text().split()[2]
-    target.execute("SET GLOBAL gtid_slave_pos = %s", (gtid,))
+    assert target.query("SELECT @@gtid_slave_pos")[0][0] == gtid
     assert fingerprint(target) != s.expected
-    replay(s, target, f"stop_datetime={s.stop_datetime}")
+    out = replay(s, target, f"stop_datetime={s.stop_datetime}")
+    assert f"starting after the target's restored point {gtid}" in out, out
     assert fingerprint(target) == s.expected
     assert target.query("SELECT @@gtid_slave_pos")[0][0] == s.stop_gtid
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
+def test_the_private_start_runs_as_the_files_owner(
+    scenario: Scenario, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Run as root on files owned by another user: the server runs as that user,
+    and no file changes owner."""
+    s = scenario
+    # Out of pytest's root-only tmp_path: the other user must reach the directory.
+    reachable = Path(tempfile.mkdtemp(prefix="plakar-mysql-owner-"))
+    reachable.chmod(0o711)
+    request.addfinalizer(lambda: shutil.rmtree(reachable, ignore_errors=True))
+    datadir = reachable / "restored"
+    s.plakar.restore(s.physical, f"mysql+bin://{datadir}")
+    nobody = pwd.getpwnam("nobody")
+    for path in [datadir, *datadir.rglob("*")]:
+        os.lchown(path, nobody.pw_uid, nobody.pw_gid)
+    before = set(os.listdir(datadir))
+    server = shutil.which("mariadbd", path=f"{os.environ['PATH']}:/usr/sbin")
+    assert server is not None
+    set_point_in_datadir(server, str(datadir), Position.parse("0-1-7,5-2-9"))
+    assert set(os.listdir(datadir)) == before
+    owners = {(p.lstat().st_uid, p.lstat().st_gid) for p in [datadir, *datadir.rglob("*")]}
+    assert owners == {(nobody.pw_uid, nobody.pw_gid)}, owners
+    copy = DatadirServer(datadir, tmp_path / "run", root_password=s.source.root_password)
+    try:
+        assert copy.query("SELECT @@gtid_slave_pos")[0][0] == "0-1-7,5-2-9"
+    finally:
+        copy.cleanup()
 
 
 def store_bytes(plakar: Plakar) -> int:
@@ -436,6 +452,59 @@ def test_purged_log_is_a_gap_and_nothing_is_applied(tmp_path: Path) -> None:
         assert "are missing" in out and "nothing was applied" in out, out
         assert fingerprint(target) == restored
         assert target.query("SELECT @@gtid_slave_pos")[0][0] == point
+    finally:
+        target.cleanup()
+        source.cleanup()
+        plakar.close()
+
+
+def digest(server: MariaDBServer, db: str) -> str:
+    rows = server.query(f"SELECT id, balance FROM {db}.accounts ORDER BY id")
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def test_replay_of_one_database_leaves_the_other_alone(tmp_path: Path) -> None:
+    """``databases=bank_a``: statements by their default database (``USE``), row
+    events by their table's database, even inside a transaction that writes both."""
+    plakar = make_plakar(tmp_path)
+    source = start_server(tmp_path / "source", log_bin=True)  # binlog_format MIXED
+    target = start_server(tmp_path / "target", log_bin=False)
+    rng = random.Random(21)
+    try:
+        create_bank(source)
+        base = plakar.backup(uri(source), password(source), "databases=bank_a,bank_b")
+        for db in DATABASES:  # statement events, each under its own database
+            with source.connect(db) as conn, conn.cursor() as cur:
+                for _ in range(30):
+                    cur.execute(
+                        "UPDATE accounts SET balance = balance + %s WHERE id = %s",
+                        (rng.randrange(1, 50), rng.randrange(ACCOUNTS)),
+                    )
+        with source.connect() as conn, conn.cursor() as cur:  # row events, no default db
+            cur.execute("SET SESSION binlog_format = 'ROW'")
+            for _ in range(30):
+                cur.execute("BEGIN")
+                for db in DATABASES:
+                    cur.execute(
+                        f"UPDATE {db}.accounts SET balance = balance - %s WHERE id = %s",
+                        (rng.randrange(1, 50), rng.randrange(ACCOUNTS)),
+                    )
+                cur.execute("COMMIT")
+        expected = {db: digest(source, db) for db in DATABASES}
+        end = str(source.query("SELECT @@gtid_binlog_pos")[0][0])
+        archive = plakar.backup(binlog_uri(source), password(source))
+        plakar.restore(base, uri(target), password(target))
+        untouched = digest(target, "bank_b")
+        assert untouched != expected["bank_b"] and digest(target, "bank_a") != expected["bank_a"]
+        proc = plakar.at(
+            "restore", "-to", binlog_uri(target), "-o", password(target),
+            "-o", "databases=bank_a", archive,
+        )  # fmt: skip
+        assert "applied 90 transaction(s)" in proc.stdout + proc.stderr, proc.stderr
+        assert digest(target, "bank_a") == expected["bank_a"]
+        assert digest(target, "bank_b") == untouched
+        # The skipped transactions count as replayed: the next replay starts after them.
+        assert target.query("SELECT @@gtid_slave_pos")[0][0] == end
     finally:
         target.cleanup()
         source.cleanup()

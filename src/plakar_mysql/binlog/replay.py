@@ -27,6 +27,7 @@ way: no transaction is ever applied twice.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import subprocess
@@ -66,6 +67,15 @@ _EVENT_LINE = re.compile(
 _GTID_TEXT = re.compile(rb"\tGTID (\d+)-(\d+)-(\d+)")
 _ERROR_LINE = re.compile(r"at line (\d+)")
 _RECENT = 200_000  # events remembered to name the one that failed
+_PIPE_SIZE = 1 << 20
+
+
+def _widen(*fds: int) -> None:
+    """1 MiB pipes between the stages (Linux; best effort): a stage writes a whole
+    block at once, and the three processes wake each other far less often."""
+    for fd in fds:
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
 
 
 class ReplayError(RuntimeError):
@@ -293,6 +303,8 @@ class _Client:
                 stderr=subprocess.PIPE,
                 pass_fds=(fd,),
             )
+        assert self.process.stdin is not None
+        _widen(self.process.stdin.fileno())
         self._stderr_thread = threading.Thread(target=self._collect, daemon=True)
         self._stderr_thread.start()
 
@@ -466,6 +478,8 @@ class Replay:
         binlog = subprocess.Popen(
             [*args, "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
+        assert binlog.stdin is not None and binlog.stdout is not None
+        _widen(binlog.stdin.fileno(), binlog.stdout.fileno())
         feed_error: list[BaseException] = []
 
         def feed() -> None:

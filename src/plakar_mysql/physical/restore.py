@@ -3,7 +3,10 @@
 ``plakar restore -to mysql+bin:///path/to/dir SNAP`` writes every file of
 ``/datadir`` under the directory, then runs the tool's ``--prepare``, which
 replays the redo log copied beside the data files: the result is a data
-directory that ``mariadbd --datadir=/path/to/dir`` starts on.
+directory that ``mariadbd --datadir=/path/to/dir`` starts on.  Last, the
+backup's binary-log GTID is left in the restored ``gtid_slave_pos``, where a
+binlog replay starts (:mod:`plakar_mysql.physical.point`), or one line says
+why not and what to run by hand.
 
 The directory must be empty (or absent).  Should anything fail - a file, a
 missing part of the snapshot, the prepare step - everything written is removed
@@ -26,15 +29,18 @@ from plakar_mysql.flavour import Flavour, ToolError, version_tuple
 from plakar_mysql.options import ConfigError, load_schema
 from plakar_mysql.physical import SCHEME
 from plakar_mysql.physical.manifest import (
+    BINLOG_INFO,
     CHECKPOINTS,
     DATADIR,
     INFO,
     MANIFEST_PATH,
     first_of,
+    parse_binlog_info,
     parse_key_values,
 )
 from plakar_mysql.physical.mbstream import MbstreamError, safe_path
-from plakar_mysql.physical.tool import find_backup_tool
+from plakar_mysql.physical.point import find_server, leave_point
+from plakar_mysql.physical.tool import BackupTool, find_backup_tool
 
 OPTIONS = frozenset({"location", "bin_dir", "mysql_bin_dir", "mariadb_bin_dir"})
 _BLOCK = 1 << 20
@@ -128,10 +134,24 @@ class PhysicalExporter(Exporter):
         os.makedirs(self.target, mode=0o750, exist_ok=True)
         try:
             self._write_all(records, report)
-            self._prepare()
+            tool = self._prepare()
         except BaseException:
             self._undo(existed)
             raise
+        self._leave_point(tool)
+
+    def _leave_point(self, tool: BackupTool) -> None:
+        """The backup's binary-log point into the restored ``gtid_slave_pos``, where a
+        binlog replay starts (see :mod:`plakar_mysql.physical.point`); the restore
+        succeeds whether or not it could be set."""
+        text = self._metadata(BINLOG_INFO)
+        leave_point(
+            self.target,
+            parse_binlog_info(text) if text else None,
+            tool.flavour,
+            lambda: find_server(tool.path, tool.version, self.bin_dir),
+            lambda line: print(f"plakar-mysql: {line}", file=sys.stderr, flush=True),
+        )
 
     def _undo(self, existed: bool) -> None:
         """Leave the target as it was: empty, or absent."""
@@ -179,7 +199,7 @@ class PhysicalExporter(Exporter):
                     files[name] = f.read(1 << 20)
         return first_of(names, files)
 
-    def _prepare(self) -> None:
+    def _prepare(self) -> BackupTool:
         """Replay the copied redo log with the tool that made the copy (same major version)."""
         if self._metadata(CHECKPOINTS) is None:
             raise PhysicalRestoreError(
@@ -223,3 +243,4 @@ class PhysicalExporter(Exporter):
                 f"{tool.name} --prepare failed (exit status {done.returncode}): {last.strip()}"
             )
         print(f"plakar-mysql: {self.target} is ready for mariadbd --datadir", file=sys.stderr)
+        return tool
