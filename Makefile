@@ -137,8 +137,11 @@ typecheck: venv
 	$(VPY) -m mypy --strict bench
 
 # pytest's own exit status is the verdict: 5 ("no tests collected") fails.
+# TEST_JOBS pytest workers (pytest-xdist), a test file each at a time: most
+# tests wait on plakar and servers, so two workers shorten the run on 2 CPUs.
+TEST_JOBS ?= 2
 test: test-deps venv build $(VERSITYGW) lint typecheck
-	$(VPY) -m pytest
+	$(VPY) -m pytest -n $(TEST_JOBS) --dist loadfile
 
 demo: deps venv build
 	$(VPY) scripts/demo.py

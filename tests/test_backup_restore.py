@@ -431,10 +431,10 @@ def test_password_never_in_argv_environment_output_or_snapshot(
     assert secret.decode() not in restored.stdout + restored.stderr
     entries = plakar.ls(snapshot, recursive=True)
     assert len(entries) > 20
-    for entry in entries:
-        assert secret.decode() not in entry.name
-        if not entry.is_dir:
-            assert secret not in plakar.cat(snapshot, entry.name)
+    assert all(secret.decode() not in entry.name for entry in entries)
+    files = plakar.files(snapshot)
+    assert len(files) == sum(not entry.is_dir for entry in entries)
+    assert [name for name, content in files.items() if secret in content] == []
 
 
 def test_table_filters(plakar: Plakar, shop_server: MariaDBServer) -> None:

@@ -114,11 +114,10 @@ def test_unchanged_tables_give_byte_identical_files(
         shop_server.execute("UPDATE shop.country SET name = 'France' WHERE country_id = 1")
 
     def digests(snapshot: str) -> dict[str, str]:
-        entries = plakar.ls(snapshot, "/databases/shop", recursive=True)
         return {
-            e.name: hashlib.sha256(plakar.cat(snapshot, e.name)).hexdigest()
-            for e in entries
-            if e.name.endswith(".sql")
+            name: hashlib.sha256(content).hexdigest()
+            for name, content in plakar.files(snapshot, "/databases/shop").items()
+            if name.endswith(".sql")
         }
 
     before, after = digests(first), digests(second)

@@ -20,7 +20,7 @@ from support.plakar import Plakar
 from sdk.synthetic import BLOCK, block
 
 SYNTHETIC = Path(__file__).with_name("synthetic.py")
-BIG = 512 * BLOCK  # far more than the plugins may hold in memory
+BIG = 320 * BLOCK  # twice what the plugins may hold in memory
 RSS_LIMIT_KIB = 160 * 1024
 
 

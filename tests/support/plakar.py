@@ -339,6 +339,20 @@ class Plakar:
             "at", str(self.store), "cat", f"{snapshot_id}:{path}", timeout=timeout
         ).stdout
 
+    def files(self, snapshot_id: str, path: str = "/") -> dict[str, bytes]:
+        """Every file below ``path`` of a snapshot, by its full path, from one
+        ``plakar restore`` into a directory (one plakar run instead of a
+        ``cat`` per file)."""
+        with tempfile.TemporaryDirectory(dir=self.base) as tmp:
+            self.at("restore", "-to", tmp, f"{snapshot_id}:{path}")
+            root = Path(tmp)
+            prefix = path.rstrip("/")
+            return {
+                f"{prefix}/{file.relative_to(root).as_posix()}": file.read_bytes()
+                for file in root.rglob("*")
+                if file.is_file()
+            }
+
     def restore(
         self,
         snapshot_or_path: str,
