@@ -20,9 +20,14 @@ is nearly idle:
   (``mysql+mariadb://``), when its package is given (:mod:`bench.official`;
   skipped otherwise, and the report says so).
 
-For the two plugin contenders the plugin process itself is followed too: its
-CPU time (user + system, read from ``/proc`` every 50 ms, so it may miss the
-last few milliseconds) and its peak resident memory.
+Every process of a run's tree is followed (read from ``/proc`` every 50 ms, so
+a process's last few milliseconds may be missed): its CPU time (user + system),
+grouped by what it is (:data:`PROCESS_GROUPS`: plakar, the plugin, the dump
+tool, anything else), and for the two plugin contenders the plugin's peak
+resident memory.  The source server is outside the tree: its CPU time over the
+run (``mariadbd``'s, read before and after) is reported on its own.  The sum,
+over the machine's CPUs, is the least wall time the run could take with
+perfect overlap, shown next to the wall time it took.
 
 Times are medians over the rounds; each ratio is computed within a round
 against that round's ``floor`` and the median of those is reported.  The
@@ -102,6 +107,15 @@ class Run:
     """CPU time of the plugin process alone (plugin contenders only)."""
     plugin_rss_kib: int | None = None
     """Peak resident memory of the plugin process (plugin contenders only)."""
+    cpu_by_group: dict[str, float] = field(default_factory=dict)
+    """CPU time of the tree's processes, summed by group (:data:`PROCESS_GROUPS`)."""
+    server_cpu_seconds: float | None = None
+    """CPU time the source server (``mariadbd``) used during the run."""
+
+    @property
+    def total_cpu_seconds(self) -> float:
+        """Every process's CPU time, the server's included."""
+        return sum(self.cpu_by_group.values()) + (self.server_cpu_seconds or 0.0)
 
 
 @dataclass
@@ -137,6 +151,20 @@ class SizeResult:
                 if r.contender == key and r.seconds is not None and r.plugin_cpu_seconds is not None
             ]
         )
+
+    def cpu_of(self, key: str, group: str) -> float | None:
+        """Median CPU time of one group of processes (or ``"server"``, or
+        ``"total"``) over ``key``'s runs that succeeded."""
+
+        def value(run: Run) -> float | None:
+            if group == "server":
+                return run.server_cpu_seconds
+            if group == "total":
+                return run.total_cpu_seconds if run.cpu_by_group else None
+            return run.cpu_by_group.get(group, 0.0) if run.cpu_by_group else None
+
+        found = [value(r) for r in self.runs if r.contender == key and r.seconds is not None]
+        return median([v for v in found if v is not None])
 
     def plugin_peak_kib(self, key: str) -> int | None:
         """Largest resident memory of the plugin process over every run."""
@@ -315,7 +343,8 @@ class _Bench:
         if self.options.quiet_timeout > 0:
             wait_for_quiet(self.options.quiet_timeout)
         cmd, env = self.command(contender.key, out)
-        plugin = _PluginWatch()
+        plugin = _ProcessWatch()
+        server_before = self.source.cpu_seconds()
         timed = run_timed(
             cmd,
             self.logs / f"round{number}-{contender.key}.log",
@@ -332,7 +361,9 @@ class _Bench:
             run.error = f"exit status {timed.returncode}: {workload.last_lines(log)}"
         elif contender.key.startswith("plakar") or contender.key == official.KEY:
             run.error = workload.plakar_failure(self.plakar_of(contender.key), log)
+        run.server_cpu_seconds = self.source.cpu_seconds() - server_before
         run.cpu_seconds, run.max_rss_kib = timed.cpu_seconds, timed.max_rss_kib
+        run.cpu_by_group = plugin.cpu_by_group()
         if plugin.seen:
             run.plugin_cpu_seconds, run.plugin_rss_kib = plugin.cpu_seconds, plugin.rss_kib
         if out.exists():
@@ -340,38 +371,59 @@ class _Bench:
         if run.error is None:
             run.seconds = timed.seconds
         shown = f"{timed.seconds:.1f} s" if run.error is None else f"FAILED: {run.error}"
-        if run.plugin_cpu_seconds is not None:
-            shown += f" (plugin CPU {run.plugin_cpu_seconds:.2f} s)"
+        cpu = ", ".join(f"{k} {v:.1f}" for k, v in sorted(run.cpu_by_group.items()) if v)
+        shown += f" (CPU s: {cpu}, server {run.server_cpu_seconds:.1f})"
         print(f"bench: backup round {number} {contender.key}: {shown}", flush=True)
         return run
 
 
 _PLUGINS = frozenset({"mysql-importer", "mariadbImporter"})
 """Process names of the two importers: ours and the official integration's."""
+PROCESS_GROUPS = ("plakar", "plugin", "dump tool", "other")
+"""How a run's processes are grouped for their CPU time."""
+_DUMP_TOOLS = frozenset({"mariadb-dump", "mysqldump"})
 
 
-class _PluginWatch:
-    """The plugin processes of a run's tree, as last sampled."""
+def process_group(name: str) -> str:
+    """The group (:data:`PROCESS_GROUPS`) of a process, by its name."""
+    if name in _PLUGINS:
+        return "plugin"
+    if name in _DUMP_TOOLS:
+        return "dump tool"
+    return "plakar" if name == "plakar" else "other"
+
+
+class _ProcessWatch:
+    """Every process of a run's tree, as last sampled: CPU time and name; the
+    plugin's peak resident memory."""
 
     def __init__(self) -> None:
-        self._last: dict[tuple[int, int], tuple[float, int]] = {}
+        self._last: dict[tuple[int, int], tuple[str, float]] = {}
         self.rss_kib = 0
 
     def sample(self, pids: Collection[int]) -> None:
         for pid in pids:
             found = read_proc(pid)
-            if found is not None and found[1].name in _PLUGINS:
-                start, proc = found
-                self._last[(pid, start)] = (proc.own, proc.rss)
+            if found is None:
+                continue
+            start, proc = found
+            self._last[(pid, start)] = (proc.name, proc.own)
+            if proc.name in _PLUGINS:
                 self.rss_kib = max(self.rss_kib, proc.rss // 1024)
 
     @property
     def seen(self) -> bool:
-        return bool(self._last)
+        return any(name in _PLUGINS for name, _ in self._last.values())
 
     @property
     def cpu_seconds(self) -> float:
-        return sum(cpu for cpu, _ in self._last.values())
+        return sum(cpu for name, cpu in self._last.values() if name in _PLUGINS)
+
+    def cpu_by_group(self) -> dict[str, float]:
+        groups = dict.fromkeys(PROCESS_GROUPS, 0.0)
+        for name, cpu in self._last.values():
+            groups[process_group(name)] += cpu
+        return {k: round(v, 2) for k, v in groups.items()}
 
 
 def _one_size(

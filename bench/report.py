@@ -16,7 +16,9 @@ from bench.backup import (
     GOAL_PLUGIN_MIB,
     GOAL_VS_OFFICIAL,
     GOAL_VS_PLAKAR_FILE,
+    PROCESS_GROUPS,
     BackupResult,
+    Contender,
 )
 from bench.backup import GOAL_RATIO as BACKUP_GOAL
 from bench.backup import SizeResult as BackupSize
@@ -632,6 +634,35 @@ def _plugin_verdict(size: BackupSize, keys: set[str]) -> list[str]:
     return lines
 
 
+def _cpu_lines(size: BackupSize, contenders: list[Contender], cpus: int) -> list[str]:
+    """Where each contender's CPU time went, process group by group, and the least
+    wall time that much CPU allows on this machine's CPUs (perfect overlap)."""
+    groups = [*PROCESS_GROUPS, "server"]
+    lines = [
+        "",
+        f"CPU time by process (medians, s; the server is `mariadbd`'s CPU time during the"
+        f" run). The lower bound is the total over the {cpus} CPUs: the wall time with"
+        " every process overlapping perfectly and nothing else running.",
+        "",
+        "| contender | " + " | ".join(groups) + " | total | lower bound | wall time"
+        " | wall / lower bound |",
+        "|---|" + "---|" * (len(groups) + 4),
+    ]
+    for c in contenders:
+        total = size.cpu_of(c.key, "total")
+        if total is None:
+            continue
+        bound = total / max(cpus, 1)
+        wall = size.median_time(c.key)
+        cells = [_seconds(size.cpu_of(c.key, g)) for g in groups]
+        lines.append(
+            f"| {markdown_cell(c.label)} | {' | '.join(cells)} | {_seconds(total)}"
+            f" | {_seconds(bound)} | {_seconds(wall)}"
+            f" | {_ratio(wall / bound if wall is not None and bound else None)} |"
+        )
+    return lines
+
+
 def render_backup(result: BackupResult, command: str) -> str:
     lines = [
         "# Backup speed and deduplication",
@@ -676,6 +707,7 @@ def render_backup(result: BackupResult, command: str) -> str:
                 f" | {out[len(out) // 2] / 1e6 if out else 0:.0f}"
                 f" | {len(runs) - len(ok)} |"
             )
+        lines += _cpu_lines(size, result.contenders, result.environment.cpus)
         errors = [f"- round {r.round} {r.contender}: {r.error}" for r in size.runs if r.error]
         lines += ["", *errors] if errors else []
         lines += _dedup_lines(size)

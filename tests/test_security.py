@@ -77,6 +77,9 @@ def test_tls_server_with_a_test_ca(
     snapshot = plakar.backup(uri(server, "shop"), password(server), *verified)
     plakar.restore(snapshot, uri(server, "copy"), password(server), *verified)
     assert server.query("SELECT COUNT(*) FROM copy.t")[0][0] == 2
+    # Without a CA: TLS that verifies nothing, by default (preferred) and when required.
+    plakar.backup(uri(server, "shop"), password(server))
+    plakar.backup(uri(server, "shop"), password(server), "ssl_mode=required")
 
     proc = plakar.at(
         "backup",
@@ -91,7 +94,7 @@ def test_tls_server_with_a_test_ca(
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "certificate" in output.lower(), output
-    assert len(plakar.snapshots()) == 1
+    assert len(plakar.snapshots()) == 3
 
     # Without TLS the server refuses (MariaDB answers "access denied").
     proc = plakar.at(
@@ -104,7 +107,7 @@ def test_tls_server_with_a_test_ca(
         check=False,
     )
     assert proc.returncode != 0 and "denied" in proc.stdout + proc.stderr
-    assert len(plakar.snapshots()) == 1
+    assert len(plakar.snapshots()) == 3
 
 
 def test_encrypted_store_holds_no_clear_data(

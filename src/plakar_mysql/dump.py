@@ -31,7 +31,8 @@ TRAILER = b"-- Dump completed"
 _HEAD_BYTES = 64 << 10
 _TAIL_BYTES = 4 << 10
 _STDERR_KEEP = 16 << 10
-_BLOCK = 1 << 20
+_BLOCK = 512 << 10  # as the splitter's blocks: reads of one size, reused in the heap
+_PIPE = 1 << 20  # the tool's output pipe: the tool writes ahead while we send
 MAX_PACKET = "1073741824"  # the protocol's maximum: any row the server holds fits
 _PROGRESS_SECONDS = 10.0
 _RELEASE_BYTES = 64 << 20  # free heap pages go back to the system this often
@@ -157,8 +158,8 @@ class DumpProcess:
                 bufsize=_BLOCK,
             )
         assert self._process.stdout is not None
-        # A larger pipe: the tool writes ahead while we send, and each read is larger.
-        enlarge_pipe(self._process.stdout.fileno(), _BLOCK)
+        # A larger pipe (kernel memory, not ours): the tool writes ahead while we send.
+        enlarge_pipe(self._process.stdout.fileno(), _PIPE)
         self._stderr_thread = threading.Thread(target=self._collect_stderr, daemon=True)
         self._stderr_thread.start()
         return self

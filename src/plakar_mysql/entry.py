@@ -1,4 +1,10 @@
-"""Executable entry points: ``mysql-importer`` and ``mysql-exporter`` in the package."""
+"""Executable entry points: ``mysql-importer`` and ``mysql-exporter`` in the package.
+
+Each kind of backup is imported only once the URI has chosen it, and an
+importer never imports the restore side: start-up time and the resident set
+of every backup pay only for what that backup runs (PyInstaller still finds
+these imports and bundles them).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,8 @@ from urllib.parse import urlsplit
 
 from kloset_sdk import Exporter, Importer, Options, run_exporter, run_importer
 from plakar_mysql.binlog import SCHEME as BINLOG
-from plakar_mysql.binlog.archive import BinlogImporter
-from plakar_mysql.binlog.replay import BinlogExporter
-from plakar_mysql.exporter import MySQLExporter
 from plakar_mysql.heap import bound_malloc
-from plakar_mysql.importer import MySQLImporter
 from plakar_mysql.physical import SCHEME as PHYSICAL
-from plakar_mysql.physical.backup import PhysicalImporter
-from plakar_mysql.physical.restore import PhysicalExporter
 
 
 def _scheme(scheme: str, config: Mapping[str, str]) -> str:
@@ -27,9 +27,15 @@ def make_importer(options: Options, scheme: str, config: Mapping[str, str]) -> I
     logical (mysql://, mariadb://)."""
     kind = _scheme(scheme, config)
     if kind == PHYSICAL:
+        from plakar_mysql.physical.backup import PhysicalImporter
+
         return PhysicalImporter(options, scheme, config)
     if kind == BINLOG:
+        from plakar_mysql.binlog.archive import BinlogImporter
+
         return BinlogImporter(options, scheme, config)
+    from plakar_mysql.importer import MySQLImporter
+
     return MySQLImporter(options, scheme, config)
 
 
@@ -37,9 +43,15 @@ def make_exporter(options: Options, scheme: str, config: Mapping[str, str]) -> E
     """By the URI scheme: physical restore, binary-log replay or logical restore."""
     kind = _scheme(scheme, config)
     if kind == PHYSICAL:
+        from plakar_mysql.physical.restore import PhysicalExporter
+
         return PhysicalExporter(options, scheme, config)
     if kind == BINLOG:
+        from plakar_mysql.binlog.replay import BinlogExporter
+
         return BinlogExporter(options, scheme, config)
+    from plakar_mysql.exporter import MySQLExporter
+
     return MySQLExporter(options, scheme, config)
 
 

