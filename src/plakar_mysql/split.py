@@ -223,17 +223,52 @@ class DumpSplitter:
             return Section(kind, self._database, name), end
         return None
 
-    def _insert(self, start: int, first: int) -> int:
-        """End offset of the ``INSERT`` at ``start``, whose first line ends at ``first``.
+    def _find(self, needle: bytes, start: int) -> int:
+        """Index of ``needle`` at or after ``start``, reading on as needed; -1 at the end."""
+        while (found := self._buf.find(needle, start)) < 0:
+            start = max(start, len(self._buf) - len(needle) + 1)
+            if not self._fill():
+                return -1
+        return found
 
-        The tools escape line breaks inside values, so the statement ends at the
-        first ``;`` that ends a line: one search, over bytes already in memory.
-        For the same reason each line of the statement after ``VALUES`` holds
-        one row in MariaDB's dumps, so its rows are its line breaks (plus the
-        first row, when it shares the ``VALUES`` line), counted in the same
-        stretch (which the search has just brought into the cache) with a
-        one-byte count, the fastest scan ``bytes`` has.
+    def _values(self, start: int) -> int:
+        """Index just past ``VALUES`` in the ``INSERT`` at ``start``.
+
+        The table's name, and the column list some tables get, are quoted
+        names, which may hold anything: line breaks, ``;``, ``VALUES``.  So
+        the quoted spans are stepped over (a doubled backquote stays inside)."""
+        pos = start + len(b"INSERT INTO ")
+        while (values := self._find(b" VALUES", pos)) >= 0:
+            quote = self._buf.find(b"`", pos, values)
+            if quote < 0:
+                return values + len(b" VALUES")
+            pos = self._quoted_end(quote)
+        return len(self._buf)
+
+    def _quoted_end(self, quote: int) -> int:
+        """Index just past the backquoted name opening at ``quote``."""
+        pos = quote + 1
+        while (close := self._find(b"`", pos)) >= 0:
+            while close + 1 >= len(self._buf) and self._fill():
+                pass
+            if self._buf[close + 1 : close + 2] != b"`":
+                return close + 1
+            pos = close + 2
+        return len(self._buf)
+
+    def _insert(self, start: int) -> int:
+        """End offset of the ``INSERT`` at ``start``.
+
+        The tools escape line breaks inside values, so, after the quoted names,
+        the statement ends at the first ``;`` that ends a line: one search, over
+        bytes already in memory.  For the same reason each line after
+        ``VALUES`` holds one row in MariaDB's dumps, so its rows are its line
+        breaks (plus the first row, when it shares the ``VALUES`` line),
+        counted in the same stretch (which the search has just brought into the
+        cache) with a one-byte count, the fastest scan ``bytes`` has.
         """
+        values = self._values(start)
+        first = self._line_end(values)
         if self._buf[first - 2 : first] == b";\n":
             stop = first - 2  # the whole statement is one line (MySQL's tools)
         else:
@@ -244,15 +279,15 @@ class DumpSplitter:
                     return len(self._buf)
             stop = found.start()
         if self._count_rows:
-            alone = self._buf.endswith(b"VALUES\n", start, first)  # no row on the first line
-            self.rows += self._buf.count(b"\n", start, stop) + (0 if alone else 1)
+            alone = self._buf.startswith(b"\n", values)  # no row on the VALUES line
+            self.rows += self._buf.count(b"\n", values, stop) + (0 if alone else 1)
         return stop + 2
 
     def _statement(self, start: int) -> int:
         """End offset of the statement (or blank, comment or DELIMITER line) at ``start``."""
         end = self._line_end(start)
         if self._delimiter == b";" and self._buf.startswith(b"INSERT INTO ", start, end):
-            return self._insert(start, end)
+            return self._insert(start)
         line = bytes(self._buf[start:end])
         stripped = line.strip()
         if not stripped or stripped.startswith((b"--", b"#")):

@@ -184,3 +184,31 @@ def test_blocks_have_one_size_whatever_the_statements() -> None:
                 assert {len(b) for b in blocks[:-1]} == {block}
                 assert 0 < len(blocks[-1]) <= block
                 assert splitter.rows == 1200
+
+
+@pytest.mark.parametrize("block", [1 << 20, 7, 1])
+def test_rows_of_tables_whose_names_hold_line_breaks_and_semicolons(block: int) -> None:
+    """The table's name and its column list are stepped over before the statement's
+    end is looked for and its rows counted: a name may hold ``;\\n``, ``VALUES``
+    and doubled backquotes."""
+    name = b"x\nDROP DATABASE victim;\n-- x` VALUES (9);\n"
+    quoted = b"`" + name.replace(b"`", b"``") + b"`"
+    table = (
+        b"--\n-- Table structure for table " + quoted.replace(b"\n", b"\n-- ") + b"\n--\n\n"
+        b"INSERT INTO " + quoted + b" VALUES\n(1,'a'),\n(2,'b');\n"
+        b"INSERT INTO " + quoted + b" (`c\n;`, `d`) VALUES (3,'c');\n"
+        b"INSERT INTO " + quoted + b" VALUES (4,'d'),\n(5,'e');\n\n"
+    )
+    dump = b"--\n-- Current Database: `d`\n--\n\nUSE `d`;\n\n" + table + b"-- Dump completed\n"
+    splitter = DumpSplitter(io.BytesIO(dump), block=block)
+    seen = []
+    for section, chunks in splitter:
+        body = b"".join(chunks)
+        seen.append((section.kind, section.name, splitter.rows))
+        if section.kind == "table":
+            assert body == table
+    assert seen == [
+        ("database", None, 0),
+        ("table", name.decode(), 5),
+        ("trailer", None, 0),
+    ]
