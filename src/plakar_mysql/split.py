@@ -166,15 +166,18 @@ class DumpSplitter:
         self._buf += data
         return True
 
+    def _find(self, needle: bytes, start: int) -> int:
+        """Index of ``needle`` at or after ``start``, reading on as needed; -1 at the end."""
+        while (found := self._buf.find(needle, start)) < 0:
+            start = max(start, len(self._buf) - len(needle) + 1)
+            if not self._fill():
+                return -1
+        return found
+
     def _line_end(self, start: int = 0) -> int:
         """Index just past the next newline at or after ``start`` (or the end of input)."""
-        while True:
-            end = self._buf.find(b"\n", start)
-            if end >= 0:
-                return end + 1
-            start = len(self._buf)
-            if not self._fill():
-                return len(self._buf)
+        end = self._find(b"\n", start)
+        return end + 1 if end >= 0 else len(self._buf)
 
     def _take(self, n: int) -> bytes:
         """The first ``n`` bytes of the buffer, removed from it (one copy)."""
@@ -222,14 +225,6 @@ class DumpSplitter:
                 return Section(kind, name, None), end
             return Section(kind, self._database, name), end
         return None
-
-    def _find(self, needle: bytes, start: int) -> int:
-        """Index of ``needle`` at or after ``start``, reading on as needed; -1 at the end."""
-        while (found := self._buf.find(needle, start)) < 0:
-            start = max(start, len(self._buf) - len(needle) + 1)
-            if not self._fill():
-                return -1
-        return found
 
     def _values(self, start: int) -> int:
         """Index just past ``VALUES`` in the ``INSERT`` at ``start``.
