@@ -344,7 +344,7 @@ class Plakar:
         ``plakar restore`` into a directory (one plakar run instead of a
         ``cat`` per file)."""
         with tempfile.TemporaryDirectory(dir=self.base) as tmp:
-            self.at("restore", "-to", tmp, f"{snapshot_id}:{path}")
+            self.restore(f"{snapshot_id}:{path}", tmp)
             root = Path(tmp)
             prefix = path.rstrip("/")
             return {
