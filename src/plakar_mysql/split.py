@@ -23,9 +23,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
-from kloset_sdk.records import Content
+import stringzilla
 
 SectionKind = Literal[
     "preamble", "database", "table", "view", "events", "routines", "final_view", "trailer"
@@ -52,11 +52,25 @@ _MARKERS: list[tuple[bytes, SectionKind]] = [
     (b"-- Dump completed", "trailer"),
 ]
 _DELIMITER = re.compile(rb"^DELIMITER\s+(\S+)\s*$")
-_INSERT_END = re.compile(rb";\n")
-"""The end of an ``INSERT``.  Searched with ``re``, whose literal search is
-about three times as fast as ``bytearray.find`` for this needle (measured on
-a generated dump; ``find`` runs a general substring search, ``re`` scans for
-the first byte)."""
+
+
+def _search(buf: bytearray, needle: bytes, start: int, end: int | None = None) -> int:
+    """``buf.find(needle, start, end)``, with SIMD: the two scans every byte of
+    rows goes through (the end of an ``INSERT`` and its line breaks) run at
+    10-13 GB/s in StringZilla, where ``bytes.find`` and ``re`` run at 1-3 and
+    ``bytes.count`` at 2.8 (measured on a generated dump)."""
+    return int(stringzilla.find(buf, needle, start, len(buf) if end is None else end))
+
+
+def _count(buf: bytearray, needle: bytes, start: int, end: int) -> int:
+    """``buf.count(needle, start, end)``, with SIMD (see :func:`_search`)."""
+    return int(stringzilla.count(buf, needle, start, end))
+
+
+class Readable(Protocol):
+    """A dump stream: read into the splitter's own buffer, as ``io`` streams are."""
+
+    def readinto(self, buffer: bytearray, /) -> int | None: ...
 
 
 class SplitError(ValueError):
@@ -142,9 +156,10 @@ class DumpSplitter:
     copy, so each byte is copied once on its way through.
     """
 
-    def __init__(self, stream: Content, block: int = _BLOCK, *, count_rows: bool = True) -> None:
+    def __init__(self, stream: Readable, block: int = _BLOCK, *, count_rows: bool = True) -> None:
         self._stream = stream
         self._block = block
+        self._read = bytearray(block)
         self._count_rows = count_rows
         self._buf = bytearray()
         self._eof = False
@@ -159,11 +174,12 @@ class DumpSplitter:
     def _fill(self) -> bool:
         if self._eof:
             return False
-        data = self._stream.read(self._block)
-        if not data:
+        n = self._stream.readinto(self._read)
+        if not n:
             self._eof = True
             return False
-        self._buf += data
+        with memoryview(self._read) as read:
+            self._buf += read[:n]
         return True
 
     def _find(self, needle: bytes, start: int) -> int:
@@ -268,14 +284,13 @@ class DumpSplitter:
             stop = first - 2  # the whole statement is one line (MySQL's tools)
         else:
             search = first
-            while (found := _INSERT_END.search(self._buf, search)) is None:
+            while (stop := _search(self._buf, b";\n", search)) < 0:
                 search = max(first, len(self._buf) - 1)
                 if not self._fill():
                     return len(self._buf)
-            stop = found.start()
         if self._count_rows:
             alone = self._buf.startswith(b"\n", values)  # no row on the VALUES line
-            self.rows += self._buf.count(b"\n", values, stop) + (0 if alone else 1)
+            self.rows += _count(self._buf, b"\n", values, stop) + (0 if alone else 1)
         return stop + 2
 
     def _statement(self, start: int) -> int:

@@ -35,7 +35,7 @@ from plakar_mysql.layout import (
     object_path,
     session_frame,
 )
-from plakar_mysql.split import DumpSplitter, Section
+from plakar_mysql.split import DumpSplitter, Readable, Section
 
 _SPILL = 8 << 20
 _NEWLINES = re.compile(rb"\n*")
@@ -200,7 +200,7 @@ class SnapshotWriter:
 
     # -- the dump ----------------------------------------------------------------
 
-    def tables(self, dump: Content) -> Iterator[Record]:
+    def tables(self, dump: Readable) -> Iterator[Record]:
         """Yield a record per table as the dump reaches it; keep the other pieces."""
         splitter = DumpSplitter(dump, count_rows=self.facts.count_rows)
         database: _Database | None = None

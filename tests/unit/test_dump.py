@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from plakar_mysql.credentials import option_file_text, option_pipe
-from plakar_mysql.dump import dump_arguments, parse_binlog_position
+from plakar_mysql.dump import dump_arguments, large_writes, parse_binlog_position
 from plakar_mysql.flavour import Flavour, Tool, ToolError, detect, find_tool, version_tuple
 from plakar_mysql.options import ConfigError, parse
 
@@ -102,6 +103,27 @@ def fake_tool(directory: Path, name: str, version: str) -> None:
     path = directory / name
     path.write_text(f"#!/bin/sh\necho '{version}'\n")
     path.chmod(0o755)
+
+
+def test_the_dump_tool_writes_through_a_large_buffer_when_stdbuf_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = large_writes()
+    assert prefix[1:] == ["-o", "1M"] and prefix[0].endswith("/stdbuf")
+    # What stdbuf hands the tool: its stdout buffer size, through the C library.
+    child = subprocess.run([*prefix, "env"], capture_output=True, check=True).stdout
+    assert b"_STDBUF_O=1048576\n" in child
+    # A stdbuf that cannot run its preload library: the tool runs as it is.
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "stdbuf").write_text(
+        "#!/bin/sh\necho 'stdbuf: failed to find libstdbuf.so' >&2\nexit 125\n"
+    )
+    (broken / "stdbuf").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{broken}:{os.environ['PATH']}")
+    assert large_writes() == []
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    assert large_writes() == []
 
 
 def test_find_tool_names_the_binary_to_install(tmp_path: Path) -> None:
