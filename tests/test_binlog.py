@@ -220,10 +220,7 @@ def restore_base(s: Scenario, target: MariaDBServer) -> None:
 
 
 def replay(s: Scenario, target: MariaDBServer, *opts: str, check: bool = True) -> str:
-    args = ["restore", "-to", binlog_uri(target), "-o", password(target)]
-    for opt in opts:
-        args += ["-o", opt]
-    proc = s.plakar.at(*args, s.archive, check=check)
+    proc = s.plakar.restore(s.archive, binlog_uri(target), password(target), *opts, check=check)
     return proc.stdout + proc.stderr
 
 
@@ -444,9 +441,7 @@ def test_purged_log_is_a_gap_and_nothing_is_applied(tmp_path: Path) -> None:
         plakar.restore(base, uri(target), password(target))
         restored = fingerprint(target)
         point = target.query("SELECT @@gtid_slave_pos")[0][0]
-        proc = plakar.at(
-            "restore", "-to", binlog_uri(target), "-o", password(target), archive, check=False
-        )
+        proc = plakar.restore(archive, binlog_uri(target), password(target), check=False)
         out = proc.stdout + proc.stderr
         assert f"the archive starts with {last} at GTID position" in out, out
         assert "are missing" in out and "nothing was applied" in out, out

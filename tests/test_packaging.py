@@ -126,9 +126,7 @@ def test_installed_connectors_handle_their_protocols(tmp_path: Path) -> None:
     (data / "hello.txt").write_text("hello\n")
     snapshot = plakar.backup(str(data))
     for proto in PROTOCOLS:
-        out = plakar.at(
-            "restore", "-to", f"{proto}://{NOWHERE}", snapshot, check=False, timeout=120
-        )
+        out = plakar.restore(snapshot, f"{proto}://{NOWHERE}", check=False, timeout=120)
         assert "unsupported exporter protocol" not in out.stdout + out.stderr, out
 
 

@@ -19,10 +19,7 @@ from plakar_mysql.layout import encode_segment, object_path
 
 
 def restore_fails(plakar: Plakar, source: str, target: str, *opts: str) -> str:
-    args = ["restore", "-to", target]
-    for opt in opts:
-        args += ["-o", opt]
-    proc = plakar.at(*args, source, check=False)
+    proc = plakar.restore(source, target, *opts, check=False)
     assert proc.returncode != 0, proc.stdout + proc.stderr
     return proc.stdout + proc.stderr
 

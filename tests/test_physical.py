@@ -261,7 +261,7 @@ def test_plain_file_restore_then_prepare_by_hand(
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("mine")
-    proc = plakar.at("restore", "-to", restore_uri(busy), snapshot, check=False)
+    proc = plakar.restore(snapshot, restore_uri(busy), check=False)
     assert proc.returncode != 0
     assert f"{busy} is not empty" in proc.stderr + proc.stdout
     assert [p.name for p in busy.iterdir()] == ["keep.txt"]

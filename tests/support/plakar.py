@@ -358,14 +358,16 @@ class Plakar:
         snapshot_or_path: str,
         to_uri: str | Path,
         *opts: str,
+        check: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> subprocess.CompletedProcess[str]:
-        """Restore ``SNAPSHOT[:PATH]`` to a URI or a directory (``-to``)."""
+        """Restore ``SNAPSHOT[:PATH]`` to a URI or a directory (``-to``), each of
+        ``opts`` as ``-o``; ``check=False`` returns a failed restore instead of raising."""
         args = ["restore", "-to", str(to_uri)]
         for opt in opts:
             args += ["-o", opt]
         args.append(snapshot_or_path)
-        return self.at(*args, timeout=timeout)
+        return self.at(*args, check=check, timeout=timeout)
 
 
 def assert_no_clear_data(root: Path, needles: Sequence[bytes]) -> None:
