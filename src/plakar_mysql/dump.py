@@ -40,9 +40,7 @@ _PIPE = 1 << 20  # the tool's output pipe: the tool writes ahead while we send
 MAX_PACKET = "1073741824"  # the protocol's maximum: any row the server holds fits
 _PROGRESS_SECONDS = 10.0
 _RELEASE_BYTES = 64 << 20  # free heap pages go back to the system this often
-
-
-_OUTPUT_BUFFER = "1M"
+_OUTPUT_BUFFER = "1M"  # the dump tool's stdout buffer, through stdbuf
 
 
 def large_writes() -> list[str]:

@@ -54,12 +54,12 @@ _MARKERS: list[tuple[bytes, SectionKind]] = [
 _DELIMITER = re.compile(rb"^DELIMITER\s+(\S+)\s*$")
 
 
-def _search(buf: bytearray, needle: bytes, start: int, end: int | None = None) -> int:
-    """``buf.find(needle, start, end)``, with SIMD: the two scans every byte of
+def _search(buf: bytearray, needle: bytes, start: int) -> int:
+    """``buf.find(needle, start)``, with SIMD: the two scans every byte of
     rows goes through (the end of an ``INSERT`` and its line breaks) run at
     10-13 GB/s in StringZilla, where ``bytes.find`` and ``re`` run at 1-3 and
     ``bytes.count`` at 2.8 (measured on a generated dump)."""
-    return int(stringzilla.find(buf, needle, start, len(buf) if end is None else end))
+    return int(stringzilla.find(buf, needle, start))
 
 
 def _count(buf: bytearray, needle: bytes, start: int, end: int) -> int:
