@@ -28,4 +28,7 @@ def run_exporter(factory: ExporterFactory) -> None:
     """Serve the exporter built by ``factory`` on stdin/stdout until Plakar hangs up."""
     _check_args("exporter")
     service = ExporterService(factory)
-    serve(lambda server: exporter_pb2_grpc.add_ExporterServicer_to_server(service, server))  # type: ignore[no-untyped-call]
+    try:
+        serve(lambda server: exporter_pb2_grpc.add_ExporterServicer_to_server(service, server))  # type: ignore[no-untyped-call]
+    finally:
+        service.wait()  # an export cut short by Plakar's exit still cleans up

@@ -8,6 +8,12 @@ wire only once the current content has been read to its end or closed (closing
 skips what was not read), so content arrives one record at a time and is never
 held in memory.  The exporter reports one :class:`Result` per record, from any
 thread, in any order.
+
+When Plakar goes away in the middle of a restore (cancelled, killed), the
+reads of the record stream fail and ``export`` unwinds: the process waits for
+that, up to :data:`CLEANUP_SECONDS`, before it exits (:meth:`ExporterService.wait`),
+so that an exporter's clean-up (dropping what it had not committed) is never cut
+short by the end of the process.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from __future__ import annotations
 import abc
 import io
 import queue
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 
 import grpc
@@ -35,6 +43,10 @@ from kloset_sdk.records import (
 )
 
 Report = Callable[[Result], None]
+
+CLEANUP_SECONDS = 120.0
+"""How long an exporter process waits, once Plakar has gone, for exports still
+unwinding (their clean-up) before it exits anyway."""
 
 
 class Reporter:
@@ -176,6 +188,24 @@ class ExporterService(pb_grpc.ExporterServicer):
 
     def __init__(self, factory: ExporterFactory) -> None:
         self._session = Session(factory)
+        self._exports: list[threading.Thread] = []
+
+    def wait(self, timeout: float = CLEANUP_SECONDS) -> bool:
+        """Wait, ``timeout`` seconds at most in all, for the exports still running
+        to end; whether they all did.  The session is over (Plakar closed our
+        stdin) and an export may be unwinding: its thread is a daemon, which the
+        process's exit would otherwise stop in the middle of its clean-up."""
+        deadline = time.monotonic() + timeout
+        for thread in self._exports:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        running = sum(thread.is_alive() for thread in self._exports)
+        if running:
+            print(
+                f"kloset-sdk: {running} export(s) still running after {timeout:.0f} s;"
+                " exiting without waiting for their clean-up",
+                file=sys.stderr,
+            )
+        return not running
 
     def Init(self, request: pb.InitRequest, context: grpc.ServicerContext) -> pb.InitResponse:
         return self._session.init(request, context, pb.InitResponse)
@@ -199,7 +229,9 @@ class ExporterService(pb_grpc.ExporterServicer):
             finally:
                 outbox.put(_DONE)
 
-        threading.Thread(target=run, name="export", daemon=True).start()
+        thread = threading.Thread(target=run, name="export", daemon=True)
+        self._exports.append(thread)
+        thread.start()
         while (item := outbox.get()) is not _DONE:
             assert isinstance(item, Result)
             yield pb.ExportResponse(result=result_to_proto(item))

@@ -5,7 +5,9 @@ bytes, some small files in a subdirectory, and optionally fails at the end of
 its scan (``fail=true``), to prove that an error raised by ``scan`` aborts the
 backup.  The exporter writes, for every file it receives, its path, size and
 SHA-256 as one JSON line to the file named by ``out``; it never holds a file
-in memory.  Run as ``python synthetic.py importer|exporter``.
+in memory.  With ``hold=PATH`` it reads content slowly (touching ``PATH.started``),
+so that a test can kill plakar in the middle, and its clean-up takes a second
+before it touches ``PATH.cleaned``.  Run as ``python synthetic.py importer|exporter``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import io
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 
@@ -86,11 +89,23 @@ class SyntheticImporter(Importer):
 class DigestExporter(Exporter):
     def __init__(self, config: Mapping[str, str]) -> None:
         self.out = config["out"]
+        self.hold = config.get("hold")
 
     def info(self) -> ConnectorInfo:
         return ConnectorInfo(origin="synthetic", type="synthetic")
 
     def export(self, records: Iterator[Record], report: Report) -> None:
+        try:
+            self._digests(records, report)
+        finally:
+            if self.hold:  # a clean-up that takes a while, as dropping a database does
+                time.sleep(1.0)
+                with open(self.hold + ".cleaned", "w"):
+                    pass
+        with open(self.out + ".rss", "w") as rss:
+            rss.write(str(peak_rss_kib()))
+
+    def _digests(self, records: Iterator[Record], report: Report) -> None:
         with open(self.out, "w") as out:
             for record in records:
                 if record.opener is None:
@@ -98,14 +113,19 @@ class DigestExporter(Exporter):
                     continue
                 digest, size = hashlib.sha256(), 0
                 stream = record.open()
-                while chunk := stream.read(BLOCK):
-                    digest.update(chunk)
-                    size += len(chunk)
+                try:
+                    while chunk := stream.read(BLOCK):
+                        digest.update(chunk)
+                        size += len(chunk)
+                        if self.hold:
+                            with open(self.hold + ".started", "w"):
+                                time.sleep(0.2)
+                except Exception as exc:  # Plakar went away: reported as the SDK's users do
+                    report(Result.failed(record, exc))
+                    raise
                 line = {"path": record.pathname, "size": size, "sha256": digest.hexdigest()}
                 out.write(json.dumps(line) + "\n")
                 report(Result.ok(record))
-        with open(self.out + ".rss", "w") as rss:
-            rss.write(str(peak_rss_kib()))
 
 
 def peak_rss_kib() -> int:

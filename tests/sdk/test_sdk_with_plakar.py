@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 from support.plakar import Plakar
+from test_faults import children, gone, start
 
 from sdk.synthetic import BLOCK, block
 
@@ -106,3 +110,26 @@ def test_error_raised_by_scan_fails_the_backup_and_leaves_no_snapshot(plakar: Pl
 def test_bad_configuration_fails_at_init(plakar: Plakar) -> None:
     proc = plakar.at("restore", "-to", "synthetic://y", "latest", check=False)
     assert proc.returncode != 0
+
+
+def test_plakar_killed_mid_restore_lets_the_export_clean_up(plakar: Plakar, tmp_path: Path) -> None:
+    """Plakar killed while the exporter reads: the exporter's ``export`` unwinds and
+    its clean-up runs to its end before the process exits (the MySQL exporter
+    drops its shadow databases there)."""
+    snapshot = plakar.backup("synthetic://x", f"size={64 * BLOCK}", timeout=600)
+    hold = tmp_path / "hold"
+    out = tmp_path / "exported.jsonl"
+    args = ["restore", "-to", "synthetic://y", "-o", f"out={out}", "-o", f"hold={hold}"]
+    restore = start(plakar, *args, snapshot)
+    deadline = time.monotonic() + 120
+    while not Path(f"{hold}.started").exists():
+        assert restore.poll() is None, restore.communicate()[0]
+        assert time.monotonic() < deadline, "the exporter never started reading"
+        time.sleep(0.1)
+    exporters = [pid for pid, argv in children(restore.pid) if b"exporter" in argv]
+    assert exporters, children(restore.pid)
+    os.kill(restore.pid, signal.SIGKILL)
+    restore.communicate()
+    for pid in exporters:
+        assert gone(pid, timeout=60), f"the exporter {pid} still runs"
+    assert Path(f"{hold}.cleaned").exists(), "the exporter exited in the middle of its clean-up"
