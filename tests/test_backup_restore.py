@@ -19,6 +19,7 @@ from support import shop
 from support.compare import describe_database, describe_server, diff
 from support.mariadb import MariaDBServer, quote_identifier
 from support.plakar import Plakar
+from support.scripts import executable
 
 AWKWARD_DB = "we`ird db ü'\""
 AWKWARD_TABLE = "ta ble'\"`x"
@@ -181,15 +182,13 @@ def test_dump_without_completion_line_fails(
 ) -> None:
     """A dump tool that exits 0 but whose output was cut short is caught."""
     fake = tmp_path / "bin"
-    fake.mkdir()
-    script = fake / "mariadb-dump"
-    script.write_text(
+    executable(
+        fake / "mariadb-dump",
         "#!/bin/bash\n"
         'if [ "$1" = --version ]; then exec /usr/bin/mariadb-dump --version; fi\n'
         '/usr/bin/mariadb-dump "$@" | head -c 100000\n'
-        "exit 0\n"
+        "exit 0\n",
     )
-    script.chmod(0o755)
     proc = plakar.at(
         "backup",
         "-o",

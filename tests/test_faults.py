@@ -38,6 +38,7 @@ from conftest import MariaDBFactory
 from support.compare import describe_database, diff
 from support.mariadb import MariaDBServer
 from support.plakar import Plakar, describe
+from support.scripts import executable
 from test_backup_restore import password, uri
 
 #: Rows of ``big.t``: about 100 MiB of dump, a few seconds of backup.
@@ -290,17 +291,16 @@ def not_executable(directory: Path) -> str:
 
 
 def other_flavour(directory: Path) -> str:
-    fake = directory / "mysqldump"
     # Answers --version as MySQL's build; run for anything else, it leaves a mark.
-    fake.write_text(
+    fake = executable(
+        directory / "mysqldump",
         "#!/bin/sh\n"
         'if [ "$1" = --version ]; then\n'
         "  echo 'mysqldump  Ver 8.0.36 for Linux on x86_64 (MySQL Community Server - GPL)'\n"
         "  exit 0\n"
         "fi\n"
-        f"touch {directory / 'ran'}\n"
+        f"touch {directory / 'ran'}\n",
     )
-    fake.chmod(0o755)
     return f"the server is MariaDB but {fake} is MySQL's build"
 
 

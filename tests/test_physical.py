@@ -24,6 +24,7 @@ from support.corpus import load_corpus
 from support.datadir import DatadirServer
 from support.mariadb import MariaDBServer
 from support.plakar import Plakar
+from support.scripts import executable
 from test_backup_restore import password
 from test_consistency import ACCOUNTS, BALANCE, TOTAL, TOTALS, Transfers
 
@@ -272,10 +273,7 @@ def test_plain_file_restore_then_prepare_by_hand(
 
 def wrapper(directory: Path, body: str) -> Path:
     """A ``mariadb-backup`` in ``directory`` that runs ``body`` (sh), with $REAL the real one."""
-    directory.mkdir(parents=True, exist_ok=True)
-    script = directory / "mariadb-backup"
-    script.write_text(f"#!/bin/sh\nREAL={REAL_TOOL}\n{body}\n")
-    script.chmod(0o755)
+    executable(directory / "mariadb-backup", f"#!/bin/sh\nREAL={REAL_TOOL}\n{body}\n")
     return directory
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from support.plakar import Plakar
+from support.scripts import executable
 from test_faults import children, gone, start
 
 from sdk.synthetic import BLOCK, block
@@ -33,9 +34,9 @@ def synthetic_ptar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A package whose executables run the synthetic connectors with this interpreter."""
     root = tmp_path_factory.mktemp("synthetic-pkg")
     for role in ("importer", "exporter"):
-        exe = root / f"synthetic-{role}"
-        exe.write_text(f"#!/bin/sh\nexec {sys.executable} {SYNTHETIC} {role}\n")
-        exe.chmod(0o755)
+        executable(
+            root / f"synthetic-{role}", f"#!/bin/sh\nexec {sys.executable} {SYNTHETIC} {role}\n"
+        )
     (root / "manifest.yaml").write_text(
         textwrap.dedent(
             """\

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.scripts import executable
 
 from plakar_mysql.credentials import option_file_text, option_pipe
 from plakar_mysql.dump import dump_arguments, large_writes, parse_binlog_position
@@ -100,9 +101,7 @@ def test_binlog_position_mariadb_and_mysql() -> None:
 
 
 def fake_tool(directory: Path, name: str, version: str) -> None:
-    path = directory / name
-    path.write_text(f"#!/bin/sh\necho '{version}'\n")
-    path.chmod(0o755)
+    executable(directory / name, f"#!/bin/sh\necho '{version}'\n")
 
 
 def test_the_dump_tool_writes_through_a_large_buffer_when_stdbuf_works(
@@ -115,11 +114,9 @@ def test_the_dump_tool_writes_through_a_large_buffer_when_stdbuf_works(
     assert b"_STDBUF_O=1048576\n" in child
     # A stdbuf that cannot run its preload library: the tool runs as it is.
     broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / "stdbuf").write_text(
-        "#!/bin/sh\necho 'stdbuf: failed to find libstdbuf.so' >&2\nexit 125\n"
+    executable(
+        broken / "stdbuf", "#!/bin/sh\necho 'stdbuf: failed to find libstdbuf.so' >&2\nexit 125\n"
     )
-    (broken / "stdbuf").chmod(0o755)
     monkeypatch.setenv("PATH", f"{broken}:{os.environ['PATH']}")
     assert large_writes() == []
     monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support.scripts import executable
 
 from plakar_mysql.binlog.gtid import Position
 from plakar_mysql.flavour import Flavour
@@ -24,11 +25,7 @@ MARIADBD = shutil.which("mariadbd") or shutil.which("mariadbd", path="/usr/sbin"
 
 
 def fake_server(directory: Path, version_line: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "mariadbd"
-    path.write_text(f"#!/bin/sh\necho '{version_line}'\n")
-    path.chmod(0o755)
-    return path
+    return executable(directory / "mariadbd", f"#!/bin/sh\necho '{version_line}'\n")
 
 
 def test_the_server_is_looked_for_in_bin_dir_beside_the_tool_then_path_then_sbin(
