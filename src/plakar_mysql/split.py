@@ -275,8 +275,7 @@ class DumpSplitter:
         bytes already in memory.  For the same reason each line after
         ``VALUES`` holds one row in MariaDB's dumps, so its rows are its line
         breaks (plus the first row, when it shares the ``VALUES`` line),
-        counted in the same stretch (which the search has just brought into the
-        cache) with a one-byte count, the fastest scan ``bytes`` has.
+        counted in the same stretch; both scans are SIMD ones (:func:`_search`).
         """
         values = self._values(start)
         first = self._line_end(values)

@@ -27,7 +27,6 @@ way: no transaction is ever applied twice.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import subprocess
@@ -44,6 +43,7 @@ import pymysql
 
 from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, export_each
 from kloset_sdk.records import Content
+from kloset_sdk.transport import enlarge_pipe
 from plakar_mysql.binlog import SCHEME
 from plakar_mysql.binlog.archive import BINLOG_DIR, MANIFEST_PATH
 from plakar_mysql.binlog.events import GTID, FileFacts, Scanner
@@ -67,15 +67,8 @@ _EVENT_LINE = re.compile(
 _GTID_TEXT = re.compile(rb"\tGTID (\d+)-(\d+)-(\d+)")
 _ERROR_LINE = re.compile(r"at line (\d+)")
 _RECENT = 200_000  # events remembered to name the one that failed
-_PIPE_SIZE = 1 << 20
-
-
-def _widen(*fds: int) -> None:
-    """1 MiB pipes between the stages (Linux; best effort): a stage writes a whole
-    block at once, and the three processes wake each other far less often."""
-    for fd in fds:
-        with contextlib.suppress(OSError, AttributeError):
-            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+# The pipes between the stages are widened to 1 MiB (enlarge_pipe): a stage writes
+# a whole block at once, and the three processes wake each other far less often.
 
 
 class ReplayError(RuntimeError):
@@ -304,7 +297,7 @@ class _Client:
                 pass_fds=(fd,),
             )
         assert self.process.stdin is not None
-        _widen(self.process.stdin.fileno())
+        enlarge_pipe(self.process.stdin.fileno())
         self._stderr_thread = threading.Thread(target=self._collect, daemon=True)
         self._stderr_thread.start()
 
@@ -479,7 +472,8 @@ class Replay:
             [*args, "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         assert binlog.stdin is not None and binlog.stdout is not None
-        _widen(binlog.stdin.fileno(), binlog.stdout.fileno())
+        enlarge_pipe(binlog.stdin.fileno())
+        enlarge_pipe(binlog.stdout.fileno())
         feed_error: list[BaseException] = []
 
         def feed() -> None:

@@ -32,8 +32,9 @@ from dataclasses import dataclass
 import pymysql
 
 from plakar_mysql.binlog.gtid import GtidError, Position
-from plakar_mysql.flavour import Flavour, detect, version_tuple
+from plakar_mysql.flavour import Flavour, ToolError, detect, version_tuple
 from plakar_mysql.physical.manifest import BinlogPoint
+from plakar_mysql.physical.tool import version_text
 
 SERVER_NAMES = ("mariadbd", "mysqld")
 SYSTEM_SBIN = "/usr/sbin"
@@ -49,16 +50,6 @@ class PointError(RuntimeError):
 def by_hand(point: Position) -> str:
     """The statement a DBA runs on the started server instead."""
     return f"SET GLOBAL gtid_slave_pos = '{point}';"
-
-
-def _server_version(path: str) -> str:
-    try:
-        done = subprocess.run(
-            [path, "--version"], capture_output=True, text=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return (done.stdout + done.stderr).strip()
 
 
 def server_directories(
@@ -98,7 +89,10 @@ def find_server(
             candidate = os.path.join(directory, name)
             if not (os.path.isfile(candidate) and os.access(candidate, os.X_OK)):
                 continue
-            text = _server_version(candidate)
+            try:
+                text = version_text(candidate)
+            except ToolError:
+                text = ""  # a server that does not run is not MariaDB's, for the message
             if detect(text) is not Flavour.MARIADB:
                 wrong.append(f"{candidate} is not MariaDB's")
                 continue

@@ -64,7 +64,8 @@ class BackupTool(Tool):
         return "mbstream" if self.flavour is Flavour.MARIADB else "xbstream"
 
 
-def _version_text(path: str) -> str:
+def version_text(path: str) -> str:
+    """The first line of ``PATH --version`` (stdout or stderr); ToolError if it does not run."""
     try:
         done = subprocess.run(
             [path, "--version"], capture_output=True, text=True, timeout=30, check=False
@@ -72,7 +73,8 @@ def _version_text(path: str) -> str:
     except (OSError, subprocess.SubprocessError) as exc:
         raise ToolError(f"{path} does not run ({exc})") from None
     # mariadb-backup and xtrabackup print their version on stderr.
-    return (done.stdout + done.stderr).strip().splitlines()[0] if done.stdout + done.stderr else ""
+    text = (done.stdout + done.stderr).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def find_backup_tool(
@@ -86,7 +88,7 @@ def find_backup_tool(
         path = shutil.which(name, path=bin_dir) if bin_dir else shutil.which(name)
         if path is None:
             continue
-        text = _version_text(path)
+        text = version_text(path)
         tool = BackupTool(path, flavour, text)
         if detect(text) is not flavour and flavour is Flavour.MARIADB:
             raise ToolError(f"{path} is not MariaDB's build ({text!r}): {hint}")
