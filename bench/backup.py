@@ -41,7 +41,7 @@ import os
 import shlex
 import shutil
 import tempfile
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,8 +50,8 @@ from bench.environment import Environment, describe_environment
 from bench.servers import SOURCE_ARGS, BenchServer, find_program, tool_version
 from bench.timing import (
     Contender,
+    ProcessWatch,
     median,
-    read_proc,
     round_ratios,
     run_timed,
     run_times,
@@ -352,7 +352,7 @@ class _Bench:
             cwd=self.workdir,
             timeout=self.options.timeout,
             interval=0.05,
-            on_sample=plugin.sample,
+            on_sample=plugin,
         )
         log = strip_ansi(tail(timed.log, 200))
         if timed.timed_out:
@@ -393,35 +393,25 @@ def process_group(name: str) -> str:
     return "plakar" if name == "plakar" else "other"
 
 
-class _ProcessWatch:
-    """Every process of a run's tree, as last sampled: CPU time and name; the
-    plugin's peak resident memory."""
-
-    def __init__(self) -> None:
-        self._last: dict[tuple[int, int], tuple[str, float]] = {}
-        self.rss_kib = 0
-
-    def sample(self, pids: Collection[int]) -> None:
-        for pid in pids:
-            found = read_proc(pid)
-            if found is None:
-                continue
-            start, proc = found
-            self._last[(pid, start)] = (proc.name, proc.own)
-            if proc.name in _PLUGINS:
-                self.rss_kib = max(self.rss_kib, proc.rss // 1024)
+class _ProcessWatch(ProcessWatch):
+    """A run's processes, read as the importer (ours or the official one) and
+    the groups of :data:`PROCESS_GROUPS`."""
 
     @property
     def seen(self) -> bool:
-        return any(name in _PLUGINS for name, _ in self._last.values())
+        return any(proc.name in _PLUGINS for proc in self.last.values())
 
     @property
     def cpu_seconds(self) -> float:
-        return sum(cpu for name, cpu in self._last.values() if name in _PLUGINS)
+        return sum(cpu for name, cpu in self.cpu_by_name().items() if name in _PLUGINS)
+
+    @property
+    def rss_kib(self) -> int:
+        return max((self.peak_rss.get(name, 0) for name in _PLUGINS), default=0) // 1024
 
     def cpu_by_group(self) -> dict[str, float]:
         groups = dict.fromkeys(PROCESS_GROUPS, 0.0)
-        for name, cpu in self._last.values():
+        for name, cpu in self.cpu_by_name().items():
             groups[process_group(name)] += cpu
         return {k: round(v, 2) for k, v in groups.items()}
 

@@ -26,14 +26,13 @@ import json
 import shlex
 import statistics
 import tempfile
-from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import RESULTS
 from bench.servers import TARGET_ARGS, BenchServer, find_program
-from bench.timing import read_proc, run_timed, wait_for_quiet
+from bench.timing import ProcessWatch, run_timed, wait_for_quiet
 from tests.support.plakar import find_ptar, make_plakar
 
 LOG_BIN = ("--log-bin=mysql-bin", "--server-id=1", "--innodb-flush-log-at-trx-commit=2")
@@ -53,26 +52,6 @@ class ReplayOptions:
     results: Path = RESULTS
     quiet_timeout: float = 60.0
     timeout: float = 3600.0
-
-
-class ProcessCpu:
-    """CPU time of each process seen at a sample, summed by name at the end."""
-
-    def __init__(self) -> None:
-        self._last: dict[tuple[int, int], tuple[str, float]] = {}
-
-    def __call__(self, pids: Collection[int]) -> None:
-        for pid in pids:
-            found = read_proc(pid)
-            if found is not None:
-                start, proc = found
-                self._last[(pid, start)] = (proc.name, proc.own)
-
-    def by_name(self) -> dict[str, float]:
-        totals: dict[str, float] = {}
-        for name, seconds in self._last.values():
-            totals[name] = totals.get(name, 0.0) + seconds
-        return {name: round(s, 2) for name, s in sorted(totals.items(), key=lambda i: -i[1])}
 
 
 def _fill(source: BenchServer, transactions: int) -> str:
@@ -135,7 +114,7 @@ def run(options: ReplayOptions) -> dict[str, Any]:
                 for name in CONTENDERS:
                     _reset(target, point)
                     wait_for_quiet(options.quiet_timeout)
-                    cpu = ProcessCpu()
+                    cpu = ProcessWatch()
                     server_before = target.cpu_seconds()
                     timed = run_timed(
                         commands[name],
@@ -158,7 +137,12 @@ def run(options: ReplayOptions) -> dict[str, Any]:
                             "seconds": round(timed.seconds, 2),
                             "cpu_seconds": round(timed.cpu_seconds, 2),
                             "server_cpu_seconds": round(server, 2),
-                            "cpu_by_process": cpu.by_name(),
+                            "cpu_by_process": {
+                                name: round(seconds, 2)
+                                for name, seconds in sorted(
+                                    cpu.cpu_by_name().items(), key=lambda item: -item[1]
+                                )
+                            },
                         }
                     )
                     print(f"binlog-replay: {name} round {n + 1}: {rounds[name][-1]}", flush=True)

@@ -98,6 +98,31 @@ def read_proc(pid: int) -> tuple[int, _Proc] | None:
     )
 
 
+class ProcessWatch:
+    """An ``on_sample`` for :func:`run_timed`: every process of the tree as last
+    sampled (its CPU time), and the peak resident memory seen under each name."""
+
+    def __init__(self) -> None:
+        self.last: dict[tuple[int, int], _Proc] = {}
+        self.peak_rss: dict[str, int] = {}
+
+    def __call__(self, pids: Collection[int]) -> None:
+        for pid in pids:
+            found = read_proc(pid)
+            if found is None:
+                continue
+            start, proc = found
+            self.last[(pid, start)] = proc
+            self.peak_rss[proc.name] = max(self.peak_rss.get(proc.name, 0), proc.rss)
+
+    def cpu_by_name(self) -> dict[str, float]:
+        """CPU seconds of the processes seen, summed by name."""
+        totals: dict[str, float] = {}
+        for proc in self.last.values():
+            totals[proc.name] = totals.get(proc.name, 0.0) + proc.own
+        return totals
+
+
 class _TreeSampler:
     """Every process descended from ``root``, as last seen."""
 
