@@ -50,11 +50,7 @@ def failed_restore(plakar: Plakar, source: str, target: MariaDBServer, forbidden
     assert proc.returncode != 0, output
     for secret in forbidden:
         assert secret not in output, (secret, output)
-    lines = [
-        line
-        for line in output.splitlines()
-        if "restoring the accounts" in line or "/server/users.sql:" in line
-    ]
+    lines = [line for line in output.splitlines() if "restoring the accounts failed" in line]
     assert len(lines) == 1, output
     return lines[0]
 
@@ -170,7 +166,7 @@ def test_an_account_the_target_cannot_create_changes_nothing(
     # A whole-server restore: the tables load, then the accounts are refused whole.
     line = failed_restore(plakar, snapshot, target, forbidden)
     assert "account `edd`@`%` cannot be created: (1524) Plugin 'ed25519' is not loaded" in line
-    assert "no account was changed" in line, line
+    assert line.endswith("; no account was changed"), line
     assert_unchanged(target, before)
     target.connect(user="edd", password="target-edd-pw").close()
 
@@ -185,7 +181,7 @@ def test_a_crafted_users_file_is_refused_before_any_account_changes(
     original = plakar.files(snapshot)
     crafted = {
         # a grant to another account, hidden after the one it is filed under
-        "GRANT SELECT ON mysql.* TO `app`@`%`": "GRANT ALL ON *.* TO `app`@`%`, `keeper`@`%`",
+        "GRANT SELECT ON `mysql`.* TO `app`@`%`": "GRANT ALL ON *.* TO `app`@`%`, `keeper`@`%`",
         # a statement that is not a CREATE USER at all
         "CREATE USER `zed`@`%`": "DROP USER `keeper`@`%`, `zed`@`%`",
     }

@@ -332,7 +332,7 @@ def _plan(
             if own is None:
                 raise ServerError(
                     f"/server/users.sql: a statement filed under {block.account.sql} is not "
-                    f"{'its CREATE' if creating else 'a GRANT to it'}: no account was changed"
+                    f"{'its CREATE' if creating else 'a GRANT to it'}"
                 )
             block.statements = own
     return plan
@@ -363,17 +363,16 @@ def _restore(
 ) -> tuple[list[Account], list[Account]]:
     try:
         existing = {account.key for account in _all_accounts(db)}
-    except pymysql.err.MySQLError as exc:
-        raise ServerError(f"reading the target's accounts failed: {_said(exc, '')}") from None
-    plan = _plan(text, me, existing, overwrite)
-    try:
+        plan = _plan(text, me, existing, overwrite)
         _try_creates(db, plan.creates)
-    except ServerError as exc:
-        raise ServerError(f"{exc}; no account was changed") from None
-    try:
         before = _capture(db)
+    except ServerError as exc:
+        raise ServerError(f"restoring the accounts failed: {exc}; no account was changed") from None
     except pymysql.err.MySQLError as exc:
-        raise ServerError(f"reading the target's accounts failed: {_said(exc, '')}") from None
+        raise ServerError(
+            f"restoring the accounts failed: the target's accounts could not be read "
+            f"({_said(exc, '')}); no account was changed"
+        ) from None
     restored = [block.account for block in plan.creates]
     try:
         _apply(db, plan, before)
