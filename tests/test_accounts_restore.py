@@ -72,6 +72,8 @@ def source_with_accounts(mariadb_factory: MariaDBFactory) -> MariaDBServer:
         "GRANT SELECT ON mysql.* TO 'app'@'%'",
         "CREATE USER 'zed'@'%' IDENTIFIED BY 'source-zed-pw'",
         "GRANT SELECT (id) ON shop.t TO 'zed'@'%'",
+        "CREATE ROLE ops",
+        "GRANT SELECT ON shop.* TO ops",
     ):
         source.execute(statement)
     return source
@@ -79,8 +81,8 @@ def source_with_accounts(mariadb_factory: MariaDBFactory) -> MariaDBServer:
 
 def target_with_accounts(mariadb_factory: MariaDBFactory) -> MariaDBServer:
     """The same names, other passwords and grants; ``reader`` held by ``keeper``
-    (with its admin option, as its default role) and by the restoring account,
-    which is not its admin."""
+    (with its admin option, as its default role), not by the restoring account,
+    which holds ``ops``."""
     target = mariadb_factory()
     for statement in (
         "CREATE USER 'keeper'@'%' IDENTIFIED BY 'target-keeper-pw'",
@@ -91,7 +93,10 @@ def target_with_accounts(mariadb_factory: MariaDBFactory) -> MariaDBServer:
         "CREATE USER 'app'@'%' IDENTIFIED BY 'target-app-pw' WITH MAX_QUERIES_PER_HOUR 7",
         "GRANT reader TO 'app'@'%'",
         "GRANT PROCESS ON *.* TO 'app'@'%'",
-        "REVOKE ADMIN OPTION FOR reader FROM CURRENT_USER",  # root holds reader, not as admin
+        "REVOKE reader FROM CURRENT_USER",  # root neither holds nor administers reader
+        "CREATE ROLE ops",
+        "GRANT RELOAD ON *.* TO ops",
+        "GRANT ops TO CURRENT_USER",  # the restoring account's own role
         "CREATE USER 'zed'@'localhost' IDENTIFIED BY 'target-zed-pw'",
     ):
         target.execute(statement)
@@ -125,26 +130,27 @@ def test_a_restore_failing_part_way_leaves_every_account_as_it_was(
     # reader (keeper, with its admin option and default role, and root) hold it again.
     target.execute("CREATE DATABASE shop")
     target.execute("CREATE TABLE shop.t (id INT PRIMARY KEY, secret VARCHAR(10))")
-    plakar.restore(
+    proc = plakar.restore(
         f"{snapshot}:/server/users.sql",
         uri(target),
         password(target),
         "users=true",
         "overwrite=true",
     )
+    assert "kept as they are on the target: `ops`, `root`@`127.0.0.1`" in proc.stderr
     restored, mapping = every_account(target)
     expected = describe_accounts(source)
     for name in ("'app'@'%'", "'zed'@'%'", "'reader'", "'writer'"):
         assert diff_accounts({name: expected[name]}, {name: restored[name]}) == []
-    for name in ("'keeper'@'%'", "'zed'@'localhost'"):
+    for name in ("'keeper'@'%'", "'zed'@'localhost'", "'ops'"):
         assert restored[name] == before[0][name], name
-    # root holds reader as it did, not as its admin; it is the admin of writer,
-    # which is new to the target and which it created.
+    # root holds ops as it did, and not reader, which it re-created; it is the
+    # admin of writer, which is new to the target and which it created.
     me = "'root'@'127.0.0.1'"
     gained = set(restored[me].grants) - set(before[0][me].grants)
     assert gained == {"GRANT `writer` TO `root`@`127.0.0.1` WITH ADMIN OPTION"}, gained
     assert set(before[0][me].grants) <= set(restored[me].grants)
-    kept = [row for row in mapping if row[1] in ("keeper", "root") and row[2] == "reader"]
+    kept = [row for row in mapping if row[1] in ("keeper", "root") and row[2] != "writer"]
     assert kept == [row for row in before[1] if row[1] in ("keeper", "root")], mapping
     target.connect(user="app", password="source-app-pw").close()
 

@@ -154,10 +154,8 @@ _ROLE = re.compile(r"`(?:[^`]|``)*`(?:@`(?:[^`]|``)*`)?")
 # A parenthesised list of quoted column names in a grant: SHOW GRANTS orders them freely.
 _COLUMNS = re.compile(r"\((`(?:[^`]|``)*`(?:, `(?:[^`]|``)*`)*)\)")
 _QUOTED_NAME = re.compile(r"`(?:[^`]|``)*`")
-_PARSE_ERROR = 1064
 _NO_SUCH_TABLE = 1146
-# The longest piece of a statement a message may quote... none: but an error text that
-# echoes the statement ("near '...'") is cut there.
+# Where a syntax error starts quoting the statement.
 _NEAR = re.compile(r" near '.*", re.DOTALL)
 
 
@@ -312,14 +310,37 @@ class _Plan:
     """The restoring account: (user, host)."""
 
 
+def _held_roles(db: Connection, me: Account) -> set[str]:
+    """The roles the restoring account holds, and the roles they hold, as SHOW GRANTS
+    names them: dropping one would take privileges from the restore's own session."""
+    held: set[str] = set()
+    todo = [me.sql]
+    while todo:
+        name = todo.pop()
+        for grant in _show(db, f"SHOW GRANTS FOR {name}"):
+            role = _role_head(grant) if _grantee(grant, "TO") == name else None
+            if role is not None and role not in held:
+                held.add(role)
+                todo.append(role)
+    return held
+
+
 def _plan(
-    text: bytes, me: tuple[str, str], existing: set[tuple[str, str]], overwrite: bool
+    text: bytes,
+    me: tuple[str, str],
+    existing: set[tuple[str, str]],
+    held: set[str],
+    overwrite: bool,
 ) -> _Plan:
-    """What to restore; refuses a ``users.sql`` with a statement about another account."""
+    """What to restore; refuses a ``users.sql`` with a statement about another account.
+
+    Kept as they are: the restoring account, the roles it holds (``held``), the
+    server's own accounts, and, unless ``overwrite``, every account that exists."""
     plan = _Plan([], [], [], me)
     for block in _blocks(text, _ACCOUNT):
         account = block.account
         mine = (account.user, account.host) == me or account.user in _INTERNAL
+        mine = mine or account.sql in held
         if mine or (account.key in existing and account.user != _PUBLIC and not overwrite):
             plan.kept.append(account)
         else:
@@ -343,10 +364,11 @@ def restore_accounts(
 ) -> tuple[list[Account], list[Account]]:
     """Create the accounts of ``users.sql`` and their grants; (restored, kept) accounts.
 
-    The account the restore connects as is never touched; an account that
-    exists is kept as it is unless ``overwrite``, and then dropped and created
-    again.  Accounts that keep a role which is created again keep holding it.
-    Whatever fails, every account of the target is left as it was.
+    The account the restore connects as, and the roles it holds, are never
+    touched; an account that exists is kept as it is unless ``overwrite``, and
+    then dropped and created again.  Accounts that keep a role which is created
+    again keep holding it.  Whatever fails, every account of the target is left
+    as it was.
     """
     current = _show(db, "SELECT CURRENT_USER()")[0]
     me_user, _, me_host = str(current).rpartition("@")
@@ -363,7 +385,8 @@ def _restore(
 ) -> tuple[list[Account], list[Account]]:
     try:
         existing = {account.key for account in _all_accounts(db)}
-        plan = _plan(text, me, existing, overwrite)
+        held = _held_roles(db, Account(*me))
+        plan = _plan(text, me, existing, held, overwrite)
         _try_creates(db, plan.creates)
         before = _capture(db)
     except ServerError as exc:
