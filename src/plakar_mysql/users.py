@@ -80,8 +80,33 @@ def _show(db: Connection, sql: str) -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def _hex_hashes(db: Connection) -> None:
+    """Have MySQL (8.0.17 and later) print binary password hashes as hex literals in
+    SHOW CREATE USER: raw, they are bytes that are not text (and may hold a newline).
+    MariaDB's hashes are text; it has no such variable."""
+    try:
+        _execute(db, "SET SESSION print_identified_with_as_hex = ON")
+    except pymysql.err.MySQLError as exc:
+        if exc.args[0] != _UNKNOWN_VARIABLE:
+            raise
+
+
 def dump_accounts(db: Connection) -> Iterator[bytes]:
-    """``users.sql``'s body: every account created first, then every grant."""
+    """``users.sql``'s body: every account created first, then every grant.
+
+    Read with an empty ``sql_mode``, so that names are quoted with backticks
+    whatever the server's mode (``ANSI_QUOTES`` would print double quotes): a
+    restore checks each statement against the account it is filed under."""
+    mode = _show(db, "SELECT @@SESSION.sql_mode")[0]
+    _execute(db, "SET SESSION sql_mode = ''")
+    try:
+        _hex_hashes(db)
+        yield from _dump_accounts(db)
+    finally:
+        _execute(db, "SET SESSION sql_mode = %s", (mode,))
+
+
+def _dump_accounts(db: Connection) -> Iterator[bytes]:
     accounts = sorted(_accounts(db), key=lambda a: (not a.role, a.user, a.host))
     for account in accounts:
         yield account.marker(_ACCOUNT)
@@ -155,6 +180,7 @@ _ROLE = re.compile(r"`(?:[^`]|``)*`(?:@`(?:[^`]|``)*`)?")
 _COLUMNS = re.compile(r"\((`(?:[^`]|``)*`(?:, `(?:[^`]|``)*`)*)\)")
 _QUOTED_NAME = re.compile(r"`(?:[^`]|``)*`")
 _NO_SUCH_TABLE = 1146
+_UNKNOWN_VARIABLE = 1193
 # Where a syntax error starts quoting the statement.
 _NEAR = re.compile(r" near '.*", re.DOTALL)
 
@@ -375,6 +401,7 @@ def restore_accounts(
     mode = _show(db, "SELECT @@SESSION.sql_mode")[0]
     _execute(db, "SET SESSION sql_mode = ''")  # names quoted with backticks, as in the file
     try:
+        _hex_hashes(db)
         return _restore(db, text, (me_user, me_host), overwrite, log)
     finally:
         _execute(db, "SET SESSION sql_mode = %s", (mode,))
