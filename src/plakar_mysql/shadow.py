@@ -72,6 +72,9 @@ _TRIGGER_HEAD = re.compile(
     r"(" + _IDENT + r"\s+(?i:BEFORE|AFTER)\s+(?i:INSERT|UPDATE|DELETE)\s+(?i:ON)\s+)"
 )
 
+# A table is referenced by a foreign key: it cannot be dropped (MariaDB, MySQL).
+_REFERENCED = (1451, 3730)
+
 #: Per shadow database, per trigger: the database qualifiers its name and table
 #: were typed with (dropped to load it into the shadow; see loader.TriggerRewriter).
 Qualifiers: TypeAlias = Mapping[str, Mapping[str, tuple[str, str]]]
@@ -284,16 +287,25 @@ class Shadow:
             step = "re-pointing foreign keys at the restored tables"
             self._fix_foreign_keys()
             step = "dropping the tables replaced"
+            # With the checks on, the server refuses to drop a table that a key
+            # still references: one this account could not see (information_schema
+            # hides a table on which it holds only SELECT) is left dangling otherwise.
+            self._rows("SET SESSION foreign_key_checks = 1")
             for trash in sorted(self._trash):
                 self._rows(f"DROP DATABASE {_q(trash)}")
                 del self._trash[trash]
         except pymysql.err.MySQLError as exc:
             where = f" ({holders(self._db, replaced)})" if is_lock_timeout(exc) else ""
+            if exc.args and exc.args[0] in _REFERENCED:
+                where = (
+                    " (a key still references one of them: a table outside the restore, "
+                    "maybe one on which this account holds no privilege but SELECT)"
+                )
             kept = ", ".join(sorted(self._trash))
             self._drop_shadows(quietly=True)  # emptied by the swap
             raise SwapError(
                 f"the tables were swapped in, but {step} failed: {exc.args[-1]}{where}; "
-                f"the replaced tables are kept in {kept} (no restore drops them: "
+                f"the replaced tables not dropped are kept in {kept} (no restore drops them: "
                 "DROP DATABASE each once they are no longer needed)"
             ) from exc
         self._drop_shadows(quietly=False)
