@@ -530,12 +530,18 @@ def tag(account_name: str) -> str:
     return hashlib.sha256(account_name.encode()).hexdigest()[:8]
 
 
-def fake_shadow(server: MariaDBServer, owner: pymysql.connections.Connection) -> str:  # type: ignore[type-arg]
-    """A shadow database as ``owner``'s restore makes it, holding a loaded table."""
+def fake_shadow(
+    server: MariaDBServer,
+    owner: pymysql.connections.Connection,  # type: ignore[type-arg]
+    *,
+    legacy: bool = False,
+) -> str:
+    """A shadow database as ``owner``'s restore makes it, holding a loaded table
+    (``legacy``: named as release 0.1.0 did, without the account's tag)."""
     with owner.cursor() as cur:
         cur.execute("SELECT CONNECTION_ID(), CURRENT_USER()")
         ident, who = cur.fetchone()  # type: ignore[misc]
-        name = f"plakar_restore_{ident}_1_{tag(who)}"
+        name = f"plakar_restore_{ident}_1" + ("" if legacy else f"_{tag(who)}")
         cur.execute(f"CREATE DATABASE {name}")
         cur.execute(f"CREATE TABLE {name}.customer (id INT PRIMARY KEY)")
         cur.execute(f"INSERT INTO {name}.customer VALUES (1), (2)")
@@ -576,13 +582,14 @@ def test_clean_up_drops_only_what_is_proven_abandoned(
         "SET DEFAULT ROLE watcher FOR {who}",
     )
     running = target.connect()  # another account's restore, still loading
-    live = fake_shadow(target, running)
+    live = fake_shadow(target, running, legacy=True)
     gone = target.connect()  # one killed before it could clean up
     dead = fake_shadow(target, gone)
     gone.close()
     try:
         # 1. A step after the swap fails: the replaced tables are kept, and the user told so.
         output = restore_as(plakar, snapshot, loader, "loader", "jobs=2", check=False)
+        assert {live, dead} <= schemas(target), output
         found = re.search(
             r"the replaced tables not dropped are kept in (plakar_old_\w+) \(", output
         )
