@@ -754,3 +754,18 @@ def test_the_restored_point_is_stated_with_its_old_value(
         f" server-wide: it was 0-9-5, it is now {gtid})"
     ) in proc.stderr, proc.stderr
     assert target.query("SELECT @@GLOBAL.gtid_slave_pos") == [(gtid,)]
+
+
+def test_jobs_are_capped_by_the_servers_free_connections(
+    plakar: Plakar, shop: MariaDBServer, mariadb_factory: MariaDBFactory
+) -> None:
+    """A target allowing 10 connections: jobs=8 is lowered (and said), and the
+    restore, its loads and verify dumps all within that, completes exactly."""
+    snapshot = plakar.backup(uri(shop, "shop"), password(shop))
+    target = mariadb_factory(extra_args=("--max-connections=10",))
+    proc = plakar.restore(snapshot, uri(target), password(target), "jobs=8", "verify=true")
+    lowered = re.search(
+        r"jobs lowered from 8 to (\d+): the server allows 10 connections", proc.stderr
+    )
+    assert lowered is not None and 1 <= int(lowered[1]) < 8, proc.stderr
+    assert diff(describe_database(shop, "shop"), describe_database(target, "shop")) == []

@@ -556,7 +556,11 @@ def drop_leftovers(db: Connection, log: Log) -> None:
             if leftover.kind == "old" and _holds_tables(cursor, leftover.name):
                 kept.append(leftover.name)
                 continue
-            cursor.execute(f"DROP DATABASE IF EXISTS {_q(leftover.name)}")
+            try:
+                cursor.execute(f"DROP DATABASE IF EXISTS {_q(leftover.name)}")
+            except pymysql.err.MySQLError as exc:  # not this restore's concern: say, go on
+                log(f"could not drop {leftover.name!r}, left by an interrupted restore: {exc}")
+                continue
             log(f"dropped {leftover.name!r}, left behind by an interrupted restore")
     if kept:
         log(
