@@ -18,6 +18,7 @@ table read in an open transaction) must leave the target exactly as it was.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import signal
@@ -496,3 +497,275 @@ def test_flush_privileges_after_an_official_whole_server_dump(
         )
     with target.connect(user="app", password="app-pw") as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO app.t VALUES (1)")
+
+
+# -- issue 20: clean-up, triggers after a failed swap, global settings put back -----------
+
+#: What a restoring account needs on the shadow databases (docs/overwrite.md, Privileges).
+SHADOW_GRANTS = (
+    "GRANT ALL ON `plakar\\_restore\\_%`.* TO {who}",
+    "GRANT ALL ON `plakar\\_old\\_%`.* TO {who}",
+)
+
+
+def account(server: MariaDBServer, name: str, *grants: str) -> str:
+    """Create ``name``@'%' with ``grants`` (``{who}`` stands for the account) and
+    the shadow databases' privileges; return its restore URI."""
+    who = f"'{name}'@'%'"
+    server.execute(f"CREATE USER {who} IDENTIFIED BY '{name}-pw'")
+    for grant in (*SHADOW_GRANTS, *grants):
+        server.execute(grant.format(who=who))
+    return f"mysql://{name}@{server.host}:{server.port}/"
+
+
+def restore_as(
+    plakar: Plakar, snapshot: str, to: str, name: str, *opts: str, check: bool = True
+) -> str:
+    proc = plakar.restore(snapshot, to, f"password={name}-pw", "overwrite=true", *opts, check=check)
+    return proc.stdout + proc.stderr
+
+
+def tag(account_name: str) -> str:
+    """The account tag a restore puts in its databases' names (docs/overwrite.md)."""
+    return hashlib.sha256(account_name.encode()).hexdigest()[:8]
+
+
+def fake_shadow(
+    server: MariaDBServer,
+    owner: pymysql.connections.Connection,  # type: ignore[type-arg]
+    *,
+    legacy: bool = False,
+) -> str:
+    """A shadow database as ``owner``'s restore makes it, holding a loaded table
+    (``legacy``: named as release 0.1.0 did, without the account's tag)."""
+    with owner.cursor() as cur:
+        cur.execute("SELECT CONNECTION_ID(), CURRENT_USER()")
+        ident, who = cur.fetchone()  # type: ignore[misc]
+        name = f"plakar_restore_{ident}_1" + ("" if legacy else f"_{tag(who)}")
+        cur.execute(f"CREATE DATABASE {name}")
+        cur.execute(f"CREATE TABLE {name}.customer (id INT PRIMARY KEY)")
+        cur.execute(f"INSERT INTO {name}.customer VALUES (1), (2)")
+    return name
+
+
+def schemas(server: MariaDBServer) -> set[str]:
+    return {row[0] for row in server.query("SHOW DATABASES LIKE 'plakar%'")}
+
+
+def test_clean_up_drops_only_what_is_proven_abandoned(
+    plakar: Plakar, shop: MariaDBServer, mariadb_factory: MariaDBFactory
+) -> None:
+    """A restoring account without PROCESS (but able to read mysql.*, which fooled
+    the old check) leaves another account's running shadow database, and one
+    whose session it cannot see; no restore drops the plakar_old_* database it
+    told the user is kept; an account with PROCESS through a role drops the
+    shadow of a session that is gone, and only that."""
+    snapshot = plakar.backup(uri(shop, "shop"), password(shop))
+    target = shop_target(mariadb_factory)
+    loader = account(
+        target,
+        "loader",
+        "GRANT ALL ON shop.* TO {who}",
+        "GRANT SELECT ON crm.* TO {who}",  # crm.note's key is hidden from it
+        "GRANT SELECT ON mysql.* TO {who}",
+        "GRANT SET USER ON *.* TO {who}",  # the triggers' definer is root
+    )
+    target.execute("CREATE ROLE watcher")
+    target.execute("GRANT PROCESS ON *.* TO watcher")
+    ops = account(
+        target,
+        "ops",
+        "GRANT ALL ON shop.* TO {who}",
+        "GRANT ALL ON crm.* TO {who}",
+        "GRANT SET USER ON *.* TO {who}",
+        "GRANT watcher TO {who}",
+        "SET DEFAULT ROLE watcher FOR {who}",
+    )
+    running = target.connect()  # another account's restore, still loading
+    live = fake_shadow(target, running, legacy=True)
+    gone = target.connect()  # one killed before it could clean up
+    dead = fake_shadow(target, gone)
+    gone.close()
+    try:
+        # 1. A step after the swap fails: the replaced tables are kept, and the user told so.
+        output = restore_as(plakar, snapshot, loader, "loader", "jobs=2", check=False)
+        assert {live, dead} <= schemas(target), output
+        found = re.search(
+            r"the replaced tables not dropped are kept in (plakar_old_\w+) \(", output
+        )
+        assert found is not None, output
+        kept = found[1]
+        # crm.note's key, invisible to the account, still references a replaced table.
+        assert "dropping the tables replaced failed: Cannot delete" in output, output
+        assert kept.endswith(tag("loader@%")), kept
+        held = {row[0] for row in target.query(f"SHOW TABLES FROM {kept}")}
+        assert "customer" in held, held  # the one crm.note references
+        customers = target.query(f"SELECT COUNT(*) FROM {kept}.customer")
+        others = ", ".join(sorted([live, dead]))
+        assert f"left {others}: made by another account's session" in output, output
+        assert schemas(target) == {live, dead, kept}
+
+        # 2. The same account again (its own leftover, its session gone): kept, and said.
+        output = restore_as(
+            plakar, f"{snapshot}:/databases/shop/tables/audit.sql", loader + "shop", "loader"
+        )
+        assert f"kept {kept}: the tables an earlier overwrite restore replaced" in output, output
+        assert f"left {others}: made by" in output, output
+        assert schemas(target) == {live, dead, kept}
+
+        # 3. PROCESS through a default role: the dead session's shadow goes, nothing else.
+        output = restore_as(
+            plakar, f"{snapshot}:/databases/shop/tables/audit.sql", ops + "shop", "ops"
+        )
+        assert f"dropped '{dead}', left behind by an interrupted restore" in output, output
+        assert f"kept {kept}:" in output, output
+        assert live not in output, output
+        assert schemas(target) == {live, kept}
+        assert target.query(f"SELECT COUNT(*) FROM {live}.customer") == [(2,)]
+        assert {row[0] for row in target.query(f"SHOW TABLES FROM {kept}")} == held
+        assert target.query(f"SELECT COUNT(*) FROM {kept}.customer") == customers == [(ROWS,)]
+    finally:
+        running.close()
+
+
+def test_a_failed_swap_leaves_the_triggers_in_place(
+    plakar: Plakar, shop: MariaDBServer, mariadb_factory: MariaDBFactory
+) -> None:
+    """The RENAME fails (the account may not drop shop.category) after the replaced
+    tables' triggers were dropped for it: they are created again, the target is
+    exactly as it was, and the message says so."""
+    snapshot = plakar.backup(uri(shop, "shop"), password(shop))
+    target = shop_target(mariadb_factory)
+    drift(target, 0)
+    tables = [
+        row[0] for row in target.query("SHOW FULL TABLES FROM shop WHERE Table_type = 'BASE TABLE'")
+    ]
+    loader = account(
+        target,
+        "loader",
+        "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, INDEX, REFERENCES, CREATE VIEW, SHOW VIEW,"
+        " TRIGGER, LOCK TABLES, CREATE ROUTINE, ALTER ROUTINE, EVENT ON shop.* TO {who}",
+        *(f"GRANT ALTER, DROP ON shop.{t} TO {{who}}" for t in tables if t != "category"),
+        "GRANT ALL ON crm.* TO {who}",
+        "GRANT SET USER ON *.* TO {who}",
+    )
+    before = state(target)
+    assert len(before[0].triggers) == 4  # type: ignore[attr-defined]
+    output = restore_as(plakar, snapshot, loader, "loader", "jobs=2", check=False)
+    assert "swapping the restored tables in failed:" in output, output
+    assert "for table `shop`.`category`" in output, output
+    assert "nothing was restored, the target is as it was" in output, output
+    assert_unchanged(target, before)
+
+
+def test_triggers_that_cannot_be_created_again_are_named(
+    plakar: Plakar, shop: MariaDBServer, mariadb_factory: MariaDBFactory
+) -> None:
+    """As above, but the account may not create a trigger defined by root (no SET
+    USER): each trigger lost is named in the error, its definition is in the log,
+    and nothing else changed."""
+    snapshot = plakar.backup(uri(shop, "shop"), password(shop))
+    target = shop_target(mariadb_factory)
+    tables = [
+        row[0] for row in target.query("SHOW FULL TABLES FROM shop WHERE Table_type = 'BASE TABLE'")
+    ]
+    loader = account(
+        target,
+        "loader",
+        "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, INDEX, REFERENCES, CREATE VIEW, SHOW VIEW,"
+        " TRIGGER, LOCK TABLES, CREATE ROUTINE, ALTER ROUTINE, EVENT ON shop.* TO {who}",
+        *(f"GRANT ALTER, DROP ON shop.{t} TO {{who}}" for t in tables if t != "category"),
+    )
+    before = state(target)
+    definitions = {
+        name: target.query(f"SHOW CREATE TRIGGER shop.{name}")[0][2]
+        for (name,) in target.query("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS")
+    }
+    proc = plakar.restore(
+        snapshot, loader, "password=loader-pw", "overwrite=true", "definer=current", check=False
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    after = describe_database(target, "shop")
+    lost = sorted(set(before[0].triggers) - set(after.triggers))  # type: ignore[attr-defined]
+    assert lost == ["item_audit", "order_total", "pay_note", "pay_note_2"], output
+    error = next(line for line in output.splitlines() if "the target is as it was except" in line)
+    for name, table in (
+        ("item_audit", "order_item"),
+        ("order_total", "orders"),
+        ("pay_note", "payment"),
+        ("pay_note_2", "payment"),
+    ):
+        assert f"shop.{name} (on {table})" in error, error
+        assert f"trigger shop.{table}.{name} could not be created again" in output, output
+    for name in lost:  # each definition is in the log, as the server showed it
+        assert definitions[name] in output, output
+    assert after.tables == before[0].tables  # type: ignore[attr-defined]
+    assert diff(before[1], describe_database(target, "crm")) == []  # type: ignore[arg-type]
+    assert leftovers(target) == []
+
+
+def test_max_allowed_packet_is_put_back(plakar: Plakar, mariadb_factory: MariaDBFactory) -> None:
+    """A source with a larger max_allowed_packet: the restore raises the target's
+    for its rows and puts it back, after a success and after a failure."""
+    source = mariadb_factory(extra_args=("--max-allowed-packet=64M",))
+    make_shop(source)
+    snapshot = plakar.backup(uri(source, "shop"), password(source))
+    target = mariadb_factory()
+    (original,) = target.query("SELECT @@GLOBAL.max_allowed_packet")[0]
+    assert original < 64 << 20
+    proc = plakar.restore(snapshot, uri(target), password(target), "jobs=2")
+    assert f"raised max_allowed_packet from {original} to {64 << 20}" in proc.stderr, proc.stderr
+    assert f"put max_allowed_packet back to {original}" in proc.stderr, proc.stderr
+    assert target.query("SELECT @@GLOBAL.max_allowed_packet") == [(original,)]
+    # A failure (a lock the swap cannot get): put back all the same.
+    holder, _ = _holder(target, "lock")
+    try:
+        proc = plakar.restore(
+            snapshot,
+            uri(target),
+            password(target),
+            "overwrite=true",
+            f"lock_wait_timeout={BOUND}",
+            check=False,
+        )
+    finally:
+        holder.close()
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "gave up after" in output, output
+    assert f"put max_allowed_packet back to {original}" in output, output
+    assert target.query("SELECT @@GLOBAL.max_allowed_packet") == [(original,)]
+
+
+def test_the_restored_point_is_stated_with_its_old_value(
+    plakar: Plakar, mariadb_factory: MariaDBFactory
+) -> None:
+    """A whole-snapshot restore sets the server-wide @@gtid_slave_pos: the output
+    says so, with the value it had and the new one."""
+    source = mariadb_factory(extra_args=("--log-bin=binlog", "--server-id=1"))
+    make_shop(source)
+    gtid = str(source.query("SELECT @@gtid_binlog_pos")[0][0])
+    snapshot = plakar.backup(uri(source, "shop"), password(source))
+    target = mariadb_factory()
+    target.execute("SET GLOBAL gtid_slave_pos = '0-9-5'")
+    proc = plakar.restore(snapshot, uri(target), password(target))
+    assert (
+        f"recorded the base's point {gtid} in @@gtid_slave_pos (where a binlog replay starts;"
+        f" server-wide: it was 0-9-5, it is now {gtid})"
+    ) in proc.stderr, proc.stderr
+    assert target.query("SELECT @@GLOBAL.gtid_slave_pos") == [(gtid,)]
+
+
+def test_jobs_are_capped_by_the_servers_free_connections(
+    plakar: Plakar, shop: MariaDBServer, mariadb_factory: MariaDBFactory
+) -> None:
+    """A target allowing 10 connections: jobs=8 is lowered (and said), and the
+    restore, its loads and verify dumps all within that, completes exactly."""
+    snapshot = plakar.backup(uri(shop, "shop"), password(shop))
+    target = mariadb_factory(extra_args=("--max-connections=10",))
+    proc = plakar.restore(snapshot, uri(target), password(target), "jobs=8", "verify=true")
+    lowered = re.search(
+        r"jobs lowered from 8 to (\d+): the server allows 10 connections", proc.stderr
+    )
+    assert lowered is not None and 1 <= int(lowered[1]) < 8, proc.stderr
+    assert diff(describe_database(shop, "shop"), describe_database(target, "shop")) == []

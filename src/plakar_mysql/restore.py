@@ -10,7 +10,10 @@ every table, ``views.sql``.  The :class:`Restorer` answers each as it comes:
   the restore is refused if one exists, unless ``overwrite=true``;
 * a table is written to a private temporary file as fast as Plakar sends it
   and loaded by one of ``jobs`` clients, each on its own connection, while the
-  next tables arrive (with ``jobs=1`` it streams straight into the client);
+  next tables arrive (with ``jobs=1`` it streams straight into the client); a
+  temporary file is taken only when a client is free, so at most ``jobs`` of
+  them exist at once.  ``jobs`` (by default the number of CPUs) is capped at
+  :data:`MAX_JOBS` and by the connections the server has free;
 * with ``overwrite=true`` the tables load into shadow databases and replace
   the target's all at once when every one has loaded (:mod:`plakar_mysql.shadow`):
   a restore that fails or is cancelled leaves the target as it was;
@@ -21,6 +24,11 @@ every table, ``views.sql``.  The :class:`Restorer` answers each as it comes:
 
 Every session it opens bounds its lock waits (``lock_wait_timeout``); a wait
 that runs out fails the restore with the lock's holder named (:mod:`plakar_mysql.locks`).
+No connection is shared between threads: the restore's own connection belongs
+to the thread that handles Plakar's files; a load failing in a worker thread
+asks who holds the lock on a short-lived connection of its own.  A
+``max_allowed_packet`` raised for the snapshot's rows is put back at the end,
+whether the restore succeeds, fails or is cancelled.
 
 ``verify=true`` then dumps every restored table again and compares it with the
 snapshot's file and its row count.
@@ -57,13 +65,16 @@ from plakar_mysql.layout import (
 from plakar_mysql.loader import Client, DefinerRewriter, LoadError, TriggerRewriter, blocks
 from plakar_mysql.locks import DEFAULT_LOCK_WAIT_TIMEOUT, bounds_sql, holders
 from plakar_mysql.options import Config
-from plakar_mysql.server import ServerInfo, connect, quote_identifier, server_info
+from plakar_mysql.server import ServerError, ServerInfo, connect, quote_identifier, server_info
 from plakar_mysql.shadow import Shadow, SwapError, drop_leftovers
 from plakar_mysql.split import DumpSplitter
 from plakar_mysql.users import restore_accounts
 from plakar_mysql.writer import one_newline_at_end
 
 Connection: TypeAlias = "pymysql.connections.Connection[Any]"
+
+#: The most ``jobs`` may be: the exporter schema's maximum.
+MAX_JOBS = 64
 
 
 class RestoreError(RuntimeError):
@@ -127,7 +138,7 @@ class Restorer:
         self.config = config
         self.target = target
         self.overwrite = config.flag("overwrite", False)
-        self.jobs = int(config.values.get("jobs") or os.cpu_count() or 1)
+        self.jobs = int(config.values.get("jobs") or min(os.cpu_count() or 1, MAX_JOBS))
         self.lock_wait = int(config.values.get("lock_wait_timeout", DEFAULT_LOCK_WAIT_TIMEOUT))
         self._shadow: Shadow | None = None
         # Per shadow database: the qualifiers its triggers were typed with.
@@ -145,11 +156,17 @@ class Restorer:
         self._snapshot_has_users = False
         self._loaded: list[_Loaded] = []
         self._progress = _Progress()
-        self._pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="load")
-        self._slots = threading.Semaphore(self.jobs + 1)
+        self._start_pool()
         self._futures: list[Future[None]] = []
         self._spool_dir: str | None = None
         self._packet_raised = False
+        self._packet_to_restore: tuple[int, int] | None = None  # (what it was, what we set)
+
+    def _start_pool(self) -> None:
+        """The ``jobs`` loader threads, and one slot per thread: a table is spooled
+        only once it holds a slot, so at most ``jobs`` spools exist at once."""
+        self._pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="load")
+        self._slots = threading.Semaphore(self.jobs)
 
     # -- the target --------------------------------------------------------------
 
@@ -165,7 +182,23 @@ class Restorer:
                     f"{self.config.connection.address} is read-only (read_only=ON, a "
                     "replica?): nothing was restored; restore elsewhere or turn read_only off"
                 )
+            self._cap_jobs()
         return self._db
+
+    def _cap_jobs(self) -> None:
+        """Lower ``jobs`` to the connections the server has free (before any load)."""
+        (limit,) = self._query("SELECT @@GLOBAL.max_connections")[0]
+        (_, in_use) = self._query("SHOW GLOBAL STATUS LIKE 'Threads_connected'")[0]
+        jobs = capped_jobs(self.jobs, int(limit), int(in_use))
+        if jobs < self.jobs:
+            log(
+                f"jobs lowered from {self.jobs} to {jobs}: the server allows {limit} "
+                f"connections, {in_use} are in use and {connection_margin(int(limit))} are "
+                "left for others"
+            )
+            self._pool.shutdown(wait=False)  # no thread was started yet
+            self.jobs = jobs
+            self._start_pool()
 
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         with self._connection().cursor() as cursor:
@@ -196,10 +229,16 @@ class Restorer:
         return self._shadow
 
     def load_error(self, exc: LoadError, targets: Iterable[str]) -> RestoreError:
-        """A failed load as one line; a lock wait that ran out names the lock's holder."""
+        """A failed load as one line; a lock wait that ran out names the lock's holder.
+        Called from loader threads too: the holder is asked on a connection of its own."""
         message = str(exc)
         if "ERROR 1205" in message:
-            where = holders(self._connection(), [(target, "") for target in targets])
+            objects = [(target, "") for target in targets]
+            try:
+                with contextlib.closing(connect(self.config.connection)) as db:
+                    where = holders(db, objects)
+            except ServerError as error:
+                where = f"the lock holder could not be read ({error})"
             message += f" (waited {self.lock_wait} s, lock_wait_timeout; {where})"
         return RestoreError(message)
 
@@ -334,7 +373,13 @@ class Restorer:
             return
         try:
             self._query("SET GLOBAL max_allowed_packet = %s", [needed])
-            log(f"raised max_allowed_packet from {current} to {needed} (the source's value)")
+            # What the server made of it (it rounds to 1 KiB, caps at 1 GiB).
+            (now,) = self._query("SELECT @@GLOBAL.max_allowed_packet")[0]
+            self._packet_to_restore = (current, int(now))
+            log(
+                f"raised max_allowed_packet from {current} to {needed} (the source's value) "
+                "until the restore ends"
+            )
         except pymysql.err.MySQLError as exc:
             log(
                 f"warning: the target's max_allowed_packet ({current}) is below the source's "
@@ -391,15 +436,14 @@ class Restorer:
         label = f"{target}.{header.name}"
         fingerprint = _Fingerprint(digest=self.config.flag("verify", False))
         data = fingerprint(blocks(stream, first_line))
+        self.client()  # made here, not by the loader threads at once
         if self.jobs == 1:
             self._load_table(header, target, label, data, fingerprint, into=into)
             return
-        spool = self._spool(data)
-        self._slots.acquire()
-        future = self._pool.submit(
-            self._load_spooled, header, target, label, spool, fingerprint, into=into
+        self._spool_and_load(
+            data,
+            lambda spool: self._load_table(header, target, label, spool, fingerprint, into=into),
         )
-        self._futures.append(future)
 
     def _check_table(self, header: FileHeader) -> None:
         assert header.database is not None and header.name is not None
@@ -414,6 +458,17 @@ class Restorer:
                 "restore into another database, or set overwrite=true"
             )
 
+    def _spool_and_load(self, data: Iterable[bytes], load: Callable[[IO[bytes]], None]) -> None:
+        """Once a loader is free (waits for one), spool ``data`` and have it loaded
+        by ``load`` in a loader thread; the spool is closed when that is done."""
+        self._slots.acquire()
+        try:
+            spool = self._spool(data)
+        except BaseException:
+            self._slots.release()
+            raise
+        self._futures.append(self._pool.submit(self._load_spooled, spool, load))
+
     def _spool(self, data: Iterable[bytes]) -> IO[bytes]:
         """A table file in a private temporary file, ready to be read by a client."""
         if self._spool_dir is None:
@@ -424,18 +479,9 @@ class Restorer:
         spool.seek(0)
         return spool
 
-    def _load_spooled(
-        self,
-        header: FileHeader,
-        target: str,
-        label: str,
-        spool: IO[bytes],
-        fingerprint: _Fingerprint,
-        *,
-        into: str,
-    ) -> None:
+    def _load_spooled(self, spool: IO[bytes], load: Callable[[IO[bytes]], None]) -> None:
         try:
-            self._load_table(header, target, label, spool, fingerprint, into=into)
+            load(spool)
         finally:
             spool.close()
             self._slots.release()
@@ -627,6 +673,7 @@ class Restorer:
         if self._shadow is not None and not self._shadow.swapped:
             self._shadow.discard()  # failed or cancelled before the swap: the target is untouched
         self._shadow = None
+        self._put_packet_back()
         if self._db is not None:
             with contextlib.suppress(Exception):
                 self._db.close()
@@ -634,6 +681,49 @@ class Restorer:
         if self._spool_dir is not None:
             shutil.rmtree(self._spool_dir, ignore_errors=True)
             self._spool_dir = None
+
+    def _put_packet_back(self) -> None:
+        """``max_allowed_packet`` as it was before the restore raised it, unless
+        someone changed it since (then it is left, and said).  Never raises."""
+        if self._packet_to_restore is None:
+            return
+        was, raised = self._packet_to_restore
+        self._packet_to_restore = None
+        try:
+            with contextlib.ExitStack() as stack:
+                db = self._db or stack.enter_context(
+                    contextlib.closing(connect(self.config.connection))
+                )
+                cursor = stack.enter_context(db.cursor())
+                cursor.execute("SELECT @@GLOBAL.max_allowed_packet")
+                (now,) = cursor.fetchall()[0]
+                if int(now) != raised:
+                    log(
+                        f"max_allowed_packet was changed to {now} during the restore: "
+                        f"left so (it was {was} before)"
+                    )
+                    return
+                cursor.execute("SET GLOBAL max_allowed_packet = %s", [was])
+            log(f"put max_allowed_packet back to {was}")
+        except (ServerError, pymysql.err.MySQLError, OSError) as exc:
+            reason = exc.args[-1] if exc.args else exc
+            log(
+                f"warning: could not put max_allowed_packet back to {was} ({reason}): "
+                f"it is {raised}; SET GLOBAL max_allowed_packet = {was} to put it back"
+            )
+
+
+def connection_margin(max_connections: int) -> int:
+    """Connections a restore leaves free for others: two and a tenth of the limit."""
+    return 2 + max_connections // 10
+
+
+def capped_jobs(jobs: int, max_connections: int, in_use: int) -> int:
+    """``jobs`` within :data:`MAX_JOBS` and the server's free connections (its
+    ``max_connections`` less those in use and a margin): each load is a client
+    connection, and so is each ``verify`` dump.  At least one."""
+    free = max_connections - in_use - connection_margin(max_connections)
+    return max(1, min(jobs, MAX_JOBS, free))
 
 
 def _sections(data: bytes, kinds: tuple[str, ...]) -> bytes:

@@ -2,16 +2,19 @@
 
 An overwrite restore never writes into the target while it loads.  Each target
 database gets a shadow database on the same server
-(``plakar_restore_<session>_<n>``) that receives the tables, rows and triggers.
+(``plakar_restore_<session>_<n>_<account>``: the connection id that owns it and
+a tag of the account, see :func:`owner_tag`) that receives the tables, rows and
+triggers.
 Only when every table has loaded does :meth:`Shadow.swap` replace the target's
 tables, with one ``RENAME TABLE`` statement that moves each table it replaces
-into a database of its own (``plakar_old_<session>_<n>``: in the target, its
+into a database of its own (``plakar_old_<session>_<n>_<account>``: in the target, its
 foreign keys' names would clash with the new table's; a view of a restored
 table's name is renamed in place) and each shadow table in: the server
 commits it whole or not at all, and readers wait on it rather than see half a
 restore.  A restore that fails or is cancelled before that
 leaves the target untouched; its databases are dropped (or, after a ``kill -9``,
-by the next overwrite restore, once the session that made them is gone).
+by the next overwrite restore, once it is proven that the session that made
+them is gone: see :func:`drop_leftovers`).
 
 Before the swap, ``LOCK TABLES ... WRITE`` on the tables it replaces (released
 at once) waits, within the bound, for any other client's lock: a lock held
@@ -22,7 +25,8 @@ What does not follow a table across databases is put right on the same connectio
 * triggers: the server moves no table with triggers to another database.  The
   shadow tables' triggers are read (``SHOW CREATE TRIGGER``, with the session
   state they were made with) and dropped; the replaced tables' are dropped just
-  before the swap (and created again if it fails); after it, the restored
+  before the swap (and created again if it fails: a trigger that cannot be is
+  named in the error, with its definition in the log); after it, the restored
   triggers are created on the swapped tables;
 * foreign keys: InnoDB re-points a key at the renamed table it references, so
   a table the restore does not replace (in the target or in another database)
@@ -30,7 +34,9 @@ What does not follow a table across databases is put right on the same connectio
   restored table whose key references a table outside the restore still
   references it in the shadow database.  Each such key is dropped and added
   again, referencing the target's table of that name;
-* the tables moved aside are dropped last.
+* the tables moved aside are dropped last.  If a step after the swap fails,
+  they are kept in their ``plakar_old_*`` database, and no restore ever drops
+  a ``plakar_old_*`` database that holds a table: the DBA does.
 
 Grants on tables are held by name (``mysql.tables_priv``), so the swapped
 tables keep the target's.  The cost: room for a second copy of the restored
@@ -40,12 +46,14 @@ tables until the swap.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeAlias
 
 import pymysql
+import pymysql.cursors
 
 from plakar_mysql.locks import holders, is_lock_timeout
 from plakar_mysql.server import quote_identifier
@@ -55,13 +63,17 @@ Log: TypeAlias = Callable[[str], None]
 
 SHADOW_PREFIX = "plakar_restore_"
 OLD_PREFIX = "plakar_old_"
-_LEFTOVER = re.compile(r"^plakar_(?:restore|old)_(\d+)_\d+$")
+# (kind, owner connection id, owner account tag: absent in names of release 0.1.0)
+_LEFTOVER = re.compile(r"^plakar_(restore|old)_(\d+)_\d+(?:_([0-9a-f]{8}))?$")
 _IDENT = r"(?:`(?:[^`\n]|``)+`|[0-9A-Za-z_$\u0080-\uffff]+)"
 # SHOW CREATE TRIGGER's statement, up to where the trigger's table is named.
 _TRIGGER_HEAD = re.compile(
     r"^(CREATE\s+(?:DEFINER=(?:CURRENT_USER|`(?:[^`]|``)*`@`(?:[^`]|``)*`)\s+)?TRIGGER\s+)"
     r"(" + _IDENT + r"\s+(?i:BEFORE|AFTER)\s+(?i:INSERT|UPDATE|DELETE)\s+(?i:ON)\s+)"
 )
+
+# A table is referenced by a foreign key: it cannot be dropped (MariaDB, MySQL).
+_REFERENCED = (1451, 3730)
 
 #: Per shadow database, per trigger: the database qualifiers its name and table
 #: were typed with (dropped to load it into the shadow; see loader.TriggerRewriter).
@@ -74,6 +86,13 @@ _CODECS |= {"ascii": "ascii", "binary": "utf-8", "ucs2": "utf-16-be", "utf16": "
 
 class SwapError(RuntimeError):
     """The swap failed; one line for the user, saying what state the target is in."""
+
+
+def owner_tag(account: str) -> str:
+    """Eight hex digits naming ``account`` (``CURRENT_USER()``) in the names of the
+    databases a restore makes: an account that cannot see other accounts' sessions
+    (no ``PROCESS``) can still tell its own leftovers, whose sessions it does see."""
+    return hashlib.sha256(account.encode("utf-8")).hexdigest()[:8]
 
 
 def _requalified(statement: str, typed: tuple[str, str]) -> str:
@@ -131,7 +150,9 @@ class Shadow:
         self._db = db
         self._log = log
         self._bound = bound
-        self._session = int(self._rows("SELECT CONNECTION_ID()")[0][0])
+        session, account = self._rows("SELECT CONNECTION_ID(), CURRENT_USER()")[0]
+        self._session = int(session)
+        self._tag = owner_tag(str(account))
         self._shadows: dict[str, str] = {}  # target -> its shadow
         self._targets: dict[str, str] = {}  # target -> CREATE DATABASE options if missing
         self._trash: dict[str, str] = {}  # database of the tables moved aside -> its target
@@ -158,7 +179,7 @@ class Shadow:
         self.register(target, create_options)
         shadow = self._shadows.get(target)
         if shadow is None:
-            shadow = f"{SHADOW_PREFIX}{self._session}_{len(self._shadows) + 1}"
+            shadow = f"{SHADOW_PREFIX}{self._session}_{len(self._shadows) + 1}_{self._tag}"
             if self._exists(target):
                 create = str(self._rows(f"SHOW CREATE DATABASE {_q(target)}")[0][1])
                 create_options = create[len("CREATE DATABASE ") + len(_q(target)) :]
@@ -215,7 +236,7 @@ class Shadow:
                     views.append((target, f"{OLD_PREFIX}{self._session}_v{len(views) + 1}"))
                     moves.append((target, n, *views[-1]))
             if aside:
-                trash = f"{OLD_PREFIX}{self._session}_{len(self._trash) + 1}"
+                trash = f"{OLD_PREFIX}{self._session}_{len(self._trash) + 1}_{self._tag}"
                 self._rows(f"CREATE DATABASE {_q(trash)}")
                 self._trash[trash] = target
                 moves += [(target, n, trash, n) for n in aside]
@@ -242,11 +263,9 @@ class Shadow:
                     "RENAME TABLE " + ", ".join(f"{_q(a, b)} TO {_q(c, d)}" for a, b, c, d in moves)
                 )
         except pymysql.err.MySQLError as exc:
-            for trigger in dropped:
-                with contextlib.suppress(pymysql.err.MySQLError):
-                    self._create_trigger(trigger, trigger.schema)
+            lost = self._recreate(dropped)
             self._undo_created(created)
-            raise self._refused(exc, replaced) from exc
+            raise self._refused(exc, replaced, lost) from exc
         self.swapped = True
         swapped = sum(1 for a, *_ in moves if a in self._shadows.values())
         self._log(f"swapped in {swapped} table(s) in one statement")
@@ -268,17 +287,38 @@ class Shadow:
             step = "re-pointing foreign keys at the restored tables"
             self._fix_foreign_keys()
             step = "dropping the tables replaced"
+            # With the checks on, the server refuses to drop a table that a key
+            # still references: one this account could not see (information_schema
+            # hides a table on which it holds only SELECT) is left dangling otherwise.
+            self._rows("SET SESSION foreign_key_checks = 1")
             for trash in sorted(self._trash):
                 self._rows(f"DROP DATABASE {_q(trash)}")
                 del self._trash[trash]
         except pymysql.err.MySQLError as exc:
             where = f" ({holders(self._db, replaced)})" if is_lock_timeout(exc) else ""
+            if exc.args and exc.args[0] in _REFERENCED:
+                where = (
+                    " (a key still references one of them: a table outside the restore, "
+                    "maybe one on which this account holds no privilege but SELECT)"
+                )
+            kept = ", ".join(sorted(self._trash))
+            self._drop_shadows(quietly=True)  # emptied by the swap
             raise SwapError(
                 f"the tables were swapped in, but {step} failed: {exc.args[-1]}{where}; "
-                f"the replaced tables are kept in {', '.join(sorted(self._trash))}"
+                f"the replaced tables not dropped are kept in {kept} (no restore drops them: "
+                "DROP DATABASE each once they are no longer needed)"
             ) from exc
+        self._drop_shadows(quietly=False)
+
+    def _drop_shadows(self, *, quietly: bool) -> None:
+        """Drop the shadow databases, empty once swapped in (``quietly``: a failure
+        is not raised, the restore is already failing)."""
         for shadow in sorted(self._shadows.values()):
-            self._rows(f"DROP DATABASE {_q(shadow)}")
+            try:
+                self._rows(f"DROP DATABASE {_q(shadow)}")
+            except (pymysql.err.MySQLError, OSError):
+                if not quietly:
+                    raise
         self._shadows.clear()
 
     def _probe(self, tables: list[tuple[str, str]], created: list[str]) -> None:
@@ -294,18 +334,46 @@ class Shadow:
         finally:
             self._rows("UNLOCK TABLES")
 
-    def _refused(self, exc: pymysql.err.MySQLError, targets: list[tuple[str, str]]) -> SwapError:
-        """The swap failed before it changed anything; say why, naming a lock's holder."""
+    def _recreate(self, dropped: list[_Trigger]) -> list[tuple[_Trigger, str]]:
+        """Create the replaced tables' triggers again after a failed swap; return those
+        that could not be, with why (each one's definition is logged, to be run by hand)."""
+        lost: list[tuple[_Trigger, str]] = []
+        for trigger in dropped:
+            try:
+                self._create_trigger(trigger, trigger.schema)
+            except (pymysql.err.MySQLError, OSError) as exc:
+                why = str(exc.args[-1]) if exc.args else str(exc)
+                lost.append((trigger, why))
+                self._log(
+                    f"trigger {trigger.schema}.{trigger.table}.{trigger.name} could not be "
+                    f"created again ({why}); its definition (sql_mode {trigger.sql_mode!r}, "
+                    f"character set {trigger.charset}):\n{trigger.statement}"
+                )
+        return lost
+
+    def _refused(
+        self,
+        exc: pymysql.err.MySQLError,
+        targets: list[tuple[str, str]],
+        lost: list[tuple[_Trigger, str]] | None = None,
+    ) -> SwapError:
+        """The swap failed before it changed anything but the triggers named in
+        ``lost``; say why, naming a lock's holder, and exactly what changed."""
+        state = "the target is as it was"
+        if lost:
+            names = ", ".join(f"{t.schema}.{t.name} (on {t.table})" for t, _ in lost)
+            state = (
+                f"the target is as it was except that the triggers {names} are gone: they "
+                f"could not be created again ({lost[0][1]}); their definitions are in the log"
+            )
         if is_lock_timeout(exc):
             names = ", ".join(f"{t}.{n}" for t, n in targets[:8])
             return SwapError(
                 f"could not replace {names}: {holders(self._db, targets)}; gave up after "
-                f"{self._bound} s (lock_wait_timeout): nothing was restored, the target is "
-                "as it was"
+                f"{self._bound} s (lock_wait_timeout): nothing was restored, {state}"
             )
         return SwapError(
-            f"swapping the restored tables in failed: {exc.args[-1]}: nothing was restored, "
-            "the target is as it was"
+            f"swapping the restored tables in failed: {exc.args[-1]}: nothing was restored, {state}"
         )
 
     def _undo_created(self, created: Iterable[str]) -> None:
@@ -409,27 +477,106 @@ class Shadow:
         self._shadows.clear()
 
 
+def sees_every_session(db: Connection) -> bool:
+    """Whether the account holds the global ``PROCESS`` privilege in effect, without
+    which the process list shows only its own sessions.
+
+    The server is asked to decide, not a table of grants read and matched by
+    hand: ``SHOW ENGINE INNODB STATUS`` needs exactly that privilege, and the
+    server counts it from wherever it comes - the account's own grants, its
+    active roles (nested ones too) and ``PUBLIC`` - as it does for the process
+    list.  (Reading ``USER_PRIVILEGES`` unfiltered saw root's row from any
+    account that may read ``mysql.*``.)  Any error means: not proven."""
+    try:
+        with db.cursor() as cursor:
+            cursor.execute("SHOW ENGINE INNODB STATUS")
+            cursor.fetchall()
+    except pymysql.err.MySQLError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class _Leftover:
+    """A database named like a restore's, with what the process list says of its owner."""
+
+    name: str
+    kind: str  # "restore" (a shadow) or "old" (tables moved aside)
+    owner: int  # the connection id that made it
+    tag: str | None  # the owner account's tag (None: a name of release 0.1.0)
+
+
+def _leftovers(names: Iterable[str]) -> list[_Leftover]:
+    found = []
+    for name in names:
+        match = _LEFTOVER.match(name)
+        if match is not None:
+            found.append(_Leftover(name, match[1], int(match[2]), match[3]))
+    return found
+
+
 def drop_leftovers(db: Connection, log: Log) -> None:
-    """Drop the shadow databases (and databases of tables moved aside) of restores
-    whose session is gone, killed before they could clean up.  Only with the
-    PROCESS privilege: without it, another account's running restore would look gone."""
+    """Drop what restores killed before their clean-up left, once it is proven abandoned.
+
+    A database is abandoned when the connection that made it (its name carries
+    the connection id) is gone and no session uses it.  That is proven only when
+    every session that could own it is visible: all of them with the ``PROCESS``
+    privilege (:func:`sees_every_session`), or those of this account, which the
+    name's account tag designates.  Anything else may be another account's
+    running restore: it is left, and named.  A ``plakar_old_*`` database that
+    holds tables is never dropped: they are the target's tables a restore
+    replaced and could not drop (the user was told they are kept), or those of a
+    restore stopped mid-swap; the DBA drops it."""
     with db.cursor() as cursor:
-        cursor.execute(
-            "SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES"
-            " WHERE PRIVILEGE_TYPE IN ('PROCESS', 'SUPER')"
-        )
-        row = cursor.fetchone()
-        if not row or not row[0]:
-            return
-        cursor.execute("SELECT ID FROM information_schema.PROCESSLIST")
-        alive = {int(row[0]) for row in cursor.fetchall()}
+        # The names first, then the sessions: a database listed here was made by a
+        # session that existed before the process list is read.
         cursor.execute(
             "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA"
             " WHERE SCHEMA_NAME LIKE 'plakar\\_restore\\_%' OR SCHEMA_NAME LIKE 'plakar\\_old\\_%'"
+            " ORDER BY SCHEMA_NAME"
         )
-        for (schema,) in cursor.fetchall():
-            match = _LEFTOVER.match(schema)
-            if match is None or int(match.group(1)) in alive:
+        found = _leftovers(name for (name,) in cursor.fetchall())
+        if not found:
+            return
+        cursor.execute("SELECT CURRENT_USER()")
+        mine = owner_tag(str(cursor.fetchall()[0][0]))
+        every = sees_every_session(db)
+        cursor.execute("SELECT ID, DB FROM information_schema.PROCESSLIST")
+        sessions = cursor.fetchall()
+        alive = {int(ident) for ident, _ in sessions}
+        in_use = {schema for _, schema in sessions if schema}
+        undecided: list[str] = []
+        kept: list[str] = []
+        for leftover in found:
+            if leftover.owner in alive or leftover.name in in_use:
+                continue  # a restore still running
+            if not every and leftover.tag != mine:
+                undecided.append(leftover.name)
                 continue
-            cursor.execute(f"DROP DATABASE IF EXISTS {_q(schema)}")
-            log(f"dropped {schema!r}, left behind by an interrupted restore")
+            if leftover.kind == "old" and _holds_tables(cursor, leftover.name):
+                kept.append(leftover.name)
+                continue
+            try:
+                cursor.execute(f"DROP DATABASE IF EXISTS {_q(leftover.name)}")
+            except pymysql.err.MySQLError as exc:  # not this restore's concern: say, go on
+                log(f"could not drop {leftover.name!r}, left by an interrupted restore: {exc}")
+                continue
+            log(f"dropped {leftover.name!r}, left behind by an interrupted restore")
+    if kept:
+        log(
+            f"kept {', '.join(kept)}: the tables an earlier overwrite restore replaced and "
+            "could not drop (a step after its swap failed, or it was stopped); no restore "
+            "drops them: once they are no longer needed, DROP DATABASE each"
+        )
+    if undecided:
+        log(
+            f"left {', '.join(undecided)}: made by another account's session, which this "
+            "account cannot see (it lacks the PROCESS privilege): it may still be restoring"
+        )
+
+
+def _holds_tables(cursor: pymysql.cursors.Cursor, schema: str) -> bool:
+    cursor.execute(
+        "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s LIMIT 1", [schema]
+    )
+    return bool(cursor.fetchall())

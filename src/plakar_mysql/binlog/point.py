@@ -53,6 +53,7 @@ def record_restored_point(
         return None
     try:
         with contextlib.closing(connect(conn)) as db:
+            before = restored_point(db)
             set_restored_point(db, point)
     except Exception as exc:  # the restore itself succeeded: only say what to do
         reason = exc.args[-1] if isinstance(exc, pymysql.err.MySQLError) else exc
@@ -61,7 +62,10 @@ def record_restored_point(
             f"({reason}): to replay binary logs onto this restore, give start_position={point}"
         )
         return None
-    log(f"recorded the base's point {point} in @@gtid_slave_pos (where a binlog replay starts)")
+    log(
+        f"recorded the base's point {point} in @@gtid_slave_pos (where a binlog replay "
+        f"starts; server-wide: it was {before or 'empty'}, it is now {point})"
+    )
     return point
 
 
