@@ -13,6 +13,7 @@ from plakar_mysql.importer import MySQLImporter
 from plakar_mysql.options import ConfigError
 from plakar_mysql.physical.backup import PhysicalImporter, parse_physical
 from plakar_mysql.physical.manifest import build_manifest, parse_binlog_info, parse_key_values
+from plakar_mysql.physical.target import TargetError
 from plakar_mysql.physical.restore import (
     PhysicalExporter,
     PhysicalRestoreError,
@@ -54,20 +55,23 @@ def test_restore_target_is_a_local_absolute_directory() -> None:
 
 def test_snapshot_paths_map_into_the_data_directory() -> None:
     assert relative_datadir_path("/datadir/shop/t.ibd") == "shop/t.ibd"
-    assert relative_datadir_path("/shop/t.ibd") == "shop/t.ibd"  # SNAP:/datadir restored
-    for outside in ("/", "/datadir", "/manifest.json"):
-        assert relative_datadir_path(outside) is None
-    with pytest.raises(PhysicalRestoreError, match="unsafe"):
-        relative_datadir_path("/datadir/../etc/passwd")
+    for own in ("/", "/datadir", "/manifest.json"):
+        assert relative_datadir_path(own) is None
+    # Only the whole snapshot: the manifest check needs /manifest.json.
+    with pytest.raises(PhysicalRestoreError, match="not part of a physical backup"):
+        relative_datadir_path("/shop/t.ibd")
+    for unsafe in ("/datadir/../etc/passwd", "/datadir/a//b", "/datadir/a\x00b"):
+        with pytest.raises(PhysicalRestoreError, match="unsafe"):
+            relative_datadir_path(unsafe)
 
 
 def test_a_non_empty_target_is_refused_before_anything(tmp_path: Path) -> None:
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "x").write_text("x")
-    with pytest.raises(PhysicalRestoreError, match="is not empty"):
+    with pytest.raises(TargetError, match="is not empty"):
         PhysicalExporter(Options(), "mysql+bin", {"location": f"mysql+bin://{busy}"})
-    with pytest.raises(PhysicalRestoreError, match="does not exist"):
+    with pytest.raises(TargetError, match="does not exist"):
         PhysicalExporter(Options(), "mysql+bin", {"location": f"mysql+bin://{busy}/a/b"})
 
 
