@@ -5,6 +5,7 @@ list against what arrived, and the target directory (owner, mode, no symbolic li
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import subprocess
@@ -116,8 +117,6 @@ def test_the_private_server_reads_no_option_file(tmp_path: Path) -> None:
 
 
 def manifest(files: object) -> bytes:
-    import json
-
     return json.dumps({"kind": "physical", "files": files}).encode()
 
 

@@ -13,13 +13,13 @@ from plakar_mysql.importer import MySQLImporter
 from plakar_mysql.options import ConfigError
 from plakar_mysql.physical.backup import PhysicalImporter, parse_physical
 from plakar_mysql.physical.manifest import build_manifest, parse_binlog_info, parse_key_values
-from plakar_mysql.physical.target import TargetError
 from plakar_mysql.physical.restore import (
     PhysicalExporter,
     PhysicalRestoreError,
     relative_datadir_path,
     target_directory,
 )
+from plakar_mysql.physical.target import TargetError
 
 
 def test_the_scheme_chooses_the_kind_of_backup(tmp_path: Path) -> None:
