@@ -51,7 +51,8 @@ class Base:
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Base]:
     root = tmp_path_factory.mktemp("hostile-physical")
-    plakar = make_plakar(root)
+    ptar = os.environ.get("PLAKAR_MYSQL_PTAR")  # as the plakar fixture: another package
+    plakar = make_plakar(root, ptar=Path(ptar) if ptar else None)
     source = MariaDBServer(root / "source", extra_args=LOG_BIN)
     try:
         source.execute("CREATE DATABASE shop")
@@ -235,17 +236,17 @@ def test_a_hostile_backup_my_cnf_configures_nothing_and_runs_nothing(
 
     proc = case.restore()
     output = proc.stdout + proc.stderr
+    assert case.sentinels() == [], output  # at main: sentinel-init, -log and -plugin
+    assert not (case.target / "sentinel_init").exists()
     assert proc.returncode == 0, output
     ignored = next(line for line in output.splitlines() if "backup-my.cnf: ignored" in line)
     for name in ("plugin_dir", "plugin_load_add", "init_file", "general_log_file"):
         assert name in ignored, ignored
     assert "[mariadb-backup] plugin_load" in ignored
     assert "set the backup's point" in output, output  # the private start did run
-    assert case.sentinels() == []
     assert tree(case.tmp, case.target) == before
     # Only data: the attack's files are in the target, inert.
     assert (case.target / "evil.so").is_file() and (case.target / "evil.sql").is_file()
-    assert not (case.target / "sentinel_init").exists()
     server = DatadirServer(
         case.target, tmp_path / "restored", root_password=case.base.root_password
     )
