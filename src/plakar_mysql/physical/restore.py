@@ -203,12 +203,7 @@ class PhysicalExporter(Exporter):
         try:
             with target.new_file(relative) as fd:
                 while data := stream.read(_BLOCK):
-                    try:
-                        os.write(fd, data)  # a regular file: written whole
-                    except OSError as exc:
-                        raise TargetError(
-                            f"cannot write {relative} in {self.target}: {exc.strerror}"
-                        ) from None
+                    _write_whole(fd, data, relative, self.target)
                     written += len(data)
         finally:
             stream.close()
@@ -302,6 +297,16 @@ class PhysicalExporter(Exporter):
             )
         _say(f"{self.target} is ready for mariadbd --datadir")
         return tool
+
+
+def _write_whole(fd: int, data: bytes, relative: str, target: str) -> None:
+    """All of ``data`` to ``fd`` (a write may be partial), or a one-line error."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except OSError as exc:
+            raise TargetError(f"cannot write {relative} in {target}: {exc.strerror}") from None
 
 
 def _say(line: str) -> None:
