@@ -268,6 +268,36 @@ def test_plain_file_restore_then_prepare_by_hand(
     assert [p.name for p in busy.iterdir()] == ["keep.txt"]
 
 
+def test_a_64k_page_size_backup_prepares_and_starts(
+    plakar: Plakar,
+    mariadb_factory: MariaDBFactory,
+    tmp_path: Path,
+    restored: list[DatadirServer],
+) -> None:
+    """--prepare and the private start read no option file: the page size comes from the
+    backup's backup-my.cnf, parsed and checked, as an argument."""
+    source = mariadb_factory(extra_args=[*LOG_BIN, "--innodb-page-size=65536"])
+    assert source.query("SELECT @@innodb_page_size") == [(65536,)]
+    fill_generated(source)
+    snapshot = plakar.backup(bin_uri(source), password(source))
+    cnf = plakar.cat(snapshot, "/datadir/backup-my.cnf").decode()
+    assert "innodb_page_size=65536" in cnf
+
+    target = tmp_path / "restored-datadir"
+    proc = plakar.restore(snapshot, restore_uri(target))
+    assert "is ready for mariadbd --datadir" in proc.stderr
+    assert "set the backup's point" in proc.stderr  # the private start ran on 64 KiB pages
+    copy = DatadirServer(
+        target,
+        tmp_path / "restored-0",
+        root_password=source.root_password,
+        extra_args=["--innodb-page-size=65536"],  # as a DBA starts it: the source's setting
+    )
+    restored.append(copy)
+    assert copy.query("SELECT @@innodb_page_size") == [(65536,)]
+    assert diff(describe_server(source)["gen"], describe_server(copy)["gen"]) == []
+
+
 # -- failures --------------------------------------------------------------------------
 
 

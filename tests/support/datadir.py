@@ -8,6 +8,7 @@ logs in with the source server's root password.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from .mariadb import MariaDBServer
@@ -16,12 +17,21 @@ from .mariadb import MariaDBServer
 class DatadirServer(MariaDBServer):
     """:class:`MariaDBServer` on ``datadir`` as it is: nothing installed, nothing secured."""
 
-    def __init__(self, datadir: Path, base_dir: Path, *, root_password: str) -> None:
+    def __init__(
+        self,
+        datadir: Path,
+        base_dir: Path,
+        *,
+        root_password: str,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self._given_datadir = Path(datadir).resolve()
         # With --skip-name-resolve, the harness's default, a server that starts
         # ignores the accounts of named hosts that the source created at run time.
         super().__init__(
-            base_dir, root_password=root_password, extra_args=["--skip-name-resolve=0"]
+            base_dir,
+            root_password=root_password,
+            extra_args=["--skip-name-resolve=0", *extra_args],
         )
 
     def _install(self) -> None:

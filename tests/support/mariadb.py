@@ -245,6 +245,8 @@ class MariaDBServer:
             # intermittently fail with "Unknown table 'mysql.tmp_user_sys'".
             f"--tmpdir={self._tmpdir}",
             _REDO_LOG_SIZE,
+            # The page size is fixed when the system tablespace is created.
+            *(arg for arg in self.extra_args if arg.startswith("--innodb-page-size=")),
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
         ]

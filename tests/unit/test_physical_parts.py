@@ -19,6 +19,7 @@ from plakar_mysql.physical.restore import (
     relative_datadir_path,
     target_directory,
 )
+from plakar_mysql.physical.target import TargetError
 
 
 def test_the_scheme_chooses_the_kind_of_backup(tmp_path: Path) -> None:
@@ -54,20 +55,23 @@ def test_restore_target_is_a_local_absolute_directory() -> None:
 
 def test_snapshot_paths_map_into_the_data_directory() -> None:
     assert relative_datadir_path("/datadir/shop/t.ibd") == "shop/t.ibd"
-    assert relative_datadir_path("/shop/t.ibd") == "shop/t.ibd"  # SNAP:/datadir restored
-    for outside in ("/", "/datadir", "/manifest.json"):
-        assert relative_datadir_path(outside) is None
-    with pytest.raises(PhysicalRestoreError, match="unsafe"):
-        relative_datadir_path("/datadir/../etc/passwd")
+    for own in ("/", "/datadir", "/manifest.json"):
+        assert relative_datadir_path(own) is None
+    # Only the whole snapshot: the manifest check needs /manifest.json.
+    with pytest.raises(PhysicalRestoreError, match="not part of a physical backup"):
+        relative_datadir_path("/shop/t.ibd")
+    for unsafe in ("/datadir/../etc/passwd", "/datadir/a//b", "/datadir/a\x00b"):
+        with pytest.raises(PhysicalRestoreError, match="unsafe"):
+            relative_datadir_path(unsafe)
 
 
 def test_a_non_empty_target_is_refused_before_anything(tmp_path: Path) -> None:
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "x").write_text("x")
-    with pytest.raises(PhysicalRestoreError, match="is not empty"):
+    with pytest.raises(TargetError, match="is not empty"):
         PhysicalExporter(Options(), "mysql+bin", {"location": f"mysql+bin://{busy}"})
-    with pytest.raises(PhysicalRestoreError, match="does not exist"):
+    with pytest.raises(TargetError, match="does not exist"):
         PhysicalExporter(Options(), "mysql+bin", {"location": f"mysql+bin://{busy}/a/b"})
 
 

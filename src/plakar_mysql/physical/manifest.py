@@ -10,6 +10,8 @@ copied into the manifest, where a DBA reads them without restoring anything.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +19,9 @@ DATADIR = "/datadir"
 MANIFEST_PATH = "/manifest.json"
 KIND = "physical"
 METADATA_LIMIT = 1 << 20
+#: ``/manifest.json`` is read whole: about 100 bytes a file, so a million files fit.
+MANIFEST_LIMIT = 128 << 20
+_SHOWN = 3
 
 CHECKPOINTS = ("xtrabackup_checkpoints", "mariadb_backup_checkpoints")
 BINLOG_INFO = ("xtrabackup_binlog_info", "mariadb_backup_binlog_info")
@@ -101,3 +106,56 @@ def build_manifest(
         "started_at": started_at,
         "finished_at": finished_at,
     }
+
+
+class ManifestError(ValueError):
+    """``/manifest.json`` is missing, too large or malformed, or the files disagree with it."""
+
+
+def manifest_files(data: bytes, check_path: Callable[[str], object]) -> dict[str, int]:
+    """The ``files`` of a physical manifest (datadir path to size), every path passed to
+    ``check_path`` (which raises for a path that could escape the directory)."""
+    where = MANIFEST_PATH.lstrip("/")
+    if len(data) > MANIFEST_LIMIT:
+        raise ManifestError(f"{where} is larger than {MANIFEST_LIMIT >> 20} MiB: refused")
+    try:
+        manifest = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{where} is malformed: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != KIND:
+        raise ManifestError(f"{where} is not the manifest of a physical backup")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(
+        isinstance(size, int) and not isinstance(size, bool) and size >= 0
+        for size in files.values()
+    ):
+        raise ManifestError(f"{where} is malformed: 'files' must map each file to its size")
+    for path in files:
+        check_path(path)
+    return dict(files)
+
+
+def _some(names: set[str] | list[str]) -> str:
+    shown = [name if name.isprintable() else repr(name) for name in sorted(names)[:_SHOWN]]
+    more = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def check_received(expected: Mapping[str, int], received: Mapping[str, int]) -> None:
+    """Every file of the manifest arrived with its size, and no other file did."""
+    where = MANIFEST_PATH.lstrip("/")
+    missing = set(expected) - set(received)
+    if missing:
+        raise ManifestError(
+            f"{len(missing)} file(s) of {where} are not in the snapshot: {_some(missing)}"
+        )
+    extra = set(received) - set(expected)
+    if extra:
+        raise ManifestError(f"{len(extra)} file(s) not listed in {where}: {_some(extra)}")
+    wrong = sorted(path for path in expected if received[path] != expected[path])
+    if wrong:
+        first = wrong[0]
+        raise ManifestError(
+            f"{len(wrong)} file(s) differ in size from {where}: {first} has "
+            f"{received[first]} bytes, the manifest says {expected[first]}"
+        )

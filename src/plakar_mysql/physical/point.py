@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import pymysql
@@ -147,18 +147,26 @@ def _private_directory(owner: Owner | None) -> Iterator[str]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def server_command(server: str, datadir: str, private: str, owner: Owner | None) -> list[str]:
-    """The private start: the backup's own InnoDB settings, nothing reachable, nothing logged."""
-    settings = os.path.join(datadir, "backup-my.cnf")
+def server_command(
+    server: str, datadir: str, private: str, owner: Owner | None, layout: Sequence[str] = ()
+) -> list[str]:
+    """The private start: no option file at all (``--no-defaults``: the snapshot's
+    ``backup-my.cnf`` is never read as one), the backup's checked InnoDB layout
+    (``layout``, see :mod:`plakar_mysql.physical.layout`) as arguments, nothing
+    reachable, no plugin directory but the private one, no events, nothing logged."""
     return [
         server,
-        f"--defaults-file={settings}" if os.path.isfile(settings) else "--no-defaults",
+        "--no-defaults",
+        *layout,
         *([f"--user={owner.user}"] if owner is not None else []),
         f"--datadir={datadir}",
         "--skip-networking",
         "--skip-grant-tables",
         "--skip-slave-start",
         "--skip-log-bin",
+        "--event-scheduler=DISABLED",
+        f"--plugin-dir={private}",
+        f"--secure-file-priv={private}",
         f"--socket={os.path.join(private, 'mysqld.sock')}",
         f"--pid-file={os.path.join(private, 'mysqld.pid')}",
         f"--log-error={os.path.join(private, 'error.log')}",
@@ -173,10 +181,12 @@ def set_point_in_datadir(
     datadir: str,
     point: Position,
     *,
+    layout: Sequence[str] = (),
     start_timeout: float = START_TIMEOUT,
     stop_timeout: float = STOP_TIMEOUT,
 ) -> None:
-    """Start ``server`` privately on ``datadir``, set ``gtid_slave_pos``, stop it.
+    """Start ``server`` privately on ``datadir`` (with the ``layout`` arguments), set
+    ``gtid_slave_pos``, stop it.
 
     Raises :class:`PointError`.  Whatever happens, the server is gone and the
     files it created at the top of ``datadir`` are removed when this returns.
@@ -186,7 +196,7 @@ def set_point_in_datadir(
     with _private_directory(owner) as private:
         log_path = os.path.join(private, "error.log")
         process = subprocess.Popen(
-            server_command(server, datadir, private, owner),
+            server_command(server, datadir, private, owner, layout),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -281,6 +291,8 @@ def leave_point(
     flavour: Flavour,
     find: Callable[[], tuple[str | None, str]],
     say: Callable[[str], None],
+    *,
+    layout: Sequence[str] = (),
 ) -> Position | None:
     """Set the backup's GTID point (``binlog``) in ``datadir`` if possible; say in one line what
     happened, and what to run by hand if it was not set.  Never raises for the
@@ -315,7 +327,7 @@ def leave_point(
         )
         return None
     try:
-        set_point_in_datadir(server, datadir, point)
+        set_point_in_datadir(server, datadir, point, layout=layout)
     except (PointError, OSError) as exc:
         say(
             f"warning: could not set the backup's point {point} ({exc}); the restored files "

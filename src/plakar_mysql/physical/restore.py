@@ -8,16 +8,21 @@ backup's binary-log GTID is left in the restored ``gtid_slave_pos``, where a
 binlog replay starts (:mod:`plakar_mysql.physical.point`), or one line says
 why not and what to run by hand.
 
-The directory must be empty (or absent).  Should anything fail - a file, a
-missing part of the snapshot, the prepare step - everything written is removed
-again, so the directory is left as it was found.
+The snapshot is untrusted input.  The directory must be empty (or absent),
+the restoring user's, and reached through no symbolic link
+(:mod:`plakar_mysql.physical.target`); only regular files and directories
+under ``/datadir`` are written, relative to the directory's descriptor; every
+file of ``/manifest.json`` must arrive with its size and no other file may,
+before ``--prepare`` runs; ``backup-my.cnf`` is parsed for its InnoDB layout
+only (:mod:`plakar_mysql.physical.layout`), never read by a program as an
+option file.  Should anything fail - a file, a missing part of the snapshot,
+the prepare step - everything written is removed again, so the directory is
+left as it was found.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from urllib.parse import unquote, urlsplit
@@ -28,19 +33,28 @@ from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, export_
 from plakar_mysql.flavour import Flavour, ToolError, version_tuple
 from plakar_mysql.options import ConfigError, load_schema
 from plakar_mysql.physical import SCHEME
+from plakar_mysql.physical.layout import FILE_NAME as LAYOUT_FILE
+from plakar_mysql.physical.layout import SIZE_LIMIT as LAYOUT_LIMIT
+from plakar_mysql.physical.layout import Layout, LayoutError, parse_layout
 from plakar_mysql.physical.manifest import (
     BINLOG_INFO,
     CHECKPOINTS,
     DATADIR,
     INFO,
+    MANIFEST_LIMIT,
     MANIFEST_PATH,
+    METADATA_LIMIT,
+    ManifestError,
+    check_received,
     first_of,
+    manifest_files,
     parse_binlog_info,
     parse_key_values,
 )
 from plakar_mysql.physical.mbstream import MbstreamError, safe_path
 from plakar_mysql.physical.point import find_server, leave_point
-from plakar_mysql.physical.tool import BackupTool, find_backup_tool
+from plakar_mysql.physical.target import Target, TargetError
+from plakar_mysql.physical.tool import BackupTool, ToolTimeout, find_backup_tool, run_draining
 
 OPTIONS = frozenset({"location", "bin_dir", "mysql_bin_dir", "mariadb_bin_dir"})
 _BLOCK = 1 << 20
@@ -65,19 +79,33 @@ def target_directory(location: str) -> str:
 
 
 def relative_datadir_path(pathname: str) -> str | None:
-    """Where a snapshot path goes inside the data directory; None for paths outside it.
+    """Where a snapshot path goes inside the data directory; None for the snapshot's
+    own entries (``/``, ``/datadir``, ``/manifest.json``).
 
-    Plakar hands paths relative to what is restored: ``/datadir/shop/t.ibd``
-    for a whole snapshot, ``/shop/t.ibd`` when only ``SNAP:/datadir`` is.
+    Plakar hands paths relative to what is restored, ``/datadir/shop/t.ibd``
+    for a whole snapshot.  Any other path, or one that could leave the
+    directory (``..``, NUL, not UTF-8), is refused.
     """
     if pathname in (MANIFEST_PATH, "/", "", DATADIR):
         return None
     prefix = DATADIR + "/"
-    path = pathname[len(prefix) :] if pathname.startswith(prefix) else pathname.lstrip("/")
+    if not pathname.startswith(prefix):
+        raise PhysicalRestoreError(
+            f"{pathname!r} is not part of a physical backup (only {DATADIR} and "
+            f"{MANIFEST_PATH} are); restore the whole snapshot"
+        )
     try:
-        return safe_path(path.encode())
+        return safe_path(pathname[len(prefix) :].encode(errors="surrogateescape"))
     except MbstreamError as exc:
-        raise PhysicalRestoreError(str(exc)) from None
+        raise PhysicalRestoreError(f"{exc}: {pathname!r}") from None
+
+
+def check_manifest_path(path: str) -> str:
+    """A manifest's file path, refused like a snapshot path if it could escape."""
+    relative = relative_datadir_path(f"{DATADIR}/{path}")
+    if relative != path:
+        raise PhysicalRestoreError(f"unsafe file name {path!r} in {MANIFEST_PATH.lstrip('/')}")
+    return relative
 
 
 class PhysicalExporter(Exporter):
@@ -106,6 +134,8 @@ class PhysicalExporter(Exporter):
             raise ConfigError("bin_dir, mysql_bin_dir and mariadb_bin_dir disagree; give one")
         self.bin_dir = next(iter(dirs), None)
         self._check_target()  # refuse at once, before Plakar reads anything
+        self._received: dict[str, int] = {}
+        self._expected: dict[str, int] | None = None
 
     def info(self) -> ConnectorInfo:
         return ConnectorInfo(origin=self.target, type="mysql", root="/")
@@ -113,100 +143,131 @@ class PhysicalExporter(Exporter):
     def ping(self) -> None:
         self._check_target()
 
-    def _check_target(self) -> bool:
-        """Whether the target exists already; raise if it is not an empty directory."""
-        if not os.path.lexists(self.target):
-            parent = os.path.dirname(self.target)
-            if not os.path.isdir(parent):
-                raise PhysicalRestoreError(f"{parent} does not exist: create it first")
-            return False
-        if not os.path.isdir(self.target) or os.path.islink(self.target):
-            raise PhysicalRestoreError(f"{self.target} is not a directory")
-        if os.listdir(self.target):
-            raise PhysicalRestoreError(
-                f"{self.target} is not empty: a physical restore writes only into an empty "
-                "directory; nothing was restored"
-            )
-        return True
+    def _check_target(self) -> None:
+        """Refuse a target that cannot be used, creating nothing."""
+        Target.open(self.target, create=False).close()
 
     def export(self, records: Iterator[Record], report: Report) -> None:
-        existed = self._check_target()
-        os.makedirs(self.target, mode=0o750, exist_ok=True)
+        target = Target.open(self.target, create=True)
         try:
-            self._write_all(records, report)
-            tool = self._prepare()
+            self._write_all(target, records, report)
+            self._check_files()
+            layout = self._layout(target)
+            tool = self._prepare(target, layout)
         except BaseException:
-            self._undo(existed)
+            target.close(undo=True)
             raise
-        self._leave_point(tool)
+        try:
+            self._leave_point(target, tool, layout)
+        finally:
+            target.close()
 
-    def _leave_point(self, tool: BackupTool) -> None:
+    def _leave_point(self, target: Target, tool: BackupTool, layout: Layout) -> None:
         """The backup's binary-log point into the restored ``gtid_slave_pos``, where a
         binlog replay starts (see :mod:`plakar_mysql.physical.point`); the restore
         succeeds whether or not it could be set."""
-        text = self._metadata(BINLOG_INFO)
+        text = self._metadata(target, BINLOG_INFO)
         leave_point(
             self.target,
             parse_binlog_info(text) if text else None,
             tool.flavour,
             lambda: find_server(tool.path, tool.version, self.bin_dir),
-            lambda line: print(f"plakar-mysql: {line}", file=sys.stderr, flush=True),
+            _say,
+            layout=layout.arguments(),
         )
 
-    def _undo(self, existed: bool) -> None:
-        """Leave the target as it was: empty, or absent."""
-        if not existed:
-            shutil.rmtree(self.target, ignore_errors=True)
-            return
-        for name in os.listdir(self.target):
-            path = os.path.join(self.target, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                os.unlink(path)
-
-    def _write_all(self, records: Iterator[Record], report: Report) -> None:
-        failure = export_each(records, report, self._write)
+    def _write_all(self, target: Target, records: Iterator[Record], report: Report) -> None:
+        failure = export_each(records, report, lambda record: self._write(target, record))
         if failure is not None:
             raise failure
 
-    def _write(self, record: Record) -> None:
+    def _write(self, target: Target, record: Record) -> None:
+        if record.pathname == MANIFEST_PATH:
+            self._read_manifest(record)
+            return
         relative = relative_datadir_path(record.pathname)
         if relative is None or record.file_info is None:
             return
-        path = os.path.join(self.target, relative)
         if record.file_info.is_dir:
-            os.makedirs(path, mode=0o750, exist_ok=True)
+            target.make_directory(relative)
             return
+        if not record.file_info.is_regular:
+            raise PhysicalRestoreError(
+                f"{record.pathname!r} is not a regular file (a symbolic link or a special "
+                "file): a physical backup holds only files and directories"
+            )
         if record.opener is None:
-            return
-        os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+            raise PhysicalRestoreError(f"{record.pathname!r} arrived without its content")
         stream = record.open()
+        written = 0
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
-            with os.fdopen(fd, "wb", buffering=0) as out:
+            with target.new_file(relative) as fd:
                 while data := stream.read(_BLOCK):
-                    out.write(data)
+                    _write_whole(fd, data, relative, self.target)
+                    written += len(data)
         finally:
             stream.close()
+        self._received[relative] = written
 
-    def _metadata(self, names: tuple[str, ...]) -> str | None:
+    def _read_manifest(self, record: Record) -> None:
+        """``/manifest.json``'s file list, read whole but only up to its size limit."""
+        where = MANIFEST_PATH.lstrip("/")
+        if record.file_info is None or not record.file_info.is_regular or record.opener is None:
+            raise ManifestError(f"{where} is not a regular file")
+        if record.file_info.size > MANIFEST_LIMIT:
+            raise ManifestError(
+                f"{where} is {record.file_info.size} bytes, over the limit of "
+                f"{MANIFEST_LIMIT >> 20} MiB: refused"
+            )
+        stream = record.open()
+        try:
+            data = bytearray()
+            while len(data) <= MANIFEST_LIMIT and (block := stream.read(_BLOCK)):
+                data += block
+        finally:
+            stream.close()
+        self._expected = manifest_files(bytes(data), check_manifest_path)
+
+    def _check_files(self) -> None:
+        """Before anything reads the files: they are exactly the manifest's, with its sizes."""
+        if self._expected is None:
+            raise ManifestError(
+                f"the snapshot has no {MANIFEST_PATH}: restore the whole snapshot "
+                "(a physical restore checks every file against it)"
+            )
+        check_received(self._expected, self._received)
+
+    def _layout(self, target: Target) -> Layout:
+        """The backup's checked InnoDB layout (none without ``backup-my.cnf``)."""
+        data = target.read(LAYOUT_FILE, LAYOUT_LIMIT + 1)
+        if data is None:
+            return Layout({})
+        try:
+            layout = parse_layout(data)
+        except LayoutError as exc:
+            raise PhysicalRestoreError(str(exc)) from None
+        ignored = layout.ignored_line()
+        if ignored is not None:
+            _say(ignored)
+        return layout
+
+    def _metadata(self, target: Target, names: tuple[str, ...]) -> str | None:
         files: dict[str, bytes] = {}
         for name in names:
-            path = os.path.join(self.target, name)
-            if os.path.isfile(path):
-                with open(path, "rb") as f:
-                    files[name] = f.read(1 << 20)
+            data = target.read(name, METADATA_LIMIT)
+            if data is not None:
+                files[name] = data
         return first_of(names, files)
 
-    def _prepare(self) -> BackupTool:
-        """Replay the copied redo log with the tool that made the copy (same major version)."""
-        if self._metadata(CHECKPOINTS) is None:
+    def _prepare(self, target: Target, layout: Layout) -> BackupTool:
+        """Replay the copied redo log with the tool that made the copy (same major
+        version), reading no option file: the layout comes as arguments."""
+        if self._metadata(target, CHECKPOINTS) is None:
             raise PhysicalRestoreError(
                 f"the snapshot has no {CHECKPOINTS[0]}: it is not a complete physical backup "
-                "(restore the whole snapshot, or /datadir)"
+                "(restore the whole snapshot)"
             )
-        info = parse_key_values(self._metadata(INFO) or "")
+        info = parse_key_values(self._metadata(target, INFO) or "")
         made_by = info.get("tool_name", "mariadb-backup")
         flavour = Flavour.MYSQL if made_by == "xtrabackup" else Flavour.MARIADB
         version = version_tuple(info.get("tool_version", "") or info.get("server_version", ""))
@@ -214,33 +275,39 @@ class PhysicalExporter(Exporter):
             tool = find_backup_tool(flavour, version, self.bin_dir)
         except ToolError as exc:
             raise PhysicalRestoreError(f"cannot prepare the restored files: {exc}") from None
-        print(f"plakar-mysql: {tool.name} --prepare in {self.target}", file=sys.stderr)
+        _say(f"{tool.name} --prepare in {self.target}")
         command = [
             tool.path,
             "--no-defaults",
+            *layout.arguments(),
             "--prepare",
             f"--target-dir={self.target}",
         ]
         try:
-            done = subprocess.run(
-                command,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=_PREPARE_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise PhysicalRestoreError(
-                f"{tool.name} --prepare did not finish in {_PREPARE_TIMEOUT:g} s"
-            ) from None
-        lines = done.stderr.decode(errors="replace").strip().splitlines()
-        if done.returncode != 0 or not lines or not lines[-1].endswith("completed OK!"):
+            code, lines = run_draining(command, _PREPARE_TIMEOUT)
+        except ToolTimeout as exc:
+            raise PhysicalRestoreError(f"{exc} (--prepare)") from None
+        if code != 0 or not lines or not lines[-1].endswith("completed OK!"):
             last = next(
                 (line for line in reversed(lines) if "error" in line.lower()),
                 lines[-1] if lines else "no message",
             )
             raise PhysicalRestoreError(
-                f"{tool.name} --prepare failed (exit status {done.returncode}): {last.strip()}"
+                f"{tool.name} --prepare failed (exit status {code}): {last.strip()}"
             )
-        print(f"plakar-mysql: {self.target} is ready for mariadbd --datadir", file=sys.stderr)
+        _say(f"{self.target} is ready for mariadbd --datadir")
         return tool
+
+
+def _write_whole(fd: int, data: bytes, relative: str, target: str) -> None:
+    """All of ``data`` to ``fd`` (a write may be partial), or a one-line error."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except OSError as exc:
+            raise TargetError(f"cannot write {relative} in {target}: {exc.strerror}") from None
+
+
+def _say(line: str) -> None:
+    print(f"plakar-mysql: {line}", file=sys.stderr, flush=True)

@@ -192,9 +192,7 @@ class BackupProcess:
 
     def _collect_stderr(self) -> None:
         assert self._process is not None and self._process.stderr is not None
-        for line in self._process.stderr:
-            self._stderr += line
-            del self._stderr[:-_STDERR_KEEP]
+        drain(self._process.stderr, self._stderr)
 
     def messages(self) -> list[str]:
         return self._stderr.decode(errors="replace").strip().splitlines()
@@ -221,6 +219,44 @@ class BackupProcess:
                 f"{self.tool.name} exited 0 without saying '{COMPLETED}': the copy is incomplete"
             )
         return None
+
+
+def drain(stream: IO[bytes], tail: bytearray) -> None:
+    """Read ``stream`` to its end as it comes, keeping its last :data:`_STDERR_KEEP`
+    bytes in ``tail``: a child never blocks on a full pipe, and memory stays bounded."""
+    for line in stream:
+        tail += line
+        del tail[:-_STDERR_KEEP]
+
+
+class ToolTimeout(RuntimeError):
+    """A child ran past its time limit and was killed."""
+
+
+def run_draining(command: Sequence[str], timeout: float) -> tuple[int, list[str]]:
+    """Run ``command`` (no stdin, no stdout) to its end, its stderr drained by a thread
+    as it runs; its exit status and its last stderr lines.  Raises :class:`ToolTimeout`
+    (the child killed) after ``timeout`` seconds."""
+    tail = bytearray()
+    process = subprocess.Popen(
+        list(command), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert process.stderr is not None
+    reader = threading.Thread(target=drain, args=(process.stderr, tail), daemon=True)
+    reader.start()
+    try:
+        code = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        raise ToolTimeout(
+            f"{os.path.basename(command[0])} did not finish in {timeout:g} s"
+        ) from None
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        reader.join(timeout=30)
+        process.stderr.close()
+    return code, tail.decode(errors="replace").strip().splitlines()
 
 
 def _last_error(lines: Sequence[str]) -> str:
