@@ -30,6 +30,7 @@ import pytest
 from support.datadir import DatadirServer
 from support.mariadb import MariaDBServer
 from support.plakar import Plakar, make_plakar
+from support.scripts import executable
 
 from plakar_mysql.binlog.gtid import Position
 from plakar_mysql.physical.point import set_point_in_datadir
@@ -316,6 +317,66 @@ def test_bad_replay_options_say_so(scenario: Scenario, target: MariaDBServer) ->
     proc = s.plakar.at("backup", "-o", password(target), binlog_uri(target), check=False)
     assert "binary logging is off" in proc.stdout + proc.stderr
     assert s.plakar.snapshots() == before
+
+
+def test_a_replay_blocked_by_a_lock_stops_naming_the_holder(
+    scenario: Scenario, target: MariaDBServer
+) -> None:
+    """Another client holds ``LOCK TABLES ... WRITE`` on a table the replay writes:
+    the replay waits lock_wait_timeout, then stops in one line that names that
+    client's session; nothing is applied, and it resumes once the lock is gone."""
+    s = scenario
+    restore_base(s, target)
+    restored = fingerprint(target)
+    with target.connect() as holder, holder.cursor() as cur:
+        cur.execute("SELECT CONNECTION_ID()")
+        (session,) = cur.fetchone()
+        cur.execute("LOCK TABLES bank_a.accounts WRITE")
+        began = time.monotonic()
+        proc = s.plakar.restore(
+            s.archive, binlog_uri(target), password(target),
+            f"stop_datetime={s.stop_datetime}", "lock_wait_timeout=2", check=False, timeout=120,
+        )  # fmt: skip
+        waited = time.monotonic() - began
+        cur.execute("UNLOCK TABLES")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    lines = [line for line in out.splitlines() if "Lock wait timeout exceeded" in line]
+    assert lines, out
+    assert "waited 2 s, lock_wait_timeout" in lines[0], out
+    assert f"session {session} (" in lines[0], out
+    assert waited < 60, waited
+    assert fingerprint(target) == restored
+    assert target.query("SELECT @@gtid_slave_pos")[0][0] == s.base_gtid
+    replay(s, target, f"stop_datetime={s.stop_datetime}")
+    assert fingerprint(target) == s.expected
+
+
+def test_a_chatty_binlog_tool_does_not_block_the_replay(
+    scenario: Scenario, target: MariaDBServer, tmp_path: Path
+) -> None:
+    """A mariadb-binlog that writes 256 KiB of warnings (four times a pipe's
+    buffer) before its SQL: its stderr is drained as it runs, so it never blocks
+    on it, and the replay ends as usual."""
+    s = scenario
+    real = {name: shutil.which(name) for name in ("mariadb-binlog", "mariadb")}
+    tools = tmp_path / "tools"
+    executable(
+        tools / "mariadb-binlog",
+        "#!/bin/sh\n"
+        'if [ "$1" != --version ]; then\n'
+        "  yes 'mariadb-binlog: Warning: a chatty tool' | head -c 262144 >&2\n"
+        "fi\n"
+        f'exec {real["mariadb-binlog"]} "$@"\n',
+    )
+    (tools / "mariadb").symlink_to(str(real["mariadb"]))
+    restore_base(s, target)
+    proc = s.plakar.restore(
+        s.archive, binlog_uri(target), password(target),
+        f"stop_datetime={s.stop_datetime}", f"bin_dir={tools}", timeout=120,
+    )  # fmt: skip
+    assert "applied" in proc.stdout + proc.stderr
+    assert fingerprint(target) == s.expected
 
 
 # What a private start of the server must not leave in a restored data directory.
