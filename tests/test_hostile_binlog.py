@@ -125,6 +125,10 @@ def sql_beside_the_logs(files: dict[str, bytes], sentinel: Path) -> None:
     files["a.sql"] = sentinel_sql(sentinel)  # before /binlog in Plakar's order
 
 
+def sql_after_the_logs(files: dict[str, bytes], sentinel: Path) -> None:
+    files["zz.sql"] = sentinel_sql(sentinel)  # after the logs and the manifest
+
+
 def manifest_not_json(files: dict[str, bytes], sentinel: Path) -> None:
     files["manifest.json"] = b'{"kind": "binlog", "files": [' + sentinel_sql(sentinel)
 
@@ -170,6 +174,7 @@ CASES: list[tuple[Craft, str, bool]] = [
     (no_gtid_list, f"{LOG} has no GTID list: not a MariaDB binary log", False),
     (huge_event, f"{LOG}: an event of {2 << 30} bytes; nothing was applied", False),
     (sql_beside_the_logs, "/a.sql is not part of a binary-log snapshot", False),
+    (sql_after_the_logs, "/zz.sql is not part of a binary-log snapshot", True),
     (manifest_not_json, "/manifest.json is not JSON", True),
     (manifest_huge, f"/manifest.json is larger than {16 << 20} bytes", True),
     (manifest_not_binlog, "/manifest.json is not the manifest of a binlog snapshot", True),

@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 
 import pymysql
 
@@ -353,6 +353,45 @@ class _Client:
         self.process.wait()
 
 
+class _Feeder(threading.Thread):
+    """Feeds what is kept of one log to ``mariadb-binlog``'s stdin, in a thread: the
+    head already read, then the rest as it streams in, up to the stop."""
+
+    def __init__(
+        self,
+        sink: IO[bytes],
+        scanner: Scanner,
+        head: list[bytes],
+        stream: Content,
+        selector: Selector,
+    ) -> None:
+        super().__init__(name="binlog-feed", daemon=True)
+        self.sink, self.scanner, self.head = sink, scanner, head
+        self.stream, self.selector = stream, selector
+        self.error: BaseException | None = None
+        self.ended = False  # the log was read to its end
+
+    def run(self) -> None:
+        try:
+            for first in self.head:
+                self.sink.write(first)
+            while not self.selector.stopped:
+                block = self.stream.read(_BLOCK)
+                if not block:
+                    self.scanner.finish()
+                    self.ended = True
+                    break
+                for piece in self.scanner.feed(block):
+                    self.sink.write(piece)
+        except BrokenPipeError:
+            pass  # the tool stopped: its own error says why
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                self.sink.close()
+
+
 class Replay:
     """One replay into one target: the logs arrive one by one through :meth:`file`."""
 
@@ -424,32 +463,32 @@ class Replay:
         try:
             head = read_head(scanner, stream)
         except BinlogFormatError as exc:
-            self._fail(str(exc))  # before any of its bytes is applied
+            self.fail(str(exc))  # before any of its bytes is applied
         self._check_follows(scanner.facts, selector)
         self._previous = scanner.facts
-        self._apply(name, scanner, head, stream)
+        whole = self._apply(name, scanner, head, stream)
         selector.end()
-        self.seen[name] = scanner.offset
+        self.seen[name] = scanner.offset if whole else None
         self._files += 1
 
     def check_manifest(self, path: str, data: bytes) -> None:
         """The snapshot's logs must be those its manifest lists, with their sizes;
         else stop, saying what was applied (the manifest comes after the logs)."""
         if len(data) > MANIFEST_LIMIT:
-            self._fail(f"{path} is larger than {MANIFEST_LIMIT} bytes: not a binlog manifest")
-        listed = _listed_logs(path, data)
-        if isinstance(listed, str):
-            self._fail(listed)
-        assert isinstance(listed, dict)
+            self.fail(f"{path} is larger than {MANIFEST_LIMIT} bytes: not a binlog manifest")
+        try:
+            listed = _listed_logs(path, data)
+        except ReplayError as exc:
+            self.fail(str(exc))
         absent = [name for name in listed if name not in self.seen]
         if absent:
-            self._fail(f"{path} lists {_names(absent)}, absent from the snapshot")
+            self.fail(f"{path} lists {_names(absent)}, absent from the snapshot")
         extra = [name for name in self.seen if name not in listed]
         if extra:
-            self._fail(f"{BINLOG_DIR}/{extra[0]} is in the snapshot but not in {path}")
+            self.fail(f"{BINLOG_DIR}/{extra[0]} is in the snapshot but not in {path}")
         for name, size in self.seen.items():
             if size is not None and size != listed[name]:
-                self._fail(f"{BINLOG_DIR}/{name} holds {size} bytes, {path} says {listed[name]}")
+                self.fail(f"{BINLOG_DIR}/{name} holds {size} bytes, {path} says {listed[name]}")
         self.manifest_checked = True
 
     def _check_follows(self, facts: FileFacts, selector: Selector) -> None:
@@ -458,11 +497,11 @@ class Replay:
         if previous is not None:
             numbers = _log_number(previous.name), _log_number(facts.name)
             if numbers[0] and numbers[1] and numbers[1] != (numbers[0][0], numbers[0][1] + 1):
-                self._fail(f"{facts.name} does not follow {previous.name}: a log is missing")
+                self.fail(f"{facts.name} does not follow {previous.name}: a log is missing")
             if facts.start is not None and previous.end is not None:
                 missing = facts.start.ahead_of(previous.end)
                 if missing:
-                    self._fail(f"{facts.name} does not follow {previous.name}: " + _gap(missing))
+                    self.fail(f"{facts.name} does not follow {previous.name}: " + _gap(missing))
             return
         start_at = selector.start_at
         if start_at is not None:
@@ -482,7 +521,8 @@ class Replay:
                 "archived?); nothing was applied"
             )
 
-    def _apply(self, name: str, scanner: Scanner, head: list[bytes], stream: Content) -> None:
+    def _apply(self, name: str, scanner: Scanner, head: list[bytes], stream: Content) -> bool:
+        """Replay the log; whether it was read to its end (not if the stop came first)."""
         assert self._binlog is not None and self._client is not None
         selector = self._selector
         assert selector is not None
@@ -496,29 +536,7 @@ class Replay:
         tool_errors = StderrTail(binlog.stderr)  # drained as it runs: a full pipe would block it
         enlarge_pipe(binlog.stdin.fileno())
         enlarge_pipe(binlog.stdout.fileno())
-        feed_error: list[BaseException] = []
-
-        def feed() -> None:
-            assert binlog.stdin is not None
-            try:
-                for first in head:
-                    binlog.stdin.write(first)
-                while not selector.stopped:
-                    block = stream.read(_BLOCK)
-                    if not block:
-                        scanner.finish()
-                        break
-                    for piece in scanner.feed(block):
-                        binlog.stdin.write(piece)
-            except BrokenPipeError:
-                pass  # the tool stopped: its own error says why
-            except BaseException as exc:
-                feed_error.append(exc)
-            finally:
-                with contextlib.suppress(BrokenPipeError):
-                    binlog.stdin.close()
-
-        feeder = threading.Thread(target=feed, name="binlog-feed", daemon=True)
+        feeder = _Feeder(binlog.stdin, scanner, head, stream, selector)
         feeder.start()
         try:
             self._relay(name, binlog)
@@ -530,10 +548,11 @@ class Replay:
             tool_error = tool_errors.text()
             binlog.stdout.close()
             binlog.stderr.close()
-        if feed_error:
-            self._fail(f"{name}: {feed_error[0]}")
+        if feeder.error is not None:
+            self.fail(f"{name}: {feeder.error}")
         if code != 0:
-            self._fail(f"{self._binlog.path} failed on {name}: {tool_error or f'status {code}'}")
+            self.fail(f"{self._binlog.path} failed on {name}: {tool_error or f'status {code}'}")
+        return feeder.ended
 
     def _relay(self, name: str, binlog: subprocess.Popen[bytes]) -> None:
         """The tool's SQL to the client, whole lines at a time."""
@@ -601,8 +620,9 @@ class Replay:
             schemas = [str(row[0]) for row in rows if row[0] not in _SYSTEM_SCHEMAS]
         return holders(self._db, [(schema, "") for schema in schemas])
 
-    def _fail(self, message: str) -> NoReturn:
-        """Stop now: what was applied so far is recorded, and said."""
+    def fail(self, message: str) -> NoReturn:
+        """Stop now: the client finishes what it was sent, and what was applied so far
+        is recorded and said (killing it would leave some applied but unrecorded)."""
         applied = self._finish_client()
         raise ReplayError(
             f"{message}; "
@@ -697,21 +717,21 @@ def _read_upto(stream: Content, limit: int) -> bytes:
     return bytes(data)
 
 
-def _listed_logs(path: str, data: bytes) -> dict[str, int] | str:
-    """The logs a binlog manifest lists, with their sizes; or why it is not one."""
+def _listed_logs(path: str, data: bytes) -> dict[str, int]:
+    """The logs a binlog manifest lists, with their sizes; raises ReplayError."""
     try:
         manifest = json.loads(data)
-    except ValueError as exc:
-        return f"{path} is not JSON ({exc})"
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise ReplayError(f"{path} is not JSON ({exc})") from None
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(manifest, dict) or manifest.get("kind") != "binlog":
-        return f'{path} is not the manifest of a binlog snapshot (no "kind": "binlog")'
+        raise ReplayError(f'{path} is not the manifest of a binlog snapshot (no "kind": "binlog")')
     listed: dict[str, int] = {}
     for entry in files if isinstance(files, list) else [None]:
         name = entry.get("name") if isinstance(entry, dict) else None
         size = entry.get("size") if isinstance(entry, dict) else None
         if not isinstance(name, str) or type(size) is not int or size < 0 or name in listed:
-            return f'{path}: "files" must list each log once, with its name and size'
+            raise ReplayError(f'{path}: "files" must list each log once, with its name and size')
         listed[name] = size
     return listed
 
@@ -773,7 +793,7 @@ class BinlogExporter(Exporter):
                 return
             directory, _, name = path.rpartition("/")
             if not directory.endswith(BINLOG_DIR) or not name:
-                raise ReplayError(f"{path} is not part of a binary-log snapshot")
+                replay.fail(f"{path} is not part of a binary-log snapshot")
             replay.file(name, stream)
         finally:
             stream.close()
