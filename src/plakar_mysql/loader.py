@@ -24,14 +24,16 @@ from plakar_mysql.flavour import Tool
 from plakar_mysql.options import Connection
 
 BLOCK = 1 << 20
+_LINE = 8 << 10  # of a child's stderr kept per line: no line is held whole
 
 
 class LoadError(RuntimeError):
     """The client failed; the message holds its own error line."""
 
 
-class _StderrTail:
-    """Collects a child's stderr in the background, keeping its last lines."""
+class StderrTail:
+    """Collects a child's stderr in the background, keeping its last lines: the
+    pipe is drained as the child runs, so a chatty child never blocks on it."""
 
     def __init__(self, pipe: IO[bytes]) -> None:
         self.lines: list[str] = []
@@ -39,7 +41,7 @@ class _StderrTail:
         self._thread.start()
 
     def _run(self, pipe: IO[bytes]) -> None:
-        for raw in pipe:
+        for raw in iter(lambda: pipe.readline(_LINE), b""):  # a line cut at _LINE bytes
             self.lines = [*self.lines[-19:], raw.decode(errors="replace").rstrip()]
 
     def text(self) -> str:
@@ -171,7 +173,7 @@ class Client:
                 pass_fds=(fd,),
             )
         assert process.stderr is not None
-        errors = _StderrTail(process.stderr)
+        errors = StderrTail(process.stderr)
         if file is None:
             assert process.stdin is not None
             try:

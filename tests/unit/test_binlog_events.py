@@ -20,7 +20,7 @@ from plakar_mysql.binlog.events import (
     Scanner,
 )
 from plakar_mysql.binlog.gtid import Gtid, GtidError, Position
-from plakar_mysql.binlog.replay import Bounds, FilePosition, Selector, _gap
+from plakar_mysql.binlog.replay import Bounds, FilePosition, Selector, _gap, read_head
 from plakar_mysql.options import ConfigError
 
 QUERY = 2
@@ -192,3 +192,38 @@ def test_a_file_position_stop_at_the_end_of_a_log_applies_no_later_log() -> None
     assert kept(selector, "mysql-bin.000003", later) == []
     assert selector.applied == Position.parse("0-1-10")
     assert selector.stopped
+
+
+class LazyLog:
+    """A log of ``count`` 1 MiB query events after its head, made as it is read
+    (never whole in memory); :attr:`served` counts the bytes read from it."""
+
+    def __init__(self, count: int, start: list[Gtid] | None = None) -> None:
+        self.buffer = bytearray(binlog(start, [])) if start is not None else bytearray(MAGIC)
+        if start is None:  # a format description, and no GTID list
+            version = b"10.11.19-MariaDB".ljust(50, b"\0")
+            body = struct.pack("<H", 4) + version + b"\0" * 40
+            self.buffer += event(FORMAT_DESCRIPTION, T0, body, len(self.buffer))
+        self.left = count
+        self.served = 0
+
+    def read(self, size: int = -1) -> bytes:
+        while self.left and len(self.buffer) < size:
+            self.buffer += event(QUERY, T0, b"x" * ((1 << 20) - 19), 0)
+            self.left -= 1
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        self.served += len(data)
+        return data
+
+
+@pytest.mark.parametrize("start", [None, [Gtid(0, 1, 4)]])
+def test_the_head_of_a_log_is_read_in_bounded_memory(start: list[Gtid] | None) -> None:
+    """Whether the log has a GTID list or not (a hostile or foreign log), the
+    replay reads a block of it to know, not the whole log (here 64 MiB)."""
+    log = LazyLog(64, start)
+    scanner = Scanner("mysql-bin.000001", select=lambda *_: True)
+    head = read_head(scanner, log)
+    assert scanner.facts.start == (Position(start) if start else None)
+    assert log.served <= 2 << 20, log.served
+    assert sum(len(piece) for piece in head) == log.served

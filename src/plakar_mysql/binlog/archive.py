@@ -46,13 +46,13 @@ from plakar_mysql.binlog.events import FileFacts, Scanner
 from plakar_mysql.binlog.tools import binlog_tool
 from plakar_mysql.credentials import option_pipe
 from plakar_mysql.flavour import Tool
+from plakar_mysql.loader import StderrTail
 from plakar_mysql.options import Config, Connection, parse
 from plakar_mysql.server import ServerError, connect, current_user, server_info
 
 MANIFEST_PATH = "/manifest.json"
 BINLOG_DIR = "/binlog"
 _BLOCK = 1 << 20
-_STDERR_KEEP = 8 << 10
 _SECRET_OPTIONS = frozenset({"password", "location", "username"})
 
 
@@ -86,8 +86,7 @@ class RemoteLog(io.RawIOBase):
         self._left = size
         self._process: subprocess.Popen[bytes] | None = None
         self._dir: str | None = None
-        self._stderr = bytearray()
-        self._stderr_thread: threading.Thread | None = None
+        self._errors: StderrTail | None = None
 
     def readable(self) -> bool:
         return True
@@ -118,23 +117,14 @@ class RemoteLog(io.RawIOBase):
                 pass_fds=(fd,),
             )
         self._process = process
-        self._stderr_thread = threading.Thread(target=self._collect_stderr, daemon=True)
-        self._stderr_thread.start()
+        assert process.stderr is not None
+        self._errors = StderrTail(process.stderr)
         return process
 
-    def _collect_stderr(self) -> None:
-        assert self._process is not None and self._process.stderr is not None
-        for line in self._process.stderr:
-            self._stderr += line
-            del self._stderr[:-_STDERR_KEEP]
-
     def _tool_error(self) -> str:
-        assert self._process is not None
+        assert self._process is not None and self._errors is not None
         code = self._process.wait()
-        if self._stderr_thread is not None:
-            self._stderr_thread.join()
-        lines = self._stderr.decode(errors="replace").strip().splitlines()
-        return lines[-1] if lines else f"exit status {code}"
+        return self._errors.text() or f"exit status {code}"
 
     def read(self, size: int | None = -1) -> bytes:
         if self.done.is_set() and self._left == 0:

@@ -34,8 +34,13 @@ _GTID_LIST_ITEM = struct.Struct("<IIQ")  # domain id, server id, sequence number
 FORMAT_DESCRIPTION = 15
 GTID_LIST = 163
 GTID = 162
-# Events whose body is decoded: they are small, so they are kept whole.
-_DECODED = frozenset({FORMAT_DESCRIPTION, GTID_LIST, GTID})
+START_ENCRYPTION = 164
+# Events kept whole (they are small): those whose body is decoded, and the
+# start of encryption, which may come between the format description and the
+# GTID list.
+_DECODED = frozenset({FORMAT_DESCRIPTION, GTID_LIST, GTID, START_ENCRYPTION})
+# What may come before the GTID list: past them, a log without one has none.
+_BEFORE_GTID_LIST = frozenset({FORMAT_DESCRIPTION, START_ENCRYPTION})
 _LARGEST_DECODED = 1 << 20
 
 
@@ -108,6 +113,7 @@ class Scanner:
         self._offset = 0  # bytes fed so far
         self._magic = False
         self._pieces: list[memoryview] = []  # what feed returns, filled by _walk too
+        self.past_head = False  # an event after the head was walked (see _walk)
 
     def feed(self, block: bytes) -> list[memoryview]:
         """Scan ``block``; with ``select``, return the pieces of it to keep."""
@@ -167,6 +173,8 @@ class Scanner:
                 if n - i < length:
                     break
                 gtid = self._decode(data[i : i + length], kind=kind, stamp=stamp, server=server)
+            if kind not in _BEFORE_GTID_LIST:
+                self.past_head = True  # after a GTID list's decoding: facts.start is final
             if select is not None:
                 keep = select(at + i, length, kind, stamp, gtid)
                 if keep and run is None:

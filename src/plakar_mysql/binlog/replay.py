@@ -27,6 +27,7 @@ way: no transaction is ever applied twice.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -37,7 +38,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any, NoReturn
 
 import pymysql
 
@@ -46,13 +47,15 @@ from kloset_sdk.records import Content
 from kloset_sdk.transport import enlarge_pipe
 from plakar_mysql.binlog import SCHEME
 from plakar_mysql.binlog.archive import BINLOG_DIR, MANIFEST_PATH
-from plakar_mysql.binlog.events import GTID, FileFacts, Scanner
+from plakar_mysql.binlog.events import GTID, BinlogFormatError, FileFacts, Scanner
 from plakar_mysql.binlog.gtid import Gtid, GtidError, Position
 from plakar_mysql.binlog.point import restored_point, set_restored_point
 from plakar_mysql.binlog.tools import binlog_tool, client_tool
 from plakar_mysql.credentials import option_pipe
 from plakar_mysql.dump import MAX_PACKET
 from plakar_mysql.flavour import Flavour, Tool
+from plakar_mysql.loader import StderrTail
+from plakar_mysql.locks import DEFAULT_LOCK_WAIT_TIMEOUT, bounds_sql, holders
 from plakar_mysql.options import Config, ConfigError, parse
 from plakar_mysql.server import connect, server_info
 
@@ -67,6 +70,8 @@ _EVENT_LINE = re.compile(
 _GTID_TEXT = re.compile(rb"\tGTID (\d+)-(\d+)-(\d+)")
 _ERROR_LINE = re.compile(r"at line (\d+)")
 _RECENT = 200_000  # events remembered to name the one that failed
+MANIFEST_LIMIT = 16 << 20  # some 40,000 logs' entries: a larger manifest is not ours
+_SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 # The pipes between the stages are widened to 1 MiB (enlarge_pipe): a stage writes
 # a whole block at once, and the three processes wake each other far less often.
 
@@ -275,17 +280,17 @@ class _Client:
     names an event and a transaction.
     """
 
-    def __init__(self, tool: Tool, config: Config, base: Position) -> None:
+    def __init__(self, tool: Tool, config: Config, base: Position, lock_wait: int) -> None:
         self.name = tool.path.rsplit("/", 1)[-1]
         self.lines = 0
         self.markers: deque[_Marker] = deque()
         self.base = base  # the start advanced by the transactions of markers dropped
-        self.stderr: list[str] = []
         with option_pipe(config.connection, tool.flavour) as (fd, defaults):
             self.process = subprocess.Popen(
                 [
                     tool.path,
                     defaults,
+                    f"--init-command={bounds_sql(lock_wait)}",
                     "--batch",
                     "--silent",
                     "--binary-mode",
@@ -296,15 +301,9 @@ class _Client:
                 stderr=subprocess.PIPE,
                 pass_fds=(fd,),
             )
-        assert self.process.stdin is not None
+        assert self.process.stdin is not None and self.process.stderr is not None
         enlarge_pipe(self.process.stdin.fileno())
-        self._stderr_thread = threading.Thread(target=self._collect, daemon=True)
-        self._stderr_thread.start()
-
-    def _collect(self) -> None:
-        assert self.process.stderr is not None
-        for raw in self.process.stderr:
-            self.stderr = [*self.stderr[-19:], raw.decode(errors="replace").rstrip()]
+        self.errors = StderrTail(self.process.stderr)
 
     def send(self, file: str, text: bytes) -> None:
         """Whole lines of SQL; raises BrokenPipeError if the client has stopped."""
@@ -327,13 +326,10 @@ class _Client:
         assert self.process.stdin is not None
         with contextlib.suppress(BrokenPipeError):
             self.process.stdin.close()
-        code = self.process.wait()
-        self._stderr_thread.join()
-        return code
+        return self.process.wait()
 
     def error(self) -> str:
-        errors = [line for line in self.stderr if line.startswith("ERROR")]
-        return " | ".join(errors or self.stderr) or f"{self.name} exit status {self.process.poll()}"
+        return self.errors.text() or f"{self.name} exit status {self.process.poll()}"
 
     def failed_at(self) -> tuple[_Marker | None, Gtid | None, Position]:
         """The event and transaction the client failed on, and the position before it."""
@@ -357,6 +353,45 @@ class _Client:
         self.process.wait()
 
 
+class _Feeder(threading.Thread):
+    """Feeds what is kept of one log to ``mariadb-binlog``'s stdin, in a thread: the
+    head already read, then the rest as it streams in, up to the stop."""
+
+    def __init__(
+        self,
+        sink: IO[bytes],
+        scanner: Scanner,
+        head: list[bytes],
+        stream: Content,
+        selector: Selector,
+    ) -> None:
+        super().__init__(name="binlog-feed", daemon=True)
+        self.sink, self.scanner, self.head = sink, scanner, head
+        self.stream, self.selector = stream, selector
+        self.error: BaseException | None = None
+        self.ended = False  # the log was read to its end
+
+    def run(self) -> None:
+        try:
+            for first in self.head:
+                self.sink.write(first)
+            while not self.selector.stopped:
+                block = self.stream.read(_BLOCK)
+                if not block:
+                    self.scanner.finish()
+                    self.ended = True
+                    break
+                for piece in self.scanner.feed(block):
+                    self.sink.write(piece)
+        except BrokenPipeError:
+            pass  # the tool stopped: its own error says why
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                self.sink.close()
+
+
 class Replay:
     """One replay into one target: the logs arrive one by one through :meth:`file`."""
 
@@ -364,18 +399,23 @@ class Replay:
         self.config = config
         self.bounds = bounds
         self.database = config.databases[0] if config.databases else None
+        self.lock_wait = int(config.values.get("lock_wait_timeout", DEFAULT_LOCK_WAIT_TIMEOUT))
+        self.seen: dict[str, int | None] = {}  # each log received: its size (None: not read)
         self._db: pymysql.connections.Connection[Any] | None = None
         self._selector: Selector | None = None
         self._client: _Client | None = None
         self._binlog: Tool | None = None
         self._previous: FileFacts | None = None
         self._files = 0
+        self.manifest_checked = False
 
     # -- before the first log ------------------------------------------------------
 
     def _begin(self) -> Selector:
         conn = self.config.connection
         self._db = db = connect(conn)
+        with db.cursor() as cursor:
+            cursor.execute(bounds_sql(self.lock_wait))
         server = server_info(db)
         if server.read_only:
             raise ReplayError(
@@ -405,7 +445,7 @@ class Replay:
         )
         self._binlog = binlog_tool(server.flavour, conn.bin_dir)
         self._client = _Client(
-            client_tool(server.flavour, conn.bin_dir), self.config, selector.start
+            client_tool(server.flavour, conn.bin_dir), self.config, selector.start, self.lock_wait
         )
         self._selector = selector
         return selector
@@ -414,22 +454,42 @@ class Replay:
 
     def file(self, name: str, stream: Content) -> None:
         if self._selector is not None and self._selector.stopped:
+            self.seen[name] = None
             log(f"{name}: after the stop, not read")
             return
         selector = self._selector or self._begin()
         selector.begin(name)
         scanner = Scanner(name, select=selector)
-        head: list[bytes] = []
-        while scanner.facts.start is None:
-            block = stream.read(_BLOCK)
-            if not block:
-                break
-            head += [bytes(piece) for piece in scanner.feed(block)]
+        try:
+            head = read_head(scanner, stream)
+        except BinlogFormatError as exc:
+            self.fail(str(exc))  # before any of its bytes is applied
         self._check_follows(scanner.facts, selector)
         self._previous = scanner.facts
-        self._apply(name, scanner, head, stream)
+        whole = self._apply(name, scanner, head, stream)
         selector.end()
+        self.seen[name] = scanner.offset if whole else None
         self._files += 1
+
+    def check_manifest(self, path: str, data: bytes) -> None:
+        """The snapshot's logs must be those its manifest lists, with their sizes;
+        else stop, saying what was applied (the manifest comes after the logs)."""
+        if len(data) > MANIFEST_LIMIT:
+            self.fail(f"{path} is larger than {MANIFEST_LIMIT} bytes: not a binlog manifest")
+        try:
+            listed = _listed_logs(path, data)
+        except ReplayError as exc:
+            self.fail(str(exc))
+        absent = [name for name in listed if name not in self.seen]
+        if absent:
+            self.fail(f"{path} lists {_names(absent)}, absent from the snapshot")
+        extra = [name for name in self.seen if name not in listed]
+        if extra:
+            self.fail(f"{BINLOG_DIR}/{extra[0]} is in the snapshot but not in {path}")
+        for name, size in self.seen.items():
+            if size is not None and size != listed[name]:
+                self.fail(f"{BINLOG_DIR}/{name} holds {size} bytes, {path} says {listed[name]}")
+        self.manifest_checked = True
 
     def _check_follows(self, facts: FileFacts, selector: Selector) -> None:
         """Nothing may be missing between the start (or the previous log) and this log."""
@@ -437,11 +497,11 @@ class Replay:
         if previous is not None:
             numbers = _log_number(previous.name), _log_number(facts.name)
             if numbers[0] and numbers[1] and numbers[1] != (numbers[0][0], numbers[0][1] + 1):
-                self._fail(f"{facts.name} does not follow {previous.name}: a log is missing")
+                self.fail(f"{facts.name} does not follow {previous.name}: a log is missing")
             if facts.start is not None and previous.end is not None:
                 missing = facts.start.ahead_of(previous.end)
                 if missing:
-                    self._fail(f"{facts.name} does not follow {previous.name}: " + _gap(missing))
+                    self.fail(f"{facts.name} does not follow {previous.name}: " + _gap(missing))
             return
         start_at = selector.start_at
         if start_at is not None:
@@ -461,7 +521,8 @@ class Replay:
                 "archived?); nothing was applied"
             )
 
-    def _apply(self, name: str, scanner: Scanner, head: list[bytes], stream: Content) -> None:
+    def _apply(self, name: str, scanner: Scanner, head: list[bytes], stream: Content) -> bool:
+        """Replay the log; whether it was read to its end (not if the stop came first)."""
         assert self._binlog is not None and self._client is not None
         selector = self._selector
         assert selector is not None
@@ -471,32 +532,11 @@ class Replay:
         binlog = subprocess.Popen(
             [*args, "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        assert binlog.stdin is not None and binlog.stdout is not None
+        assert binlog.stdin is not None and binlog.stdout is not None and binlog.stderr is not None
+        tool_errors = StderrTail(binlog.stderr)  # drained as it runs: a full pipe would block it
         enlarge_pipe(binlog.stdin.fileno())
         enlarge_pipe(binlog.stdout.fileno())
-        feed_error: list[BaseException] = []
-
-        def feed() -> None:
-            assert binlog.stdin is not None
-            try:
-                for first in head:
-                    binlog.stdin.write(first)
-                while not selector.stopped:
-                    block = stream.read(_BLOCK)
-                    if not block:
-                        scanner.finish()
-                        break
-                    for piece in scanner.feed(block):
-                        binlog.stdin.write(piece)
-            except BrokenPipeError:
-                pass  # the tool stopped: its own error says why
-            except BaseException as exc:
-                feed_error.append(exc)
-            finally:
-                with contextlib.suppress(BrokenPipeError):
-                    binlog.stdin.close()
-
-        feeder = threading.Thread(target=feed, name="binlog-feed", daemon=True)
+        feeder = _Feeder(binlog.stdin, scanner, head, stream, selector)
         feeder.start()
         try:
             self._relay(name, binlog)
@@ -505,14 +545,14 @@ class Replay:
                 binlog.kill()
             feeder.join()
             code = binlog.wait()
-            assert binlog.stdout is not None and binlog.stderr is not None
-            tool_error = binlog.stderr.read().decode(errors="replace").strip()
+            tool_error = tool_errors.text()
             binlog.stdout.close()
             binlog.stderr.close()
-        if feed_error:
-            self._fail(f"{name}: {feed_error[0]}")
+        if feeder.error is not None:
+            self.fail(f"{name}: {feeder.error}")
         if code != 0:
-            self._fail(f"{self._binlog.path} failed on {name}: {tool_error or f'status {code}'}")
+            self.fail(f"{self._binlog.path} failed on {name}: {tool_error or f'status {code}'}")
+        return feeder.ended
 
     def _relay(self, name: str, binlog: subprocess.Popen[bytes]) -> None:
         """The tool's SQL to the client, whole lines at a time."""
@@ -557,14 +597,32 @@ class Replay:
             )
             where = f"the event at {pos}" + (f" (transaction {gtid})" if gtid else "")
         self._record(applied)
+        error = self._client.error()
+        if "ERROR 1205" in error:
+            error += f" (waited {self.lock_wait} s, lock_wait_timeout; {self._holders()})"
         raise ReplayError(
-            f"the replay stopped at {where}: {self._client.error()}; the transactions before it "
+            f"the replay stopped at {where}: {error}; the transactions before it "
             f"are applied (@@gtid_slave_pos is {applied or 'empty'}): fix the cause and run the "
             "same restore again to go on from there"
         )
 
-    def _fail(self, message: str) -> None:
-        """Stop now: what was applied so far is recorded, and said."""
+    def _holders(self) -> str:
+        """Who holds the lock the client waited for, in the databases it may write."""
+        assert self._db is not None
+        schemas = [self.database] if self.database is not None else []
+        if not schemas:
+            try:
+                with self._db.cursor() as cursor:
+                    cursor.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
+                    rows = cursor.fetchall()
+            except pymysql.err.MySQLError as exc:
+                return f"the lock holder could not be read ({exc.args[-1]})"
+            schemas = [str(row[0]) for row in rows if row[0] not in _SYSTEM_SCHEMAS]
+        return holders(self._db, [(schema, "") for schema in schemas])
+
+    def fail(self, message: str) -> NoReturn:
+        """Stop now: the client finishes what it was sent, and what was applied so far
+        is recorded and said (killing it would leave some applied but unrecorded)."""
         applied = self._finish_client()
         raise ReplayError(
             f"{message}; "
@@ -602,6 +660,11 @@ class Replay:
         if selector is None:
             log("no binary log in the snapshot: nothing to replay")
             return
+        if not self.manifest_checked:
+            log(
+                f"warning: no {MANIFEST_PATH} came with the logs (a part of a snapshot?): "
+                "they were not checked against it"
+            )
         applied = self._finish_client()
         span = ""
         if selector.first_time is not None and selector.last_time is not None:
@@ -631,6 +694,51 @@ class Replay:
             with contextlib.suppress(Exception):
                 self._db.close()
             self._db = None
+
+
+def read_head(scanner: Scanner, stream: Content) -> list[bytes]:
+    """The start of a log, read until its GTID list is known (the list follows the
+    format description), and what ``scanner`` kept of it: a block or two, whatever
+    the log's size, even if it has no GTID list."""
+    head: list[bytes] = []
+    while not scanner.past_head:
+        block = stream.read(_BLOCK)
+        if not block:
+            break
+        head += [bytes(piece) for piece in scanner.feed(block)]
+    return head
+
+
+def _read_upto(stream: Content, limit: int) -> bytes:
+    """The content, or its first ``limit`` bytes or a little more if it is longer."""
+    data = bytearray()
+    while len(data) < limit and (block := stream.read(_BLOCK)):
+        data += block
+    return bytes(data)
+
+
+def _listed_logs(path: str, data: bytes) -> dict[str, int]:
+    """The logs a binlog manifest lists, with their sizes; raises ReplayError."""
+    try:
+        manifest = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise ReplayError(f"{path} is not JSON ({exc})") from None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(manifest, dict) or manifest.get("kind") != "binlog":
+        raise ReplayError(f'{path} is not the manifest of a binlog snapshot (no "kind": "binlog")')
+    listed: dict[str, int] = {}
+    for entry in files if isinstance(files, list) else [None]:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        size = entry.get("size") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or type(size) is not int or size < 0 or name in listed:
+            raise ReplayError(f'{path}: "files" must list each log once, with its name and size')
+        listed[name] = size
+    return listed
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:3])
+    return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _gap(missing: list[tuple[Gtid | None, Gtid]]) -> str:
@@ -681,10 +789,11 @@ class BinlogExporter(Exporter):
         stream = record.open()
         try:
             if path.endswith(MANIFEST_PATH):
+                replay.check_manifest(path, _read_upto(stream, MANIFEST_LIMIT + 1))
                 return
             directory, _, name = path.rpartition("/")
             if not directory.endswith(BINLOG_DIR) or not name:
-                raise ReplayError(f"{path} is not part of a binary-log snapshot")
+                replay.fail(f"{path} is not part of a binary-log snapshot")
             replay.file(name, stream)
         finally:
             stream.close()
