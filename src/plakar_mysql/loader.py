@@ -1,7 +1,11 @@
 """Feed SQL into the server's own client, and report its error with its line.
 
 Every load is one ``mariadb``/``mysql`` process reading the file on its
-standard input, with the password handed over through an anonymous pipe.  A
+standard input, with the password handed over through an anonymous pipe, and
+in sandbox mode (:attr:`~plakar_mysql.flavour.Tool.sandbox_args`): a snapshot is
+data, so a ``\\!``, ``system``, ``\\T``, ``\\.``, ``source`` or ``connect`` in it
+fails the load instead of running a shell command, writing or reading a file,
+or sending the credentials elsewhere.  A
 file already on disk is given to the client as its stdin, so the bytes never
 pass through Python; a stream is copied in large blocks.  ``definer=current``
 rewrites the ``DEFINER`` clauses of views, routines, triggers and events on
@@ -30,6 +34,31 @@ class LoadError(RuntimeError):
     """The client failed; the message holds its own error line."""
 
 
+# What a server's error may quote of a statement that carries a secret: the
+# literal after IDENTIFIED BY [PASSWORD] / IDENTIFIED WITH|VIA plugin AS|BY|USING,
+# PASSWORD('...'), a privilege table's authentication_string (JSON in MariaDB's
+# global_priv), and hashes as mysql.user rows hold them (*<40 hex>, $A$005$...).
+# The literal may be cut short by the server's "near '...'" excerpt.
+_SECRET = re.compile(
+    r"(?i)(?P<keep>IDENTIFIED\s+(?:BY(?:\s+PASSWORD)?|(?:WITH|VIA)\s+\S+\s+(?:AS|BY|USING))"
+    r"\s*|PASSWORD\s*\(\s*|\"authentication_string\"\s*:\s*)"
+    r"(?P<quote>['\"])(?:[^'\"\\]|\\.)*(?P=quote)?"
+    r"|\*[0-9A-F]{40}|\$[A-Z]\$\d{3}\$[^'\"\s]*"
+)
+
+
+def hide_secrets(text: str) -> str:
+    """``text`` (a client's or server's error) with password literals and hashes
+    shown as ``***``: a failing ``CREATE USER`` must not put its hash in a message."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match["keep"] is None:
+            return "***"
+        return f"{match['keep']}{match['quote']}***{match['quote']}"
+
+    return _SECRET.sub(replace, text)
+
+
 class _StderrTail:
     """Collects a child's stderr in the background, keeping its last lines."""
 
@@ -46,7 +75,7 @@ class _StderrTail:
         """The client's error lines (``ERROR ... at line N: ...``), else its last lines."""
         self._thread.join()
         errors = [line for line in self.lines if line.startswith("ERROR")]
-        return " | ".join(errors or [line for line in self.lines if line.strip("- ")])
+        return hide_secrets(" | ".join(errors or [line for line in self.lines if line.strip("- ")]))
 
 
 # The DEFINER clause where the dump tools write it: triggers, views, routines, events.
@@ -135,6 +164,7 @@ class Client:
         self.force = force
         self.init_command = init_command  # run first in every session (the lock wait bounds)
         self.name = tool.path.rsplit("/", 1)[-1]
+        self.sandbox = tool.sandbox_args  # a client that has no sandbox is refused here
 
     def load(
         self,
@@ -155,6 +185,7 @@ class Client:
             "--comments",  # keep the comments inside routine and trigger bodies
             f"--max-allowed-packet={MAX_PACKET}",
             "--default-character-set=utf8mb4",
+            *self.sandbox,
         ]
         if self.force:
             args.append("--force")
