@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
 from kloset_sdk.records import Content
-from plakar_mysql.credentials import option_pipe
+from plakar_mysql.credentials import hide_secrets, option_pipe
 from plakar_mysql.dump import MAX_PACKET
 from plakar_mysql.flavour import Tool
 from plakar_mysql.options import Connection
@@ -32,31 +32,6 @@ BLOCK = 1 << 20
 
 class LoadError(RuntimeError):
     """The client failed; the message holds its own error line."""
-
-
-# What a server's error may quote of a statement that carries a secret: the
-# literal after IDENTIFIED BY [PASSWORD] / IDENTIFIED WITH|VIA plugin AS|BY|USING,
-# PASSWORD('...'), a privilege table's authentication_string (JSON in MariaDB's
-# global_priv), and hashes as mysql.user rows hold them (*<40 hex>, $A$005$...).
-# The literal may be cut short by the server's "near '...'" excerpt.
-_SECRET = re.compile(
-    r"(?i)(?P<keep>IDENTIFIED\s+(?:BY(?:\s+PASSWORD)?|(?:WITH|VIA)\s+\S+\s+(?:AS|BY|USING))"
-    r"\s*|PASSWORD\s*\(\s*|\"authentication_string\"\s*:\s*)"
-    r"(?P<quote>['\"])(?:[^'\"\\]|\\.)*(?P=quote)?"
-    r"|\*[0-9A-F]{40}|\$[A-Z]\$\d{3}\$[^'\"\s]*"
-)
-
-
-def hide_secrets(text: str) -> str:
-    """``text`` (a client's or server's error) with password literals and hashes
-    shown as ``***``: a failing ``CREATE USER`` must not put its hash in a message."""
-
-    def replace(match: re.Match[str]) -> str:
-        if match["keep"] is None:
-            return "***"
-        return f"{match['keep']}{match['quote']}***{match['quote']}"
-
-    return _SECRET.sub(replace, text)
 
 
 class _StderrTail:

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from support.scripts import executable
 
+from plakar_mysql.credentials import hide_secrets
 from plakar_mysql.flavour import Flavour, Tool, ToolError, find_tool, offered_options
-from plakar_mysql.loader import Client, hide_secrets
+from plakar_mysql.loader import Client
 from plakar_mysql.options import Connection
 
 MARIADB_VERSION = "mariadb  Ver 15.1 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)"
@@ -179,6 +180,9 @@ HASH = "*0123456789ABCDEF0123456789ABCDEF01234567"
         f"ERROR 1064 at line 2: near 'SET PASSWORD FOR a = PASSWORD('{HASH[1:]}')'",
         'ERROR 1062 at line 7: near \'{"plugin":"x","authentication_string":"ZmFrZWhhc2g"}\'',
         f"ERROR 1136 at line 5: near 'VALUES ('localhost','a','{HASH}','N')'",
+        # Quotes inside the password: the whole literal goes, not up to its first quote.
+        "ERROR 1064 at line 2: near 'IDENTIFIED BY 'Zm9v''s \"x\" Zm9v' REQUIRE'",
+        'ERROR 1064 at line 2: near "IDENTIFIED BY "Zm9v""Zm9v" x"',
     ],
 )
 def test_load_errors_never_show_a_password_or_hash(error: str) -> None:
