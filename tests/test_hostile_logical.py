@@ -199,6 +199,13 @@ PLACEMENTS: dict[str, Placement] = {
     ),
 }
 
+#: The file a LOAD DATA LOCAL INFILE (into the source's table, which exists on
+#: the server) is planted in: a table file after its rows, a /<db>.sql first.
+LOCAL_INFILE: dict[str, Callable[[dict[str, bytes], bytes, bytes], dict[str, bytes]]] = {
+    "table file": _edited(f"/databases/{SOURCE}/tables/t.sql", TABLE_ROWS_END),
+    "/<db>.sql": _plain_db,
+}
+
 #: Every command in one file, restored with force=true: the client goes on past
 #: each refused command, so one restore proves all five refused, and the data loads.
 FORCED = ("table file", "/<db>.sql")
@@ -288,6 +295,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                     layouts / _case_name(placement_name, "forced"),
                     placement.files(real, plain, b"".join(lines.values())),
                 )
+                local = f"LOAD DATA LOCAL INFILE '{sentinels.secret()}' INTO TABLE {SOURCE}.t;\n"
+                write_layout(
+                    layouts / _case_name(placement_name, "local"),
+                    LOCAL_INFILE[placement_name](real, plain, local.encode()),
+                )
         snapshot = craft_snapshot(plakar, layouts)
         yield World(
             server=server,
@@ -374,3 +386,36 @@ def test_with_force_every_command_is_refused_and_only_data_loads(
     ignored = one_line(output, "errors ignored (force=true)")
     for refused in ("Unknown command '\\!'", "Unknown command '\\T'", "Unknown command '\\.'"):
         assert refused in ignored, ignored
+
+
+@pytest.mark.usefixtures("clean")
+@pytest.mark.parametrize("force", [False, True], ids=["fails", "forced"])
+@pytest.mark.parametrize("placement_name", FORCED)
+def test_load_data_local_infile_reads_no_file_of_the_restoring_machine(
+    world: World, placement_name: str, force: bool
+) -> None:
+    """The sandbox lets LOAD DATA LOCAL INFILE read any file the restore can
+    (root's, often): the client runs with it off, so the file's row never lands
+    in the target; the restore fails in one line, or with force=true skips it."""
+    placement = PLACEMENTS[placement_name]
+    for statement in placement.prepare:
+        world.server.execute(statement)
+    before = server_state(world.server)
+    watch = TreeWatch(world.roots, world.ignore)
+
+    code, output = _restore(
+        world, placement, _case_name(placement_name, "local"), *(["force=true"] if force else [])
+    )
+
+    assert watch.changes() == [], output
+    assert (code == 0) is force, output
+    line = one_line(output, "ERROR 4166")  # the local infile capability is disabled
+    if force:
+        assert "errors ignored (force=true)" in line, output
+        rows = world.server.query(f"SELECT id, v FROM {TARGET}.t ORDER BY id")
+        assert rows == [(1, "a"), (2, "b")], output
+    else:
+        assert placement.names in line, output
+        assert server_state(world.server) == before, output
+    # The row the file holds is nowhere: the table it was to go into is as it was.
+    assert world.server.query(f"SELECT id, v FROM {SOURCE}.t ORDER BY id") == [(1, "a"), (2, "b")]

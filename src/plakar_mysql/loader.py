@@ -5,7 +5,7 @@ standard input, with the password handed over through an anonymous pipe, and
 in sandbox mode (:attr:`~plakar_mysql.flavour.Tool.sandbox_args`): a snapshot is
 data, so a ``\\!``, ``system``, ``\\T``, ``\\.``, ``source`` or ``connect`` in it
 fails the load instead of running a shell command, writing or reading a file,
-or sending the credentials elsewhere.  A
+or sending the credentials elsewhere; ``LOAD DATA LOCAL INFILE`` is off too.  A
 file already on disk is given to the client as its stdin, so the bytes never
 pass through Python; a stream is copied in large blocks.  ``definer=current``
 rewrites the ``DEFINER`` clauses of views, routines, triggers and events on
@@ -161,6 +161,9 @@ class Client:
             f"--max-allowed-packet={MAX_PACKET}",
             "--default-character-set=utf8mb4",
             *self.sandbox,
+            # LOAD DATA LOCAL INFILE would read any file this process can (the
+            # sandbox allows it): no dump needs it, so a snapshot gets none.
+            "--local-infile=0",
         ]
         if self.force:
             args.append("--force")

@@ -47,6 +47,10 @@ CLIENT_COMMANDS: Mapping[str, str] = {
 }
 
 
+#: What :meth:`Sentinels.secret` holds: a row that only a read of that file could load.
+SECRET_ROW = "secret-row-read-from-the-restoring-machine"
+
+
 @dataclass(frozen=True)
 class Sentinels:
     """Paths that only an executed command would create, in ``directory``.
@@ -74,6 +78,15 @@ class Sentinels:
                 f"CREATE DATABASE IF NOT EXISTS `{self.database}`;\n"
                 f"\\! touch {self.path('sourced')}\n"
             )
+        return path
+
+    def secret(self) -> Path:
+        """A file on the restoring machine that a snapshot must not be able to read
+        into the target (``LOAD DATA LOCAL INFILE``): one tab-separated row
+        ``3, SECRET_ROW``, which must never appear in a table (created once)."""
+        path = self.directory / "secret.txt"
+        if not path.exists():
+            path.write_text(f"3\t{SECRET_ROW}\n")
         return path
 
     def found(self, server: MariaDBServer | None = None) -> list[str]:

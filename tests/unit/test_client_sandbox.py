@@ -141,7 +141,7 @@ def test_every_load_runs_in_sandbox_mode(tmp_path: Path) -> None:
     loads = calls(tmp_path)[2:]
     assert len(loads) == 2
     for line in loads:
-        assert "--sandbox --binary-mode" in line
+        assert "--sandbox --binary-mode --local-infile=0" in line
         assert "pw" not in line
     assert calls(tmp_path)[:2] == ["--version", "--no-defaults --help"]  # help asked once
 
