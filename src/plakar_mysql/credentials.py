@@ -7,12 +7,16 @@ option file into an anonymous pipe, which the tool reads as
 is left behind even when the plugin is killed.  A user's own ``defaults_file``
 is pulled in with ``!include``; explicit options override it, and nothing else
 (no ``/etc/mysql/my.cnf``, no ``~/.my.cnf``) changes what the tools do.
+
+What the tools and the server say back can quote a statement that carries a
+password or its hash: :func:`hide_secrets` takes those out of every message.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 
 from plakar_mysql.flavour import Flavour
@@ -89,3 +93,29 @@ def option_pipe(conn: Connection, flavour: Flavour) -> Iterator[tuple[int, str]]
         yield read_end, f"--defaults-file=/dev/fd/{read_end}"
     finally:
         os.close(read_end)
+
+
+# What a server's error may quote of a statement that carries a secret: the
+# literal after IDENTIFIED BY [PASSWORD] / IDENTIFIED WITH|VIA plugin AS|BY|USING,
+# PASSWORD('...'), a privilege table's authentication_string (JSON in MariaDB's
+# global_priv), and hashes as mysql.user rows hold them (*<40 hex>, $A$005$...).
+# The literal may be cut short by the server's "near '...'" excerpt.
+_SECRET = re.compile(
+    r"(?i)(?P<keep>IDENTIFIED\s+(?:BY(?:\s+PASSWORD)?|(?:WITH|VIA)\s+\S+\s+(?:AS|BY|USING))"
+    r"\s*|PASSWORD\s*\(\s*|\"authentication_string\"\s*:\s*)"
+    r"(?:(?P<quote>')(?:[^'\\]|\\.|'')*'?|(?P<dquote>\")(?:[^\"\\]|\\.|\"\")*\"?)"
+    r"|\*[0-9A-F]{40}|\$[A-Z]\$\d{3}\$[^'\"\s]*"
+)
+
+
+def hide_secrets(text: str) -> str:
+    """``text`` (a client's or server's error) with password literals and hashes
+    shown as ``***``: a failing ``CREATE USER`` must not put its hash in a message."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match["keep"] is None:
+            return "***"
+        quote = match["quote"] or match["dquote"]
+        return f"{match['keep']}{quote}***{quote}"
+
+    return _SECRET.sub(replace, text)

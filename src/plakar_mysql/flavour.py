@@ -11,6 +11,7 @@ missing.
 from __future__ import annotations
 
 import enum
+import functools
 import os
 import re
 import shutil
@@ -44,6 +45,14 @@ class Flavour(enum.Enum):
     def title(self) -> str:
         return "MariaDB" if self is Flavour.MARIADB else "MySQL"
 
+    @property
+    def sandbox_hint(self) -> str:
+        """Which client to install when the one found cannot be kept from running the
+        client commands of the SQL it reads (see :attr:`Tool.sandbox_args`)."""
+        if self is Flavour.MARIADB:
+            return "install MariaDB's client 10.5.25, 10.6.18, 10.11.8, 11.4.2 or later"
+        return "install MySQL's client from a current 8.0, 8.4 or 9.x release"
+
 
 def detect(*texts: str) -> Flavour:
     """The flavour that ``SELECT VERSION(), @@version_comment`` or ``TOOL --version`` names."""
@@ -65,6 +74,30 @@ def version_tuple(text: str) -> tuple[int, int, int]:
     return (int(major), int(minor), int(patch))
 
 
+#: The client's options that keep the SQL it reads from running the client's own
+#: commands (``\!`` or ``system``: a shell command; ``\T``/``tee``: write a file;
+#: ``\.``/``source``: read one; ``connect``: send the credentials to another host):
+#: MariaDB's sandbox mode refuses those that touch the file system; MySQL's
+#: ``--commands=OFF`` turns the commands off; binary mode turns off every command but
+#: ``DELIMITER`` and ``\C`` (which the dumps need), ``connect`` among them, which the
+#: sandbox allows.  Each is passed when the client offers it.
+_SANDBOX_OPTIONS = (
+    ("sandbox", "--sandbox"),
+    ("commands", "--commands=OFF"),
+    ("binary-mode", "--binary-mode"),
+)
+
+
+def offered_options(help_text: str) -> frozenset[str]:
+    """The long options a client's ``--help`` lists, without their ``--``.
+
+    Each is at the start of a line, maybe after its one-letter form
+    (``  -G, --named-commands``); the descriptions that mention an option
+    (``... expired password sandbox mode``) do not count.
+    """
+    return frozenset(re.findall(r"^\s*(?:-\w,\s*)?--([a-z][a-z0-9-]*)", help_text, re.M))
+
+
 @dataclass(frozen=True)
 class Tool:
     """A client executable of a known flavour and version."""
@@ -76,6 +109,39 @@ class Tool:
     @property
     def version(self) -> tuple[int, int, int]:
         return version_tuple(self.version_text)
+
+    @functools.cached_property
+    def sandbox_args(self) -> tuple[str, ...]:
+        """The options that stop this client from running commands found in the SQL
+        it reads (a snapshot's): whichever of ``--sandbox``, ``--commands=OFF`` and
+        ``--binary-mode`` it offers.  Raises :class:`ToolError` if it offers none.
+
+        Asked of the tool itself (``--help``), once per tool: the options exist
+        from point releases that distributions backport, so a version rule
+        would refuse clients that have them and accept forks that do not.
+        """
+        try:
+            text = subprocess.run(
+                [self.path, "--no-defaults", "--help"],
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=30,
+                check=True,
+            ).stdout
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ToolError(
+                f"{self.path} --help does not run ({exc}); {self.flavour.package_hint}"
+            ) from None
+        offered = offered_options(text)
+        found = tuple(arg for option, arg in _SANDBOX_OPTIONS if option in offered)
+        if not found:
+            raise ToolError(
+                f"{self.path} ({'.'.join(map(str, self.version))}) has neither --sandbox, "
+                "--commands nor --binary-mode, so a snapshot could run commands through it: "
+                f"{self.flavour.sandbox_hint}, or point bin_dir to one"
+            )
+        return found
 
 
 def find_tool(names: tuple[str, ...], flavour: Flavour, bin_dir: str | None) -> Tool:

@@ -1,7 +1,11 @@
 """Feed SQL into the server's own client, and report its error with its line.
 
 Every load is one ``mariadb``/``mysql`` process reading the file on its
-standard input, with the password handed over through an anonymous pipe.  A
+standard input, with the password handed over through an anonymous pipe, and
+in sandbox mode (:attr:`~plakar_mysql.flavour.Tool.sandbox_args`): a snapshot is
+data, so a ``\\!``, ``system``, ``\\T``, ``\\.``, ``source`` or ``connect`` in it
+fails the load instead of running a shell command, writing or reading a file,
+or sending the credentials elsewhere; ``LOAD DATA LOCAL INFILE`` is off too.  A
 file already on disk is given to the client as its stdin, so the bytes never
 pass through Python; a stream is copied in large blocks.  ``definer=current``
 rewrites the ``DEFINER`` clauses of views, routines, triggers and events on
@@ -18,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
 from kloset_sdk.records import Content
-from plakar_mysql.credentials import option_pipe
+from plakar_mysql.credentials import hide_secrets, option_pipe
 from plakar_mysql.dump import MAX_PACKET
 from plakar_mysql.flavour import Tool
 from plakar_mysql.options import Connection
@@ -48,7 +52,7 @@ class StderrTail:
         """The client's error lines (``ERROR ... at line N: ...``), else its last lines."""
         self._thread.join()
         errors = [line for line in self.lines if line.startswith("ERROR")]
-        return " | ".join(errors or [line for line in self.lines if line.strip("- ")])
+        return hide_secrets(" | ".join(errors or [line for line in self.lines if line.strip("- ")]))
 
 
 # The DEFINER clause where the dump tools write it: triggers, views, routines, events.
@@ -137,6 +141,7 @@ class Client:
         self.force = force
         self.init_command = init_command  # run first in every session (the lock wait bounds)
         self.name = tool.path.rsplit("/", 1)[-1]
+        self.sandbox = tool.sandbox_args  # a client that has no sandbox is refused here
 
     def load(
         self,
@@ -157,6 +162,10 @@ class Client:
             "--comments",  # keep the comments inside routine and trigger bodies
             f"--max-allowed-packet={MAX_PACKET}",
             "--default-character-set=utf8mb4",
+            *self.sandbox,
+            # LOAD DATA LOCAL INFILE would read any file this process can (the
+            # sandbox allows it): no dump needs it, so a snapshot gets none.
+            "--local-infile=0",
         ]
         if self.force:
             args.append("--force")

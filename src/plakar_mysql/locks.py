@@ -21,6 +21,8 @@ from typing import Any, TypeAlias
 
 import pymysql
 
+from plakar_mysql.credentials import hide_secrets
+
 Connection: TypeAlias = "pymysql.connections.Connection[Any]"
 
 DEFAULT_LOCK_WAIT_TIMEOUT = 30
@@ -62,7 +64,8 @@ def _optional(db: Connection, sql: str, args: Sequence[Any] = ()) -> list[tuple[
 def _session(row: tuple[Any, ...]) -> str:
     """``session 12 (app@10.0.0.5:4711, Query 3 s: SELECT ...)`` from a process list row."""
     ident, user, host, command, seconds, info = row
-    statement = " ".join(str(info).split())[:160] if info else "no statement running"
+    # Another session's statement may set a password (ALTER USER ... IDENTIFIED BY).
+    statement = hide_secrets(" ".join(str(info).split()))[:160] if info else "no statement running"
     return f"session {ident} ({user}@{host}, {command} for {seconds} s, {statement})"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,26 @@ _FALSE = {"false", "0", "no", "off"}
 
 class ConfigError(ValueError):
     """A bad URI or option; the message is one line meant for the user."""
+
+
+def redact(location: str) -> str:
+    """``location`` as a message may show it: the password and the values of a
+    query string or fragment replaced by ``***``; scheme, user, host, port and
+    path kept, so that the message still says which part is wrong.
+
+    Works on text that :func:`urllib.parse.urlsplit` rejects too (a bad port),
+    and on a password with an unencoded ``@``, ``/`` or ``?``: whatever comes
+    before the last ``@`` is the user part.
+    """
+    scheme, sep, rest = location.partition("://")
+    if not sep:
+        scheme, rest = "", location
+    user, at, host = rest.rpartition("@")
+    if at and ":" in user:
+        rest = f"{user.partition(':')[0]}:***@{host}"
+    cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    query = re.sub(r"=[^&#]*", "=***", rest[cut:])
+    return f"{scheme}{sep}{rest[:cut]}{query}"
 
 
 def load_schema(kind: str) -> dict[str, Any]:
@@ -120,7 +141,10 @@ def _schema_error(
         return ConfigError(f"option {name}: {error.instance} is out of range ({low} to {high})")
     if error.validator == "pattern" and name == "location":
         starts = ", ".join(f"{s}://" for s in schemes)
-        return ConfigError(f"location {error.instance!r} must start with one of {starts}")
+        shown = redact(str(error.instance))
+        return ConfigError(f"location {shown!r} must start with one of {starts}")
+    if list(error.path) == ["location"]:  # the schema's message would quote it whole
+        return ConfigError(f"location {redact(str(error.instance))!r}: {error.validator} failed")
     return ConfigError(f"option {name}: {error.message}")
 
 
@@ -133,21 +157,24 @@ def _split_list(raw: str, what: str) -> tuple[str, ...]:
 
 def _parse_location(location: str, schemes: tuple[str, ...]) -> dict[str, Any]:
     """The URI's parts as options, so that explicit options can override them."""
+    shown = redact(location)  # never the password in a message
     try:
         url = urlsplit(location)
         port = url.port
     except ValueError as exc:
-        raise ConfigError(f"location {location!r} is malformed: {exc}") from None
+        # urlsplit quotes what it could not read, which may be part of the password.
+        reason = re.sub(r"'.*'", "'***'", str(exc))
+        raise ConfigError(f"location {shown!r} is malformed: {reason}") from None
     if url.scheme not in schemes:
-        raise ConfigError(f"location {location!r}: scheme must be one of {', '.join(schemes)}")
+        raise ConfigError(f"location {shown!r}: scheme must be one of {', '.join(schemes)}")
     if url.query or url.fragment:
-        raise ConfigError(f"location {location!r}: pass options with -o key=value, not in the URI")
+        raise ConfigError(f"location {shown!r}: pass options with -o key=value, not in the URI")
     parts: dict[str, Any] = {}
     if url.hostname:
         parts["host"] = unquote(url.hostname)
     if port is not None:
         if not 1 <= port <= 65535:
-            raise ConfigError(f"location {location!r}: port {port} is out of range (1 to 65535)")
+            raise ConfigError(f"location {shown!r}: port {port} is out of range (1 to 65535)")
         parts["port"] = port
     if url.username:
         parts["username"] = unquote(url.username)
@@ -157,8 +184,7 @@ def _parse_location(location: str, schemes: tuple[str, ...]) -> dict[str, Any]:
     if path:
         if "/" in path:
             raise ConfigError(
-                f"location {location!r}: the path names one database; "
-                "encode a '/' in its name as %2F"
+                f"location {shown!r}: the path names one database; encode a '/' in its name as %2F"
             )
         parts["database"] = unquote(path)
     return parts

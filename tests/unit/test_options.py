@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from plakar_mysql.options import Config, ConfigError, parse
+from plakar_mysql.physical.restore import target_directory
 
 
 def imp(location: str, **options: str) -> Config:
@@ -141,3 +142,50 @@ def test_lock_wait_timeout() -> None:
         parse("exporter", "mysql", {"location": "mysql://h", "lock_wait_timeout": "0"})
     with pytest.raises(ConfigError, match="option lock_wait_timeout: 'soon' is not a whole number"):
         parse("exporter", "mysql", {"location": "mysql://h", "lock_wait_timeout": "soon"})
+
+
+SECRET = "S3cretPW"
+
+
+@pytest.mark.parametrize("kind", ["importer", "exporter"])
+@pytest.mark.parametrize(
+    ("location", "shown", "says"),
+    [
+        (f"mysql://root:{SECRET}@host:abc/db", "mysql://root:***@host:abc/db", "is malformed"),
+        (f"mysql://root:{SECRET}@host:99999/db", "mysql://root:***@host:99999/db", "malformed"),
+        (f"mysql+bin://root:{SECRET}@host/db", "mysql+bin://root:***@host/db", "scheme must be"),
+        (f"postgres://root:{SECRET}@host/db", "postgres://root:***@host/db", "must start with"),
+        (f"mysql://root:{SECRET}@host/db?x=1", "mysql://root:***@host/db?x=***", "-o key=value"),
+        (f"mysql://root@host/db?password={SECRET}", "mysql://root@host/db?password=***", "-o"),
+        (f"mysql://root:{SECRET}@host/db#frag", "mysql://root:***@host/db#frag", "-o key=value"),
+        (f"mysql://root:{SECRET}@host/a/b", "mysql://root:***@host/a/b", "encode a '/'"),
+        # A password with an unencoded '/' or '@': still hidden, whole.
+        ("mysql://root:S3c/retPW@host:abc/db", "mysql://root:***@host:abc/db", "malformed"),
+        ("mysql://root:S3c@retPW@host:abc/db", "mysql://root:***@host:abc/db", "malformed"),
+    ],
+)
+def test_a_bad_location_never_shows_its_password(
+    kind: str, location: str, shown: str, says: str
+) -> None:
+    """The message still shows the location (user, host, port, path) and the problem."""
+    with pytest.raises(ConfigError) as error:
+        parse(kind, location.split("://", maxsplit=1)[0], {"location": location})
+    message = str(error.value)
+    assert "S3c" not in message and "retPW" not in message
+    assert f"location '{shown}'" in message
+    assert says in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("location", "says"),
+    [
+        (f"mysql+bin://root:{SECRET}@host/dir", "a physical restore writes a local directory"),
+        (f"mysql+bin:///dir?password={SECRET}", "a physical restore writes a local directory"),
+    ],
+)
+def test_a_bad_physical_target_never_shows_its_password(location: str, says: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        target_directory(location)
+    message = str(error.value)
+    assert SECRET not in message and says in message and "***" in message

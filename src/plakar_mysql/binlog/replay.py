@@ -293,7 +293,8 @@ class _Client:
                     f"--init-command={bounds_sql(lock_wait)}",
                     "--batch",
                     "--silent",
-                    "--binary-mode",
+                    "--binary-mode",  # the tool's output holds raw bytes
+                    *tool.sandbox_args,  # a logged \! or connect must not run
                     f"--max-allowed-packet={MAX_PACKET}",
                 ],
                 stdin=subprocess.PIPE,

@@ -31,7 +31,7 @@ import jsonschema
 
 from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, export_each
 from plakar_mysql.flavour import Flavour, ToolError, version_tuple
-from plakar_mysql.options import ConfigError, load_schema
+from plakar_mysql.options import ConfigError, load_schema, redact
 from plakar_mysql.physical import SCHEME
 from plakar_mysql.physical.layout import FILE_NAME as LAYOUT_FILE
 from plakar_mysql.physical.layout import SIZE_LIMIT as LAYOUT_LIMIT
@@ -68,11 +68,12 @@ class PhysicalRestoreError(RuntimeError):
 def target_directory(location: str) -> str:
     """The local directory of ``mysql+bin:///path/to/dir``."""
     url = urlsplit(location)
+    shown = redact(location)  # never a password in a message
     if url.scheme != SCHEME:
-        raise ConfigError(f"location {location!r} must start with {SCHEME}:///")
+        raise ConfigError(f"location {shown!r} must start with {SCHEME}:///")
     if url.netloc or not url.path.startswith("/") or url.query or url.fragment:
         raise ConfigError(
-            f"location {location!r}: a physical restore writes a local directory: "
+            f"location {shown!r}: a physical restore writes a local directory: "
             f"{SCHEME}:///absolute/path/to/dir"
         )
     return os.path.normpath(unquote(url.path))
@@ -123,9 +124,10 @@ class PhysicalExporter(Exporter):
             jsonschema.Draft202012Validator(schema).iter_errors(dict(config))
         )
         if error is not None:
-            raise ConfigError(
-                f"option {'.'.join(map(str, error.path)) or 'location'}: {error.message}"
-            )
+            name = ".".join(map(str, error.path)) or "location"
+            if list(error.path) == ["location"]:  # the schema's message would quote it whole
+                raise ConfigError(f"location {redact(str(error.instance))!r} is not valid")
+            raise ConfigError(f"option {name}: {error.message}")
         if "location" not in config:
             raise ConfigError(f"missing location ({SCHEME}:///path/to/dir)")
         self.target = target_directory(config["location"])
