@@ -206,8 +206,9 @@ class MySQLExporter(Exporter):
             self._place(path, check_path(path, header), "per-object")
             restorer.file(path, header, first_line + rest, stream)
         else:
+            plan = plan_load(header, path, self.target)
             self._place(path, "", "dump")
-            self._single_dump(restorer, path, header, first_line + rest, stream)
+            self._single_dump(restorer, path, header, plan, blocks(stream, first_line + rest))
 
     def _place(self, path: str, root: str, layout: str | None) -> None:
         """Every file of one restore comes from one place (``root``, the snapshot
@@ -236,10 +237,9 @@ class MySQLExporter(Exporter):
         restorer: Restorer,
         path: str,
         header: DumpHeader | None,
-        first: bytes,
-        stream: Content,
+        plan: LoadPlan,
+        chunks: Iterator[bytes],
     ) -> None:
-        plan = plan_load(header, path, self.target)
         db = restorer._connection()
         self._prepare(db, plan, header)
         if header is not None:
@@ -248,9 +248,7 @@ class MySQLExporter(Exporter):
         log(f"restoring {path} {where}")
         # The header is a comment: load it too, so error line numbers match the file.
         try:
-            ignored = restorer.client().load(
-                f"{path} {where}", plan.database, chunks=blocks(stream, first)
-            )
+            ignored = restorer.client().load(f"{path} {where}", plan.database, chunks=chunks)
         except LoadError as exc:
             raise restorer.load_error(exc, plan.tables or [plan.database or ""]) from None
         if ignored:
