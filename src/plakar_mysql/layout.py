@@ -70,7 +70,7 @@ def read_capped(chunks: Iterable[bytes], limit: int) -> bytes:
         data += chunk
         if len(data) > limit:
             raise SnapshotError(
-                f"is larger than {limit >> 20} MiB, the most a restore reads of such a file"
+                f"larger than {limit >> 20} MiB, the most a restore reads of such a file"
             )
     return bytes(data)
 
@@ -277,7 +277,7 @@ def _json(data: bytes) -> Any:
     try:
         return json.loads(data)
     except ValueError as exc:  # UnicodeDecodeError is one too
-        raise SnapshotError(f"is not valid JSON ({exc})") from None
+        raise SnapshotError(f"not valid JSON ({exc})") from None
 
 
 def check_manifest(data: bytes) -> None:
