@@ -222,6 +222,14 @@ def _huge_held_file(root: Path) -> None:
     big_file(root / "databases/src/views.sql", line, HELD_LIMIT + (1 << 20), b"x")
 
 
+def _enormous_line(root: Path) -> None:
+    """A table file whose rows are one line of 100 MB: it streams to the client,
+    which refuses it; nothing of it may reach the target."""
+    header, _ = read_header(root / TABLE_T)
+    start = HEADER_PREFIX + json.dumps(header).encode() + b"\nINSERT INTO t VALUES (4, '"
+    big_file(root / TABLE_T, start, 100 << 20, b"x")
+
+
 def _stray_file(root: Path) -> None:
     (root / "databases/src/notes.txt").write_text("hello\n")
 
@@ -294,6 +302,7 @@ CASES: dict[str, Case] = {
     "table file without its header": Case(_no_header, f"/{TABLE_T}", "no plakar-mysql header"),
     "header line over its cap": Case(_huge_header_line, f"/{TABLE_T}", "longer than 16 MiB"),
     "views over their cap": Case(_huge_held_file, "/databases/src/views.sql", "larger than 64 MiB"),
+    "a 100 MB line": Case(_enormous_line, "table src.t", "at line 2"),
     "a file that is not SQL": Case(
         _stray_file, "/databases/src/notes.txt", "not part of a MySQL snapshot"
     ),

@@ -195,8 +195,8 @@ class MySQLExporter(Exporter):
         if path == MANIFEST_PATH:
             self._place(path, "", None)
             data = read_capped(blocks(stream), JSON_LIMIT)
-            check_manifest(data)
-            self._base_point = base_point(data)
+            if check_manifest(data):
+                self._base_point = base_point(data)
             return
         if not path.endswith(".sql"):
             raise RestoreError(f"{shown(path)} is not part of a MySQL snapshot")

@@ -280,10 +280,15 @@ def _json(data: bytes) -> Any:
         raise SnapshotError(f"not valid JSON ({exc})") from None
 
 
-def check_manifest(data: bytes) -> None:
-    """A logical snapshot's ``/manifest.json`` is a JSON object of a known format
-    (a restore reads only its binary-log point, leniently)."""
-    _check_format(_object(_json(data), "the manifest").get("format"))
+def check_manifest(data: bytes) -> bool:
+    """Whether ``/manifest.json`` is ours: a JSON object of a known format (a
+    restore reads only its binary-log point from it).  Another tool's (the
+    official integration's has no ``format``) is a JSON object too, and not used."""
+    manifest = _object(_json(data), "the manifest")
+    if "format" not in manifest:
+        return False
+    _check_format(manifest["format"])
+    return True
 
 
 # -- file headers ----------------------------------------------------------------

@@ -283,8 +283,9 @@ def test_database_options_as_the_servers_show_them_are_accepted() -> None:
 
 
 def test_manifest_checks() -> None:
-    check_manifest(b'{"format": 2, "binlog": null}')
-    check_manifest(b'{"format": 1}')
+    assert check_manifest(b'{"format": 2, "binlog": null}')
+    assert check_manifest(b'{"format": 1}')
+    assert not check_manifest(b'{"version": 1, "connector": "mariadb"}')  # the official one's
     for data, message in ((b"nope", "not valid JSON"), (b'{"format": "2"}', "format '2'")):
         with pytest.raises(SnapshotError, match=message):
             check_manifest(data)
