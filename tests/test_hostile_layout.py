@@ -157,6 +157,12 @@ def _database_not_in_catalog(root: Path) -> None:
     write_header(other / "schema.sql", header, rest)
 
 
+def _schema_other_inventory(root: Path) -> None:
+    header, rest = read_header(root / "databases/src/schema.sql")
+    header["inventory"]["tables"].append("keep")
+    write_header(root / "databases/src/schema.sql", header, rest)
+
+
 def _header_other_database(root: Path) -> None:
     edit_header(root / TABLE_T, database="keep")
 
@@ -275,6 +281,9 @@ CASES: dict[str, Case] = {
     ),
     "database not in the catalog": Case(
         _database_not_in_catalog, "/databases/keep/schema.sql", "not in the catalog"
+    ),
+    "schema.sql's inventory unlike the catalog's": Case(
+        _schema_other_inventory, "/databases/src/schema.sql", "differs from the inventory"
     ),
     "header names another database": Case(
         _header_other_database, f"/{TABLE_T}", "holds at /databases/keep/tables/t.sql"
