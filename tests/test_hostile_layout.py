@@ -288,8 +288,12 @@ CASES: dict[str, Case] = {
     "header names another database": Case(
         _header_other_database, f"/{TABLE_T}", "holds at /databases/keep/tables/t.sql"
     ),
-    "header says accounts": Case(_header_says_accounts, f"/{TABLE_T}", "/server/users.sql"),
-    "header database with ..": Case(_header_dot_dot, f"/{TABLE_T}", "%2E.%2Fkeep"),
+    "header says accounts": Case(
+        _header_says_accounts, f"/{TABLE_T}", "which a snapshot holds at /server/users.sql"
+    ),
+    "header database with ..": Case(
+        _header_dot_dot, f"/{TABLE_T}", "holds at /databases/%2E.%2Fkeep/"
+    ),
     "header name with NUL": Case(_header_nul, f"/{TABLE_T}", "is not a valid name"),
     "two files for one table": Case(
         _two_files_one_table, "/databases/src/tables/t2.sql", "holds at /databases/src/tables/t.sql"
