@@ -8,6 +8,12 @@ the restore refuses to write over a table that already exists (unless
 ``overwrite=true``), creates a missing target database, makes sure the server
 accepts rows as large as the source did, and fails on the first failing
 statement with the server's error and its line.
+
+A snapshot is untrusted input: every file is checked before it is used (a
+JSON file is read whole only up to a cap, a header must be well formed and
+match the file's path, and every file of one restore must come from the same
+place in the snapshot), and any problem fails the restore with one line
+naming the file.
 """
 
 from __future__ import annotations
@@ -21,7 +27,22 @@ import pymysql
 from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, Reporter, export_each
 from kloset_sdk.records import Content
 from plakar_mysql.binlog.point import base_point, record_restored_point
-from plakar_mysql.layout import CATALOG_PATH, MANIFEST_PATH, Catalog, DumpHeader, read_header
+from plakar_mysql.layout import (
+    CATALOG_PATH,
+    DUMP_PATH,
+    HEADER_LIMIT,
+    HEADER_PREFIX,
+    JSON_LIMIT,
+    MANIFEST_PATH,
+    Catalog,
+    DumpHeader,
+    FileHeader,
+    SnapshotError,
+    check_manifest,
+    check_path,
+    read_capped,
+    read_header,
+)
 from plakar_mysql.loader import LoadError, blocks
 from plakar_mysql.options import Config, ConfigError, parse
 from plakar_mysql.restore import RestoreError, Restorer, log
@@ -41,10 +62,24 @@ class LoadPlan:
 
 
 def plan_load(header: DumpHeader | None, pathname: str, target: str | None) -> LoadPlan:
-    """Decide where a dump file goes, from its header (ours) or its name (a plain dump)."""
+    """Decide where a dump file goes, from its header (ours) or its name (a plain dump).
+
+    A single dump file stands alone at the top of what is restored: a file
+    further down without a header of ours is not one (a table file whose
+    header was removed must not load into a database named after the table).
+    """
+    if pathname.count("/") != 1:
+        raise RestoreError(
+            f"{shown(pathname)}: no plakar-mysql header, and not a dump at the top of the "
+            "snapshot: not part of a MySQL snapshot"
+        )
+    if header is not None and pathname != DUMP_PATH:
+        raise RestoreError(f"{shown(pathname)}: a first-release header outside {DUMP_PATH}")
     if header is None:
         # A plain dump, e.g. the official integration's /all.sql or /<db>.sql.
-        name = pathname.rsplit("/", 1)[-1].removesuffix(".sql")
+        name = pathname[1:].removesuffix(".sql")
+        if not 0 < len(name) <= 64 or "\0" in name:
+            raise RestoreError(f"{shown(pathname)}: {name!r} cannot be a database's name")
         if name == "all":
             if target:
                 raise RestoreError(
@@ -70,19 +105,27 @@ def plan_load(header: DumpHeader | None, pathname: str, target: str | None) -> L
     return LoadPlan(None, (), {d.name: d.tables for d in header.databases})
 
 
-def read_first_line(stream: Content, limit: int = 16 << 20) -> tuple[bytes, bytes]:
-    """The first line of ``stream`` (with its newline) and whatever was read past it."""
+def read_first_line(stream: Content, limit: int = HEADER_LIMIT) -> tuple[bytes, bytes]:
+    """The first line of ``stream`` (with its newline) and whatever was read past it;
+    at most ``limit`` bytes and a block are read looking for it."""
     buffered = b""
     while True:
         end = buffered.find(b"\n")
         if end >= 0:
             return buffered[: end + 1], buffered[end + 1 :]
         if len(buffered) > limit:
+            if buffered.startswith(HEADER_PREFIX):
+                raise SnapshotError(f"its header line is longer than {limit >> 20} MiB")
             return b"", buffered  # no line this long is a header: treat it all as data
         chunk = stream.read(1 << 20)
         if not chunk:
             return buffered, b""
         buffered += chunk
+
+
+def shown(path: str) -> str:
+    """A path for a one-line message: quoted and escaped if it holds a control character."""
+    return path if path.isprintable() else repr(path)
 
 
 class MySQLExporter(Exporter):
@@ -94,6 +137,9 @@ class MySQLExporter(Exporter):
             raise ConfigError("restore into one database at most (the URI path or database=)")
         self.target = self.config.databases[0] if self.config.databases else None
         self._base_point: str | None = None  # the snapshot's binlog GTID, from its manifest
+        # Where in the snapshot the files of this restore come from, and from which
+        # layout (per-object files, or single dumps): all of them must agree.
+        self._origin: tuple[str, str] | None = None
 
     def info(self) -> ConnectorInfo:
         conn = self.config.connection
@@ -120,27 +166,69 @@ class MySQLExporter(Exporter):
             raise failure
 
     def _restore(self, restorer: Restorer, record: Record) -> None:
-        if record.opener is None:  # a directory
-            return
         path = record.pathname
+        if record.error:
+            raise RestoreError(
+                f"{shown(path)}: the snapshot holds an error, not the file: {shown(record.error)}"
+            )
+        if record.opener is None:
+            if record.file_info is None or record.file_info.is_dir:
+                return
+            raise RestoreError(
+                f"{shown(path)} is not a regular file (a symbolic link?): "
+                "not part of a MySQL snapshot"
+            )
         stream = record.open()
         try:
-            if path.endswith(CATALOG_PATH):
-                restorer.catalog(Catalog.decode(b"".join(blocks(stream))))
-                return
-            if path.endswith(MANIFEST_PATH):
-                self._base_point = base_point(b"".join(blocks(stream)))
-                return
-            if not path.endswith(".sql"):
-                raise RestoreError(f"{path} is not part of a MySQL snapshot")
-            first_line, rest = read_first_line(stream)
-            header = read_header(first_line)
-            if header is None or isinstance(header, DumpHeader):
-                self._single_dump(restorer, path, header, first_line + rest, stream)
-            else:
-                restorer.file(header, first_line + rest, stream)
+            self._dispatch(restorer, path, stream)
+        except SnapshotError as exc:
+            raise RestoreError(f"{shown(path)}: {exc}") from None
         finally:
             stream.close()
+
+    def _dispatch(self, restorer: Restorer, path: str, stream: Content) -> None:
+        """One file, by what its path and first line say it is."""
+        if path == CATALOG_PATH:
+            self._place(path, "", "per-object")
+            restorer.catalog(Catalog.decode(read_capped(blocks(stream), JSON_LIMIT)))
+            return
+        if path == MANIFEST_PATH:
+            self._place(path, "", None)
+            data = read_capped(blocks(stream), JSON_LIMIT)
+            if check_manifest(data):
+                self._base_point = base_point(data)
+            return
+        if not path.endswith(".sql"):
+            raise RestoreError(f"{shown(path)} is not part of a MySQL snapshot")
+        first_line, rest = read_first_line(stream)
+        header = read_header(first_line)
+        if isinstance(header, FileHeader):
+            self._place(path, check_path(path, header), "per-object")
+            restorer.file(path, header, first_line + rest, stream)
+        else:
+            plan = plan_load(header, path, self.target)
+            self._place(path, "", "dump")
+            self._single_dump(restorer, path, header, plan, blocks(stream, first_line + rest))
+
+    def _place(self, path: str, root: str, layout: str | None) -> None:
+        """Every file of one restore comes from one place (``root``, the snapshot
+        directory restored, as the files' headers imply it) and one ``layout``
+        (None: either): a file whose header disagrees with the others' is lying
+        about its database."""
+        if self._origin is None:
+            if layout is not None:
+                self._origin = (root, layout)
+            return
+        if layout is not None and self._origin[1] != layout:
+            raise RestoreError(
+                f"{shown(path)}: single dump files and per-object files in one restore: "
+                "not a MySQL snapshot of either layout"
+            )
+        if self._origin[0] != root:
+            raise SnapshotError(
+                f"its header places it below {root or '/'}, the files before it below "
+                f"{self._origin[0] or '/'}: one of them says it belongs to another database"
+            )
 
     # -- one dump file (first release, official integration) ----------------------
 
@@ -149,10 +237,9 @@ class MySQLExporter(Exporter):
         restorer: Restorer,
         path: str,
         header: DumpHeader | None,
-        first: bytes,
-        stream: Content,
+        plan: LoadPlan,
+        chunks: Iterator[bytes],
     ) -> None:
-        plan = plan_load(header, path, self.target)
         db = restorer._connection()
         self._prepare(db, plan, header)
         if header is not None:
@@ -161,9 +248,7 @@ class MySQLExporter(Exporter):
         log(f"restoring {path} {where}")
         # The header is a comment: load it too, so error line numbers match the file.
         try:
-            ignored = restorer.client().load(
-                f"{path} {where}", plan.database, chunks=blocks(stream, first)
-            )
+            ignored = restorer.client().load(f"{path} {where}", plan.database, chunks=chunks)
         except LoadError as exc:
             raise restorer.load_error(exc, plan.tables or [plan.database or ""]) from None
         if ignored:

@@ -55,10 +55,16 @@ from kloset_sdk.records import Content
 from plakar_mysql.dump import DumpProcess, base_arguments
 from plakar_mysql.flavour import Flavour, Tool, find_tool
 from plakar_mysql.layout import (
+    HELD_LIMIT,
     Catalog,
     FileHeader,
     Inventory,
+    Kind,
+    SnapshotError,
+    describe,
     footer,
+    object_path,
+    read_capped,
     read_footer,
     session_frame,
 )
@@ -151,9 +157,10 @@ class Restorer:
         self._inventories: dict[str, Inventory] = {}
         self._warned: set[str] = set()  # definers already checked
         self._existing_dbs: set[str] = set()
-        self._held: dict[tuple[str, str], bytes] = {}  # (kind, source database) -> file
+        self._held: dict[tuple[str, str], tuple[FileHeader, bytes]] = {}  # (kind, database) ->
         self._users: bytes | None = None
-        self._snapshot_has_users = False
+        self._catalog: Catalog | None = None
+        self._arrived: dict[tuple[str, str | None, str | None], str] = {}  # what -> its path
         self._loaded: list[_Loaded] = []
         self._progress = _Progress()
         self._start_pool()
@@ -254,11 +261,91 @@ class Restorer:
     # -- checks before anything is written ---------------------------------------
 
     def catalog(self, catalog: Catalog) -> None:
-        """The whole snapshot is being restored: check all of it first."""
-        self._snapshot_has_users = catalog.users
+        """The whole snapshot is being restored: check all of it first.  From now
+        on every file must be one the catalog names, and each must arrive."""
+        if self._arrived or self._catalog is not None:
+            raise SnapshotError("a catalog must come first, and once")
+        self._catalog = catalog
         for inventory in catalog.databases:
             self.target_of(inventory.database)
         self._check(list(catalog.databases))
+
+    def _admit(self, path: str, header: FileHeader) -> None:
+        """Refuse a second file for one object, or a file the snapshot's catalog
+        (or its database's ``schema.sql``) does not name, before it is used."""
+        key = (header.kind, header.database, header.name)
+        if key in self._arrived:
+            raise SnapshotError(
+                f"a second file for {describe(header)} (the first: {self._arrived[key]})"
+            )
+        self._arrived[key] = path
+        if header.kind == "users":
+            if self._catalog is not None and not self._catalog.users:
+                raise SnapshotError("the catalog says the snapshot holds no accounts")
+            return
+        assert header.database is not None
+        declared = self._inventories.get(header.database)
+        if declared is None:
+            if self._catalog is not None:
+                raise SnapshotError(f"{describe(header)} is not in the catalog")
+            return  # a database restored without its schema.sql (yet): nothing to hold it to
+        self._conform(header, declared)
+
+    @staticmethod
+    def _conform(header: FileHeader, declared: Inventory) -> None:
+        """``header``'s objects are among those ``declared`` for its database."""
+        where = f"the inventory of {declared.database!r}"
+        if header.kind == "schema":
+            if header.inventory is not None and header.inventory != declared:
+                raise SnapshotError(f"its inventory differs from {where} in the catalog")
+            return
+        if header.kind == "table":
+            listed: tuple[str, ...] = declared.tables
+            names: tuple[str, ...] = (header.name or "",)
+        else:
+            listed = getattr(declared, header.kind)
+            names = header.names or ()
+        extra = sorted(set(names) - set(listed))
+        if extra:
+            raise SnapshotError(f"{describe(header)} holds {_names(extra)}, not in {where}")
+
+    def _check_complete(self) -> None:
+        """Before anything is swapped in or loaded from the held files: every file
+        the catalog names has arrived, and the held files fit their database's
+        inventory (those that came before its ``schema.sql`` were not checked yet);
+        then their databases are created (not before: a held file is not trusted
+        until then)."""
+        if self._catalog is not None:
+            wanted: list[tuple[Kind, str | None, str | None]] = []
+            if self._catalog.users:
+                wanted.append(("users", None, None))
+            for inventory in self._catalog.databases:
+                wanted.append(("schema", inventory.database, None))
+                wanted += [("table", inventory.database, t) for t in inventory.tables]
+            missing = [object_path(*key) for key in wanted if key not in self._arrived]
+            if missing:
+                raise RestoreError(
+                    f"/catalog.json names files that are not in the snapshot "
+                    f"({_names(missing, 3)}): the snapshot is incomplete; "
+                    + self._nothing_changed()
+                )
+        for header, _ in self._held.values():
+            assert header.database is not None
+            declared = self._inventories.get(header.database)
+            if declared is not None:
+                try:
+                    self._conform(header, declared)
+                except SnapshotError as exc:
+                    path = self._arrived[(header.kind, header.database, None)]
+                    raise RestoreError(f"{path}: {exc}") from None
+        for header, _ in self._held.values():
+            self._ensure_database(header)
+
+    def _nothing_changed(self) -> str:
+        """What a failure found before the swap and the held files leaves."""
+        if self.overwrite:
+            return "nothing was restored"
+        return "nothing more was restored (the tables loaded so far stay)"
 
     def _check(self, inventories: list[Inventory], *, complete: bool = True) -> None:
         """Refuse if the target holds any object of ``inventories`` (all of a
@@ -389,11 +476,14 @@ class Restorer:
 
     # -- files ---------------------------------------------------------------------
 
-    def file(self, header: FileHeader, first_line: bytes, stream: Content) -> None:
-        """One ``.sql`` file of the snapshot; ``first_line`` is what was already read
-        of it (its header line, and maybe more), ``stream`` the rest."""
+    def file(self, path: str, header: FileHeader, first_line: bytes, stream: Content) -> None:
+        """One ``.sql`` file of the snapshot, found at ``path`` (already checked
+        against its header); ``first_line`` is what was already read of it (its
+        header line, and maybe more), ``stream`` the rest.  Views, routines,
+        events and accounts are read whole (up to ``HELD_LIMIT``) and held."""
+        self._admit(path, header)
         if header.kind == "users":
-            self._users = b"".join(blocks(stream, first_line))
+            self._users = read_capped(blocks(stream, first_line), HELD_LIMIT)
             return
         assert header.database is not None
         if header.kind == "schema":
@@ -415,8 +505,8 @@ class Restorer:
                 events=names if kind == "events" else (),
             )
             self._check([partial], complete=False)
-            self._ensure_database(header)
-            self._held[(header.kind, header.database)] = b"".join(blocks(stream, first_line))
+            data = read_capped(blocks(stream, first_line), HELD_LIMIT)
+            self._held[(header.kind, header.database)] = (header, data)
             return
         if header.kind == "table":
             self._table(header, first_line, stream)
@@ -545,6 +635,7 @@ class Restorer:
         """Wait for the tables, then load routines, views, events and accounts; verify.
         ``cancelled`` says whether Plakar went away: then the shadow is not swapped in."""
         try:
+            self._check_complete()
             self._wait_tables()
             if cancelled is not None and cancelled():
                 raise RestoreError("the restore was cancelled: nothing was restored")
@@ -565,7 +656,7 @@ class Restorer:
             future.result()  # the first failed load raises
 
     def _held_files(self, kind: str) -> Iterator[tuple[str, bytes]]:
-        for (held_kind, source), data in sorted(self._held.items()):
+        for (held_kind, source), (_, data) in sorted(self._held.items()):
             if held_kind == kind:
                 yield source, data
 
@@ -596,7 +687,7 @@ class Restorer:
 
     def _load_users(self) -> None:
         if self._users is None:
-            if self._snapshot_has_users:
+            if self._catalog is not None and self._catalog.users:
                 log(
                     "the snapshot holds accounts and grants (/server/users.sql) that were not "
                     "restored; restore that file with users=true to load them"
