@@ -21,11 +21,12 @@ import pymysql
 from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, Reporter, export_each
 from kloset_sdk.records import Content
 from plakar_mysql.binlog.point import base_point, record_restored_point
+from plakar_mysql.kinds import LOGICAL, not_ours
 from plakar_mysql.layout import CATALOG_PATH, MANIFEST_PATH, Catalog, DumpHeader, read_header
 from plakar_mysql.loader import LoadError, blocks
 from plakar_mysql.options import Config, ConfigError, parse
 from plakar_mysql.restore import RestoreError, Restorer, log
-from plakar_mysql.server import connect, quote_identifier
+from plakar_mysql.server import ServerError, connect, error_text, quote_identifier
 
 __all__ = ["MySQLExporter", "RestoreError", "plan_load", "quote_identifier", "read_first_line"]
 
@@ -116,6 +117,8 @@ class MySQLExporter(Exporter):
                     record_restored_point(self.config.connection, self._base_point, log)
         finally:
             restorer.close()
+        if isinstance(failure, pymysql.err.MySQLError):
+            raise ServerError(f"{self.config.connection.address}: {error_text(failure)}")
         if failure is not None:
             raise failure
 
@@ -132,7 +135,7 @@ class MySQLExporter(Exporter):
                 self._base_point = base_point(b"".join(blocks(stream)))
                 return
             if not path.endswith(".sql"):
-                raise RestoreError(f"{path} is not part of a MySQL snapshot")
+                raise RestoreError(not_ours(path, LOGICAL))
             first_line, rest = read_first_line(stream)
             header = read_header(first_line)
             if header is None or isinstance(header, DumpHeader):

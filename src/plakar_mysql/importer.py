@@ -25,7 +25,9 @@ from plakar_mysql.events import dump_events
 from plakar_mysql.filters import select
 from plakar_mysql.flavour import Flavour, find_tool
 from plakar_mysql.layout import MANIFEST_PATH, Inventory, Scope
-from plakar_mysql.options import Config, parse
+from plakar_mysql.options import Config, ConfigError, parse
+from plakar_mysql.physical import BACKUP_ONLY_OPTIONS
+from plakar_mysql.physical import SCHEME as PHYSICAL
 from plakar_mysql.server import (
     ServerError,
     connect,
@@ -33,6 +35,7 @@ from plakar_mysql.server import (
     database_objects,
     describe,
     missing_privileges,
+    server_errors,
     server_info,
     user_databases,
 )
@@ -40,6 +43,17 @@ from plakar_mysql.users import dump_accounts, grants_on
 from plakar_mysql.writer import SnapshotWriter, SourceFacts
 
 _SECRET_OPTIONS = frozenset({"password", "location", "username"})
+
+
+def refuse_physical_options(config: Mapping[str, str]) -> None:
+    """The importer's schema serves both backups: refuse the physical backup's own
+    options here rather than take them, store them in the manifest and ignore them."""
+    foreign = sorted(set(config) & BACKUP_ONLY_OPTIONS)
+    if foreign:
+        raise ConfigError(
+            f"option {', '.join(foreign)} applies to physical backups ({PHYSICAL}://), "
+            "not to logical ones (mysql://)"
+        )
 
 
 def _scope(config: Config) -> Scope:
@@ -52,6 +66,7 @@ class MySQLImporter(Importer):
     """Backs up one database, several, or every database of a server."""
 
     def __init__(self, options: Options, scheme: str, config: Mapping[str, str]) -> None:
+        refuse_physical_options(config)
         self.config = parse("importer", scheme, config)
 
     def info(self) -> ConnectorInfo:
@@ -70,7 +85,7 @@ class MySQLImporter(Importer):
         started = datetime.now(UTC)
         conn = self.config.connection
         scope = _scope(self.config)
-        with contextlib.closing(connect(conn)) as db:
+        with server_errors(conn.address), contextlib.closing(connect(conn)) as db:
             server = server_info(db)
             candidates = list(self.config.databases) or user_databases(db)
             if not candidates:
@@ -121,6 +136,7 @@ class MySQLImporter(Importer):
                     events=o.events,
                     definers=o.definers,
                     create_options=o.create_options,
+                    triggers=o.triggers,
                 )
                 for name, o in objects.items()
             },

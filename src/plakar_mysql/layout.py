@@ -88,10 +88,12 @@ class Inventory:
     events: tuple[str, ...] = ()
     definers: tuple[str, ...] = ()  # user@host of views, routines, triggers, events
     create_options: str = ""  # what follows the name in SHOW CREATE DATABASE
+    triggers: tuple[str, ...] = ()  # names; empty in snapshots made before they were listed
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Inventory:
-        lists = {k: tuple(data.get(k, ())) for k in ("tables", "views", "routines", "events")}
+        kinds = ("tables", "views", "routines", "events", "triggers")
+        lists = {k: tuple(data.get(k, ())) for k in kinds}
         return cls(
             database=data["database"],
             character_set=data["character_set"],

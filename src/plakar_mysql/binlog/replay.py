@@ -53,6 +53,7 @@ from plakar_mysql.binlog.tools import binlog_tool, client_tool
 from plakar_mysql.credentials import option_pipe
 from plakar_mysql.dump import MAX_PACKET
 from plakar_mysql.flavour import Flavour, Tool
+from plakar_mysql.kinds import BINLOG, not_ours
 from plakar_mysql.options import Config, ConfigError, parse
 from plakar_mysql.server import connect, server_info
 
@@ -684,7 +685,7 @@ class BinlogExporter(Exporter):
                 return
             directory, _, name = path.rpartition("/")
             if not directory.endswith(BINLOG_DIR) or not name:
-                raise ReplayError(f"{path} is not part of a binary-log snapshot")
+                raise ReplayError(not_ours(path, BINLOG))
             replay.file(name, stream)
         finally:
             stream.close()

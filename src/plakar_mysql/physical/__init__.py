@@ -15,3 +15,6 @@ They share the connection, options and credentials handling of the logical side.
 """
 
 SCHEME = "mysql+bin"
+
+#: Backup options that only a physical backup reads: a logical backup refuses them.
+BACKUP_ONLY_OPTIONS = frozenset({"parallel"})

@@ -26,6 +26,7 @@ import jsonschema
 
 from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, export_each
 from plakar_mysql.flavour import Flavour, ToolError, version_tuple
+from plakar_mysql.kinds import PHYSICAL, kind_of, wrong_kind
 from plakar_mysql.options import ConfigError, load_schema
 from plakar_mysql.physical import SCHEME
 from plakar_mysql.physical.manifest import (
@@ -202,6 +203,9 @@ class PhysicalExporter(Exporter):
     def _prepare(self) -> BackupTool:
         """Replay the copied redo log with the tool that made the copy (same major version)."""
         if self._metadata(CHECKPOINTS) is None:
+            found = kind_of(os.listdir(self.target))
+            if found is not None and found is not PHYSICAL:
+                raise PhysicalRestoreError(wrong_kind(found, PHYSICAL))
             raise PhysicalRestoreError(
                 f"the snapshot has no {CHECKPOINTS[0]}: it is not a complete physical backup "
                 "(restore the whole snapshot, or /datadir)"
