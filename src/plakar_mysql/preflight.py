@@ -75,16 +75,16 @@ def check_code_creation(
 def check_overwrite_grants(grants: Grants, who: str) -> None:
     """Refuse an ``overwrite=true`` restore whose account may not create, fill and
     drop the shadow databases and the databases of the tables moved aside."""
-    lacking = []
+    lacking, fixes = [], []
     for sample, pattern in OVERWRITE_DATABASES:
         missing = [p for p in OVERWRITE_PRIVILEGES if not grants.has(p, sample)]
         if missing:
             lacking.append(f"{', '.join(missing)} ON `{pattern}`.*")
+            fixes.append(f"GRANT ALL PRIVILEGES ON `{pattern}`.* TO {who}")
     if lacking:
         raise ServerError(
             f"overwrite=true loads into shadow databases, and {who} lacks "
-            f"{'; '.join(lacking)} (GRANT ALL PRIVILEGES ON `plakar\\_restore\\_%`.* and on "
-            f"`plakar\\_old\\_%`.* TO {who}); nothing was restored"
+            f"{'; '.join(lacking)} ({'; '.join(fixes)}); nothing was restored"
         )
 
 
