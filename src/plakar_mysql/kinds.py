@@ -17,11 +17,14 @@ class Kind:
     name: str  # as the docs say it
     restore_to: str  # the -to location that restores it
     tops: tuple[str, ...]  # its top-level names in a snapshot
+    snapshot: str  # what its snapshots are called in messages
 
 
-LOGICAL = Kind("logical", "mysql://host[:port]", ("databases", "catalog.json", "dump.sql"))
-PHYSICAL = Kind("physical", "mysql+bin:///path/to/empty/dir", ("datadir",))
-BINLOG = Kind("binary-log", "mysql+binlog://host[:port]", ("binlog",))
+LOGICAL = Kind(
+    "logical", "mysql://host[:port]", ("databases", "catalog.json", "dump.sql"), "MySQL snapshot"
+)
+PHYSICAL = Kind("physical", "mysql+bin:///path/to/empty/dir", ("datadir",), "physical snapshot")
+BINLOG = Kind("binary-log", "mysql+binlog://host[:port]", ("binlog",), "binary-log snapshot")
 KINDS = (LOGICAL, PHYSICAL, BINLOG)
 
 
@@ -49,4 +52,4 @@ def not_ours(path: str, restoring: Kind) -> str:
     found = kind_of_path(path)
     if found is not None and found is not restoring:
         return f"{path}: {wrong_kind(found, restoring)}"
-    return f"{path} is not part of a {restoring.name} MySQL snapshot"
+    return f"{path} is not part of a {restoring.snapshot}"

@@ -146,7 +146,8 @@ def test_snapshot_kinds_are_named_with_the_location_that_restores_them() -> None
     assert "-to mysql+bin://" in not_ours("/datadir/ibdata1", LOGICAL)
     assert "-to mysql+binlog://" in not_ours("/binlog/mysql-bin.000001", LOGICAL)
     assert "-to mysql://" in not_ours("/catalog.json", BINLOG)
-    assert "not part of a logical" in not_ours("/elsewhere/x", LOGICAL)
+    assert not_ours("/elsewhere/x", LOGICAL) == "/elsewhere/x is not part of a MySQL snapshot"
+    assert not_ours("/x", BINLOG) == "/x is not part of a binary-log snapshot"
 
 
 def test_preflight_names_functions_and_triggers_and_the_overwrite_grants() -> None:
