@@ -318,6 +318,12 @@ def test_a_snapshot_restored_with_the_wrong_kind_of_location_says_which_kind(
             "binary-log snapshot, not a logical one: restore it with -to mysql+binlog://",
         ),
         (physical, to_binlog, pw, "a physical snapshot, not a binary-log one"),
+        (
+            binlog,
+            to_dir,
+            [],
+            "binary-log snapshot, not a physical one: restore it with -to mysql+binlog://",
+        ),
     ]
     for snapshot, to, options, needle in cases:
         proc = plakar.restore(snapshot, to, *options, check=False)

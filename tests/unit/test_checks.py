@@ -15,6 +15,7 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
+import pymysql
 import pytest
 
 from plakar_mysql.grants import Grants, parse_grant
@@ -24,7 +25,7 @@ from plakar_mysql.layout import Inventory
 from plakar_mysql.options import ConfigError, parse
 from plakar_mysql.physical.locality import decode_proc_address, prove_local, socket_inodes
 from plakar_mysql.preflight import binlogged_code, check_overwrite_grants
-from plakar_mysql.server import ServerError
+from plakar_mysql.server import ServerError, error_text, server_errors
 
 #: SHOW GRANTS of 'u'@'%' on MariaDB 10.11 with the default role r1 (which holds r2)
 #: and grants to PUBLIC: the case of finding 11.
@@ -182,3 +183,18 @@ def test_a_logical_backup_refuses_the_physical_backup_s_options() -> None:
     ):
         MySQLImporter(options, "mysql", {"location": "mysql://h", "parallel": "4"})
     MySQLImporter(options, "mysql", {"location": "mysql://h"})
+
+
+def test_a_server_error_is_one_line_of_words_not_the_driver_s_tuple() -> None:
+    denied = pymysql.err.OperationalError(
+        1044, "Access denied for user 'rest'@'%' to database\n'plakar_restore_9_1'"
+    )
+    assert str(denied).startswith("(1044, ")  # what the SDK printed before
+    assert error_text(denied) == (
+        "Access denied for user 'rest'@'%' to database 'plakar_restore_9_1' (server error 1044)"
+    )
+    with pytest.raises(ServerError) as raised, server_errors("db:3306"):
+        raise denied
+    assert str(raised.value).startswith("db:3306: Access denied") and "(1044," not in str(
+        raised.value
+    )
