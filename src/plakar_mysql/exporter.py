@@ -21,7 +21,7 @@ import pymysql
 from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, Reporter, export_each
 from kloset_sdk.records import Content
 from plakar_mysql.binlog.point import base_point, record_restored_point
-from plakar_mysql.kinds import LOGICAL, not_ours
+from plakar_mysql.kinds import LOGICAL, not_ours, refuse_foreign_options
 from plakar_mysql.layout import CATALOG_PATH, MANIFEST_PATH, Catalog, DumpHeader, read_header
 from plakar_mysql.loader import LoadError, blocks
 from plakar_mysql.options import Config, ConfigError, parse
@@ -90,6 +90,7 @@ class MySQLExporter(Exporter):
     """Restores a snapshot into a server, under the original or another database name."""
 
     def __init__(self, options: Options, scheme: str, config: Mapping[str, str]) -> None:
+        refuse_foreign_options(config, LOGICAL, backup=False)
         self.config: Config = parse("exporter", scheme, config)
         if len(self.config.databases) > 1:
             raise ConfigError("restore into one database at most (the URI path or database=)")

@@ -24,10 +24,9 @@ from plakar_mysql.dump import DumpProcess, dump_arguments
 from plakar_mysql.events import dump_events
 from plakar_mysql.filters import select
 from plakar_mysql.flavour import Flavour, find_tool
+from plakar_mysql.kinds import LOGICAL, refuse_foreign_options
 from plakar_mysql.layout import MANIFEST_PATH, Inventory, Scope
-from plakar_mysql.options import Config, ConfigError, parse
-from plakar_mysql.physical import BACKUP_ONLY_OPTIONS
-from plakar_mysql.physical import SCHEME as PHYSICAL
+from plakar_mysql.options import Config, parse
 from plakar_mysql.server import (
     ServerError,
     connect,
@@ -45,17 +44,6 @@ from plakar_mysql.writer import SnapshotWriter, SourceFacts
 _SECRET_OPTIONS = frozenset({"password", "location", "username"})
 
 
-def refuse_physical_options(config: Mapping[str, str]) -> None:
-    """The importer's schema serves both backups: refuse the physical backup's own
-    options here rather than take them, store them in the manifest and ignore them."""
-    foreign = sorted(set(config) & BACKUP_ONLY_OPTIONS)
-    if foreign:
-        raise ConfigError(
-            f"option {', '.join(foreign)} applies to physical backups ({PHYSICAL}://), "
-            "not to logical ones (mysql://)"
-        )
-
-
 def _scope(config: Config) -> Scope:
     if len(config.databases) == 1:
         return "database"
@@ -66,7 +54,7 @@ class MySQLImporter(Importer):
     """Backs up one database, several, or every database of a server."""
 
     def __init__(self, options: Options, scheme: str, config: Mapping[str, str]) -> None:
-        refuse_physical_options(config)
+        refuse_foreign_options(config, LOGICAL, backup=True)
         self.config = parse("importer", scheme, config)
 
     def info(self) -> ConnectorInfo:

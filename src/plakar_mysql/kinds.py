@@ -8,23 +8,43 @@ rather than failing on the first file it does not expect.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from plakar_mysql.options import ConfigError, load_schema
+from plakar_mysql.physical import BACKUP_ONLY_OPTIONS, BACKUP_OPTIONS
 
 
 @dataclass(frozen=True)
 class Kind:
     name: str  # as the docs say it
+    scheme: str
     restore_to: str  # the -to location that restores it
     tops: tuple[str, ...]  # its top-level names in a snapshot
     snapshot: str  # what its snapshots are called in messages
 
 
 LOGICAL = Kind(
-    "logical", "mysql://host[:port]", ("databases", "catalog.json", "dump.sql"), "MySQL snapshot"
+    name="logical",
+    scheme="mysql",
+    restore_to="mysql://host[:port]",
+    tops=("databases", "catalog.json", "dump.sql"),
+    snapshot="MySQL snapshot",
 )
-PHYSICAL = Kind("physical", "mysql+bin:///path/to/empty/dir", ("datadir",), "physical snapshot")
-BINLOG = Kind("binary-log", "mysql+binlog://host[:port]", ("binlog",), "binary-log snapshot")
+PHYSICAL = Kind(
+    name="physical",
+    scheme="mysql+bin",
+    restore_to="mysql+bin:///path/to/empty/dir",
+    tops=("datadir",),
+    snapshot="physical snapshot",
+)
+BINLOG = Kind(
+    name="binary-log",
+    scheme="mysql+binlog",
+    restore_to="mysql+binlog://host[:port]",
+    tops=("binlog",),
+    snapshot="binary-log snapshot",
+)
 KINDS = (LOGICAL, PHYSICAL, BINLOG)
 
 
@@ -53,3 +73,33 @@ def not_ours(path: str, restoring: Kind) -> str:
     if found is not None and found is not restoring:
         return f"{path}: {wrong_kind(found, restoring)}"
     return f"{path} is not part of a {restoring.snapshot}"
+
+
+def _properties(schema: str) -> frozenset[str]:
+    return frozenset(load_schema(schema)["properties"])
+
+
+def options_by_kind(backup: bool) -> dict[Kind, frozenset[str]]:
+    """The options each kind reads, for a backup or a restore.  (A physical
+    restore takes only its location and ``bin_dir``: it refuses the others itself.)"""
+    if backup:
+        return {
+            LOGICAL: _properties("importer") - BACKUP_ONLY_OPTIONS,
+            PHYSICAL: BACKUP_OPTIONS,
+            BINLOG: _properties("binlog_importer"),
+        }
+    return {LOGICAL: _properties("exporter"), BINLOG: _properties("binlog_exporter")}
+
+
+def refuse_foreign_options(config: Mapping[str, str], kind: Kind, *, backup: bool) -> None:
+    """Refuse, in one line naming the kind it belongs to, an option that another
+    kind reads and ``kind`` would otherwise take, store and ignore, or call unknown."""
+    known = options_by_kind(backup)
+    for name in sorted(set(config) - known[kind]):
+        owners = [other for other, options in known.items() if name in options]
+        if owners:
+            what = "backups" if backup else "restores"
+            where = " and ".join(f"{o.name} {what} ({o.scheme}://)" for o in owners)
+            raise ConfigError(
+                f"option {name} applies to {where}, not to {kind.name} ones ({kind.scheme}://)"
+            )

@@ -9,6 +9,7 @@ kernel's own ``/proc`` tables, no mock).
 from __future__ import annotations
 
 import os
+import re
 import socket
 import stat
 from ipaddress import ip_address
@@ -20,7 +21,16 @@ import pytest
 
 from plakar_mysql.grants import Grants, parse_grant
 from plakar_mysql.importer import MySQLImporter
-from plakar_mysql.kinds import BINLOG, LOGICAL, PHYSICAL, kind_of, not_ours, wrong_kind
+from plakar_mysql.kinds import (
+    BINLOG,
+    LOGICAL,
+    PHYSICAL,
+    Kind,
+    kind_of,
+    not_ours,
+    refuse_foreign_options,
+    wrong_kind,
+)
 from plakar_mysql.layout import Inventory
 from plakar_mysql.options import ConfigError, parse
 from plakar_mysql.physical.locality import decode_proc_address, prove_local, socket_inodes
@@ -198,3 +208,26 @@ def test_a_server_error_is_one_line_of_words_not_the_driver_s_tuple() -> None:
     assert str(raised.value).startswith("db:3306: Access denied") and "(1044," not in str(
         raised.value
     )
+
+
+@pytest.mark.parametrize(
+    ("backup", "kind", "config", "message"),
+    [
+        (True, BINLOG, {"parallel": "4"}, "option parallel applies to physical backups"),
+        (True, PHYSICAL, {"no_data": "true"}, "option no_data applies to logical backups"),
+        (True, LOGICAL, {"flush": "false"}, "option flush applies to binary-log backups"),
+        (False, BINLOG, {"overwrite": "true"}, "option overwrite applies to logical restores"),
+        (
+            False,
+            LOGICAL,
+            {"stop_datetime": "x"},
+            "applies to binary-log restores (mysql+binlog://)",
+        ),
+    ],
+)
+def test_options_of_another_kind_name_the_kind(
+    backup: bool, kind: Kind, config: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        refuse_foreign_options({"location": f"{kind.scheme}://h", **config}, kind, backup=backup)
+    refuse_foreign_options({"location": f"{kind.scheme}://h", "typo": "1"}, kind, backup=backup)

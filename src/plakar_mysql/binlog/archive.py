@@ -47,6 +47,7 @@ from plakar_mysql.binlog.tools import binlog_tool
 from plakar_mysql.credentials import option_pipe
 from plakar_mysql.flavour import Flavour, Tool
 from plakar_mysql.grants import session_grants
+from plakar_mysql.kinds import BINLOG, refuse_foreign_options
 from plakar_mysql.options import Config, Connection, parse
 from plakar_mysql.server import ServerError, connect, current_user, server_errors, server_info
 
@@ -238,6 +239,7 @@ class BinlogImporter(Importer):
     """Archives every binary log of one server."""
 
     def __init__(self, options: Options, scheme: str, config: Mapping[str, str]) -> None:
+        refuse_foreign_options(config, BINLOG, backup=True)
         self.config: Config = parse("binlog_importer", scheme, config, (SCHEME,))
 
     def info(self) -> ConnectorInfo:

@@ -53,7 +53,7 @@ from plakar_mysql.binlog.tools import binlog_tool, client_tool
 from plakar_mysql.credentials import option_pipe
 from plakar_mysql.dump import MAX_PACKET
 from plakar_mysql.flavour import Flavour, Tool
-from plakar_mysql.kinds import BINLOG, not_ours
+from plakar_mysql.kinds import BINLOG, not_ours, refuse_foreign_options
 from plakar_mysql.options import Config, ConfigError, parse
 from plakar_mysql.server import connect, server_info
 
@@ -650,6 +650,7 @@ class BinlogExporter(Exporter):
     """Replays a binary-log snapshot into a running server."""
 
     def __init__(self, options: Options, scheme: str, config: Mapping[str, str]) -> None:
+        refuse_foreign_options(config, BINLOG, backup=False)
         self.config: Config = parse("binlog_exporter", scheme, config, (SCHEME,))
         if len(self.config.databases) > 1:
             raise ConfigError(

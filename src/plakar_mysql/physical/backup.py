@@ -28,8 +28,9 @@ from kloset_sdk.records import Content
 from plakar_mysql import __version__
 from plakar_mysql.flavour import Flavour, version_tuple
 from plakar_mysql.grants import session_grants
+from plakar_mysql.kinds import PHYSICAL, refuse_foreign_options
 from plakar_mysql.options import Config, ConfigError, parse
-from plakar_mysql.physical import SCHEME
+from plakar_mysql.physical import BACKUP_OPTIONS, SCHEME
 from plakar_mysql.physical.locality import prove_local
 from plakar_mysql.physical.manifest import (
     CHECKPOINTS,
@@ -49,36 +50,12 @@ from plakar_mysql.physical.tool import (
 from plakar_mysql.server import ServerError, connect, current_user, server_errors, server_info
 
 #: Options that mean something to a physical backup; the others are the logical dump's.
-OPTIONS = frozenset(
-    {
-        "location",
-        "host",
-        "port",
-        "username",
-        "password",
-        "socket",
-        "defaults_file",
-        "ssl_mode",
-        "ssl_ca",
-        "ssl_cert",
-        "ssl_key",
-        "bin_dir",
-        "mysql_bin_dir",
-        "mariadb_bin_dir",
-        "connect_timeout",
-        "parallel",
-    }
-)
+OPTIONS = BACKUP_OPTIONS
 
 
 def parse_physical(kind: str, scheme: str, config: Mapping[str, str]) -> Config:
-    """The connection of a ``mysql+bin://`` backup; refuses options of logical backups."""
-    foreign = sorted(set(config) - OPTIONS)
-    if foreign:
-        raise ConfigError(
-            f"option {', '.join(foreign)} applies to logical backups (mysql://), "
-            f"not to {SCHEME}:// (known: {', '.join(sorted(OPTIONS))})"
-        )
+    """The connection of a ``mysql+bin://`` backup; refuses options of other kinds."""
+    refuse_foreign_options(config, PHYSICAL, backup=True)
     parsed = parse(kind, scheme, config, (SCHEME,))
     if parsed.databases:
         raise ConfigError(
