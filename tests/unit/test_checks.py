@@ -231,3 +231,13 @@ def test_options_of_another_kind_name_the_kind(
     with pytest.raises(ConfigError, match=re.escape(message)):
         refuse_foreign_options({"location": f"{kind.scheme}://h", **config}, kind, backup=backup)
     refuse_foreign_options({"location": f"{kind.scheme}://h", "typo": "1"}, kind, backup=backup)
+
+
+def test_each_kind_takes_its_own_options() -> None:
+    own = {"stop_datetime": "x", "start_position": "0-1-2", "databases": "a", "bin_dir": "/usr"}
+    refuse_foreign_options({"location": "mysql+binlog://h", **own}, BINLOG, backup=False)
+    refuse_foreign_options({"location": "mysql+binlog://h", "flush": "false"}, BINLOG, backup=True)
+    refuse_foreign_options({"location": "mysql+bin://h", "parallel": "4"}, PHYSICAL, backup=True)
+    logical = {"overwrite": "true", "jobs": "2", "database": "a", "definer": "current"}
+    refuse_foreign_options({"location": "mysql://h", **logical}, LOGICAL, backup=False)
+    refuse_foreign_options({"location": "mysql://h", "tables": "t"}, LOGICAL, backup=True)
