@@ -47,6 +47,7 @@ from typing import Any, TypeAlias
 
 import pymysql
 
+from plakar_mysql.grants import session_grants
 from plakar_mysql.locks import holders, is_lock_timeout
 from plakar_mysql.server import quote_identifier
 
@@ -413,14 +414,10 @@ def drop_leftovers(db: Connection, log: Log) -> None:
     """Drop the shadow databases (and databases of tables moved aside) of restores
     whose session is gone, killed before they could clean up.  Only with the
     PROCESS privilege: without it, another account's running restore would look gone."""
+    grants = session_grants(db)  # roles and PUBLIC count; other accounts' rows do not
+    if not (grants.has("PROCESS") or grants.has("SUPER")):
+        return
     with db.cursor() as cursor:
-        cursor.execute(
-            "SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES"
-            " WHERE PRIVILEGE_TYPE IN ('PROCESS', 'SUPER')"
-        )
-        row = cursor.fetchone()
-        if not row or not row[0]:
-            return
         cursor.execute("SELECT ID FROM information_schema.PROCESSLIST")
         alive = {int(row[0]) for row in cursor.fetchall()}
         cursor.execute(
