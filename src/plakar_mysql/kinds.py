@@ -1,9 +1,11 @@
-"""Which kind of backup a snapshot is, from its paths: for a restore of the wrong kind.
+"""The three kinds of backup, told apart: by a snapshot's paths and by the options each reads.
 
 Each kind has a scheme and a layout of its own (``/databases`` and
 ``/catalog.json``, ``/datadir``, ``/binlog``).  A restore handed a snapshot of
 another kind says which kind it is and which ``-to`` location restores it,
-rather than failing on the first file it does not expect.
+rather than failing on the first file it does not expect; and an option that
+another kind reads is refused naming that kind, rather than taken, stored in a
+manifest and ignored, or called unknown.
 """
 
 from __future__ import annotations
