@@ -27,6 +27,7 @@ import pymysql
 from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, Reporter, export_each
 from kloset_sdk.records import Content
 from plakar_mysql.binlog.point import base_point, record_restored_point
+from plakar_mysql.kinds import LOGICAL, not_ours, refuse_foreign_options
 from plakar_mysql.layout import (
     CATALOG_PATH,
     DUMP_PATH,
@@ -46,7 +47,7 @@ from plakar_mysql.layout import (
 from plakar_mysql.loader import LoadError, blocks
 from plakar_mysql.options import Config, ConfigError, parse
 from plakar_mysql.restore import RestoreError, Restorer, log
-from plakar_mysql.server import connect, quote_identifier
+from plakar_mysql.server import ServerError, connect, error_text, quote_identifier
 
 __all__ = ["MySQLExporter", "RestoreError", "plan_load", "quote_identifier", "read_first_line"]
 
@@ -132,6 +133,7 @@ class MySQLExporter(Exporter):
     """Restores a snapshot into a server, under the original or another database name."""
 
     def __init__(self, options: Options, scheme: str, config: Mapping[str, str]) -> None:
+        refuse_foreign_options(config, LOGICAL, backup=False)
         self.config: Config = parse("exporter", scheme, config)
         if len(self.config.databases) > 1:
             raise ConfigError("restore into one database at most (the URI path or database=)")
@@ -162,6 +164,8 @@ class MySQLExporter(Exporter):
                     record_restored_point(self.config.connection, self._base_point, log)
         finally:
             restorer.close()
+        if isinstance(failure, pymysql.err.MySQLError):
+            raise ServerError(f"{self.config.connection.address}: {error_text(failure)}")
         if failure is not None:
             raise failure
 
@@ -199,7 +203,7 @@ class MySQLExporter(Exporter):
                 self._base_point = base_point(data)
             return
         if not path.endswith(".sql"):
-            raise RestoreError(f"{shown(path)} is not part of a MySQL snapshot")
+            raise RestoreError(not_ours(shown(path), LOGICAL))
         first_line, rest = read_first_line(stream)
         header = read_header(first_line)
         if isinstance(header, FileHeader):

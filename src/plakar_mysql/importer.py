@@ -24,6 +24,7 @@ from plakar_mysql.dump import DumpProcess, dump_arguments
 from plakar_mysql.events import dump_events
 from plakar_mysql.filters import select
 from plakar_mysql.flavour import Flavour, find_tool
+from plakar_mysql.kinds import LOGICAL, refuse_foreign_options
 from plakar_mysql.layout import MANIFEST_PATH, Inventory, Scope
 from plakar_mysql.options import Config, parse
 from plakar_mysql.server import (
@@ -33,6 +34,7 @@ from plakar_mysql.server import (
     database_objects,
     describe,
     missing_privileges,
+    server_errors,
     server_info,
     user_databases,
 )
@@ -52,6 +54,7 @@ class MySQLImporter(Importer):
     """Backs up one database, several, or every database of a server."""
 
     def __init__(self, options: Options, scheme: str, config: Mapping[str, str]) -> None:
+        refuse_foreign_options(config, LOGICAL, backup=True)
         self.config = parse("importer", scheme, config)
 
     def info(self) -> ConnectorInfo:
@@ -70,7 +73,7 @@ class MySQLImporter(Importer):
         started = datetime.now(UTC)
         conn = self.config.connection
         scope = _scope(self.config)
-        with contextlib.closing(connect(conn)) as db:
+        with server_errors(conn.address), contextlib.closing(connect(conn)) as db:
             server = server_info(db)
             candidates = list(self.config.databases) or user_databases(db)
             if not candidates:
@@ -121,6 +124,7 @@ class MySQLImporter(Importer):
                     events=o.events,
                     definers=o.definers,
                     create_options=o.create_options,
+                    triggers=o.triggers,
                 )
                 for name, o in objects.items()
             },

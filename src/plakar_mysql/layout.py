@@ -212,6 +212,7 @@ class Inventory:
     events: tuple[str, ...] = ()
     definers: tuple[str, ...] = ()  # user@host of views, routines, triggers, events
     create_options: str = ""  # what follows the name in SHOW CREATE DATABASE
+    triggers: tuple[str, ...] = ()  # names; empty in snapshots made before they were listed
 
     @classmethod
     def from_json(cls, value: Any) -> Inventory:
@@ -221,7 +222,7 @@ class Inventory:
         what = f"database {database!r}"
         lists = {
             key: _names(data.get(key, []), f"{what}: {key}", key)
-            for key in ("tables", "views", "routines", "events")
+            for key in ("tables", "views", "routines", "events", "triggers")
         }
         definers = data.get("definers", [])
         if not isinstance(definers, list) or not all(isinstance(d, str) for d in definers):

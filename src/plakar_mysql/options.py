@@ -228,6 +228,21 @@ def _check_path(name: str, path: str, kind: str) -> None:
         raise ConfigError(f"option {name}: {path} is not readable")
 
 
+def check_option_file_mode(name: str, path: str) -> None:
+    """Refuse an option file the client tools would skip.
+
+    MySQL's and MariaDB's tools ignore a world-writable option file (with a
+    warning nobody sees in a backup), so the credentials in it never reach the
+    dump or backup tool and the server answers "access denied", though the
+    driver, which reads it anyway, connected fine.
+    """
+    if os.stat(path).st_mode & stat.S_IWOTH:
+        raise ConfigError(
+            f"option {name}: {path} is writable by every user, so the MySQL/MariaDB tools "
+            f"ignore it: chmod 600 {path}"
+        )
+
+
 def parse(
     kind: str, scheme: str, config: Mapping[str, str], schemes: tuple[str, ...] = SCHEMES
 ) -> Config:
@@ -250,6 +265,8 @@ def parse(
     for name, kind_of_path in _PATH_OPTIONS.items():
         if name in values:
             _check_path(name, values[name], kind_of_path)
+    if "defaults_file" in values:
+        check_option_file_mode("defaults_file", values["defaults_file"])
     if "database" in values and "databases" in values:
         raise ConfigError("give either database (or a URI path) or databases, not both")
     databases: tuple[str, ...] = ()

@@ -71,6 +71,7 @@ from plakar_mysql.layout import (
 from plakar_mysql.loader import Client, DefinerRewriter, LoadError, TriggerRewriter, blocks
 from plakar_mysql.locks import DEFAULT_LOCK_WAIT_TIMEOUT, bounds_sql, holders
 from plakar_mysql.options import Config
+from plakar_mysql.preflight import check_restore
 from plakar_mysql.server import ServerError, ServerInfo, connect, quote_identifier, server_info
 from plakar_mysql.shadow import Shadow, SwapError, drop_leftovers
 from plakar_mysql.split import DumpSplitter
@@ -396,6 +397,7 @@ class Restorer:
                 f"{'; '.join(conflicts)}: nothing was restored; restore into another database, "
                 "or set overwrite=true"
             )
+        check_restore(self._connection(), inventories, self.overwrite, self.config.connection)
         if complete:
             self._warn_definers(inventories)
 

@@ -7,8 +7,9 @@ because every name travels as a bound parameter.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ import pymysql.connections
 import pymysql.cursors
 
 from plakar_mysql.flavour import Flavour, detect
+from plakar_mysql.grants import session_grants
 from plakar_mysql.options import Connection
 
 SYSTEM_DATABASES = frozenset({"information_schema", "performance_schema", "sys", "mysql"})
@@ -28,6 +30,22 @@ _SERVER_LOST = 2013
 
 class ServerError(RuntimeError):
     """The server refused or could not be reached; one line for the user."""
+
+
+def error_text(exc: pymysql.err.MySQLError) -> str:
+    """A driver error as words: its ``str`` is the tuple ``(1044, "Access denied …")``."""
+    if len(exc.args) >= 2 and isinstance(exc.args[0], int):
+        return f"{' '.join(str(exc.args[1]).split())} (server error {exc.args[0]})"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+@contextlib.contextmanager
+def server_errors(address: str) -> Iterator[None]:
+    """Turn a driver error raised inside the block into one line naming the server."""
+    try:
+        yield
+    except pymysql.err.MySQLError as exc:
+        raise ServerError(f"{address}: {error_text(exc)}") from None
 
 
 @dataclass(frozen=True)
@@ -152,8 +170,10 @@ def connect(conn: Connection, database: str | None = None) -> pymysql.connection
         if code == _UNKNOWN_DATABASE:
             raise ServerError(f"database {database!r} does not exist on {conn.address}") from None
         raise ServerError(f"cannot connect to {conn.address}{who}: {message}") from None
-    except (OSError, pymysql.err.MySQLError) as exc:
-        raise ServerError(f"cannot connect to {conn.address}: {exc}") from None
+    except pymysql.err.MySQLError as exc:
+        raise ServerError(f"cannot connect to {conn.address}: {error_text(exc)}") from None
+    except OSError as exc:
+        raise ServerError(f"cannot connect to {conn.address}: {exc.strerror or exc}") from None
 
 
 def _rows(db: pymysql.connections.Connection[Any], sql: str, args: Sequence[Any] = ()) -> list[Any]:
@@ -235,38 +255,6 @@ def describe(db: pymysql.connections.Connection[Any], names: Sequence[str]) -> l
 _NO_TABLE_ACCESS = 1142
 
 
-def _grantees(db: pymysql.connections.Connection[Any]) -> tuple[str, ...]:
-    """How information_schema names the current account and its active role, if any.
-
-    An account that may read the ``mysql`` schema sees every account's rows in
-    the ``*_PRIVILEGES`` views, so they are filtered by these names.
-    """
-    names = [current_user(db)]
-    roles = _rows(db, "SELECT CURRENT_ROLE()")[0][0]
-    if roles and roles != "NONE":
-        # MariaDB: one bare role name; MySQL: `role`@`host`, comma-separated.
-        for role in str(roles).split(",") if "@" in str(roles) else [str(roles)]:
-            names.append(role.strip().replace("`", "'") if "@" in role else f"'{role}'")
-    return tuple(names)
-
-
-def _has_privilege(db: pymysql.connections.Connection[Any], privilege: str, schema: str) -> bool:
-    """Whether the current account (or its role) holds ``privilege`` globally, on
-    ``schema`` (grants may use wildcards) or on some table of it."""
-    grantees = _grantees(db)
-    marks = ", ".join(["%s"] * len(grantees))
-    sql = (
-        "SELECT (SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES"
-        f"    WHERE PRIVILEGE_TYPE = %s AND GRANTEE IN ({marks}))"
-        " + (SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES"
-        f"    WHERE PRIVILEGE_TYPE = %s AND %s LIKE TABLE_SCHEMA AND GRANTEE IN ({marks}))"
-        " + (SELECT COUNT(*) FROM information_schema.TABLE_PRIVILEGES"
-        f"    WHERE PRIVILEGE_TYPE = %s AND TABLE_SCHEMA = %s AND GRANTEE IN ({marks}))"
-    )
-    args = (privilege, *grantees, privilege, schema, *grantees, privilege, schema, *grantees)
-    return bool(_rows(db, sql, args)[0][0])
-
-
 def _can_read_routines(db: pymysql.connections.Connection[Any], flavour: Flavour) -> bool:
     if flavour is Flavour.MARIADB:
         try:
@@ -276,10 +264,8 @@ def _can_read_routines(db: pymysql.connections.Connection[Any], flavour: Flavour
                 return False
             raise
         return True
-    held = {
-        row[0] for row in _rows(db, "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES")
-    }
-    return bool(held & {"SELECT", "SHOW_ROUTINE"})
+    grants = session_grants(db)
+    return grants.has("SELECT") or grants.has("SHOW_ROUTINE")
 
 
 def missing_privileges(
@@ -294,19 +280,18 @@ def missing_privileges(
     """Privileges whose absence would make the dump tool leave objects out *silently*.
 
     Without them the tools skip triggers and routines without an error, so the
-    backup would look complete and not be.  (A privilege granted only through a
-    role is not seen here; the check is skipped when a role is active.)
+    backup would look complete and not be.  Privileges held through the active
+    roles or granted to ``PUBLIC`` count (:mod:`plakar_mysql.grants`).
     """
-    if _rows(db, "SELECT CURRENT_ROLE()")[0][0] if flavour is Flavour.MARIADB else False:
-        return []
+    grants = session_grants(db)
     missing: list[str] = []
     if routines and not _can_read_routines(db, flavour):
         what = "SELECT ON mysql.proc" if flavour is Flavour.MARIADB else "SHOW_ROUTINE ON *.*"
         missing.append(f"{what} (for stored routines; or set routines=false)")
     for name in databases:
-        if triggers and not _has_privilege(db, "TRIGGER", name):
+        if triggers and not grants.has("TRIGGER", name, any_table=True):
             missing.append(f"TRIGGER ON {name}.* (for triggers; or set triggers=false)")
-        if events and not _has_privilege(db, "EVENT", name):
+        if events and not grants.has("EVENT", name, any_table=True):
             missing.append(f"EVENT ON {name}.* (for events; or set events=false)")
     return missing
 
@@ -319,12 +304,13 @@ class DatabaseObjects:
     events: tuple[str, ...]
     definers: tuple[str, ...]  # user@host
     create_options: str  # what follows the name in SHOW CREATE DATABASE (charset, comment)
+    triggers: tuple[str, ...] = ()
 
 
 def database_objects(
     db: pymysql.connections.Connection[Any], names: Sequence[str]
 ) -> dict[str, DatabaseObjects]:
-    """Routines, events and definers of each database, from information_schema."""
+    """Routines, events, triggers and definers of each database, from information_schema."""
     marks = ", ".join(["%s"] * len(names))
     routines: dict[str, list[str]] = {name: [] for name in names}
     events: dict[str, list[str]] = {name: [] for name in names}
@@ -345,13 +331,22 @@ def database_objects(
     ):
         events[schema].append(name)
         definers[schema].add(definer)
-    for table, column in (("VIEWS", "TABLE_SCHEMA"), ("TRIGGERS", "TRIGGER_SCHEMA")):
-        for schema, definer in _rows(
-            db,
-            f"SELECT {column}, DEFINER FROM information_schema.{table} WHERE {column} IN ({marks})",
-            names,
-        ):
-            definers[schema].add(definer)
+    triggers: dict[str, list[str]] = {name: [] for name in names}
+    for schema, definer in _rows(
+        db,
+        "SELECT TABLE_SCHEMA, DEFINER FROM information_schema.VIEWS"
+        f" WHERE TABLE_SCHEMA IN ({marks})",
+        names,
+    ):
+        definers[schema].add(definer)
+    for schema, name, definer in _rows(
+        db,
+        "SELECT TRIGGER_SCHEMA, TRIGGER_NAME, DEFINER FROM information_schema.TRIGGERS"
+        f" WHERE TRIGGER_SCHEMA IN ({marks})",
+        names,
+    ):
+        triggers[schema].append(name)
+        definers[schema].add(definer)
     options = {}
     for name in names:
         create = str(_rows(db, f"SHOW CREATE DATABASE {quote_identifier(name)}")[0][1])
@@ -362,6 +357,7 @@ def database_objects(
             tuple(sorted(events[name])),
             tuple(sorted(definers[name])),
             options[name],
+            tuple(sorted(triggers[name])),
         )
         for name in names
     }

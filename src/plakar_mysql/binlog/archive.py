@@ -45,10 +45,12 @@ from plakar_mysql.binlog import SCHEME
 from plakar_mysql.binlog.events import FileFacts, Scanner
 from plakar_mysql.binlog.tools import binlog_tool
 from plakar_mysql.credentials import option_pipe
-from plakar_mysql.flavour import Tool
+from plakar_mysql.flavour import Flavour, Tool
+from plakar_mysql.grants import session_grants
+from plakar_mysql.kinds import BINLOG, refuse_foreign_options
 from plakar_mysql.loader import StderrTail
 from plakar_mysql.options import Config, Connection, parse
-from plakar_mysql.server import ServerError, connect, current_user, server_info
+from plakar_mysql.server import ServerError, connect, current_user, server_errors, server_info
 
 MANIFEST_PATH = "/manifest.json"
 BINLOG_DIR = "/binlog"
@@ -197,6 +199,19 @@ def _binary_logs(db: pymysql.connections.Connection[Any], who: str) -> list[tupl
     return logs
 
 
+def _check_privileges(db: pymysql.connections.Connection[Any], flavour: Flavour, who: str) -> None:
+    """Refuse before anything runs on the server (``FLUSH BINARY LOGS`` above all)
+    when the session cannot list and read the logs; roles and ``PUBLIC`` count."""
+    listing = "BINLOG MONITOR" if flavour is Flavour.MARIADB else "REPLICATION CLIENT"
+    missing = session_grants(db).lacking(["REPLICATION SLAVE", listing])
+    if missing:
+        names = ", ".join(missing)
+        raise ServerError(
+            f"{who} lacks what {SCHEME}:// needs: {names} ON *.* (REPLICATION SLAVE reads "
+            f"the logs, {listing} lists them; GRANT {names} ON *.* TO ...): nothing was run"
+        )
+
+
 def _flush(db: pymysql.connections.Connection[Any], who: str) -> None:
     """Close the log being written, so that every archived log is final."""
     try:
@@ -214,6 +229,7 @@ class BinlogImporter(Importer):
     """Archives every binary log of one server."""
 
     def __init__(self, options: Options, scheme: str, config: Mapping[str, str]) -> None:
+        refuse_foreign_options(config, BINLOG, backup=True)
         self.config: Config = parse("binlog_importer", scheme, config, (SCHEME,))
 
     def info(self) -> ConnectorInfo:
@@ -226,13 +242,14 @@ class BinlogImporter(Importer):
     def scan(self) -> Iterator[Record]:
         started = datetime.now(UTC)
         conn = self.config.connection
-        with contextlib.closing(connect(conn)) as db:
+        with server_errors(conn.address), contextlib.closing(connect(conn)) as db:
             server = server_info(db)
             if not server.log_bin:
                 raise ServerError(
                     f"binary logging is off on {conn.address} (log_bin=OFF): there is nothing "
                     "to archive; start the server with log-bin"
                 )
+            _check_privileges(db, server.flavour, current_user(db))
             if self.config.flag("flush", True):
                 _flush(db, current_user(db))
             with db.cursor() as cursor:

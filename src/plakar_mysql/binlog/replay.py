@@ -54,6 +54,7 @@ from plakar_mysql.binlog.tools import binlog_tool, client_tool
 from plakar_mysql.credentials import option_pipe
 from plakar_mysql.dump import MAX_PACKET
 from plakar_mysql.flavour import Flavour, Tool
+from plakar_mysql.kinds import BINLOG, not_ours, refuse_foreign_options
 from plakar_mysql.loader import StderrTail
 from plakar_mysql.locks import DEFAULT_LOCK_WAIT_TIMEOUT, bounds_sql, holders
 from plakar_mysql.options import Config, ConfigError, parse
@@ -758,6 +759,7 @@ class BinlogExporter(Exporter):
     """Replays a binary-log snapshot into a running server."""
 
     def __init__(self, options: Options, scheme: str, config: Mapping[str, str]) -> None:
+        refuse_foreign_options(config, BINLOG, backup=False)
         self.config: Config = parse("binlog_exporter", scheme, config, (SCHEME,))
         if len(self.config.databases) > 1:
             raise ConfigError(
@@ -794,7 +796,7 @@ class BinlogExporter(Exporter):
                 return
             directory, _, name = path.rpartition("/")
             if not directory.endswith(BINLOG_DIR) or not name:
-                replay.fail(f"{path} is not part of a binary-log snapshot")
+                replay.fail(not_ours(path, BINLOG))
             replay.file(name, stream)
         finally:
             stream.close()

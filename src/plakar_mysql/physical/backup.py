@@ -27,8 +27,11 @@ from kloset_sdk import ConnectorInfo, Flags, Importer, Options, Record
 from kloset_sdk.records import Content
 from plakar_mysql import __version__
 from plakar_mysql.flavour import Flavour, version_tuple
+from plakar_mysql.grants import session_grants
+from plakar_mysql.kinds import PHYSICAL, refuse_foreign_options
 from plakar_mysql.options import Config, ConfigError, parse
-from plakar_mysql.physical import SCHEME
+from plakar_mysql.physical import BACKUP_OPTIONS, SCHEME
+from plakar_mysql.physical.locality import prove_local
 from plakar_mysql.physical.manifest import (
     CHECKPOINTS,
     DATADIR,
@@ -44,39 +47,15 @@ from plakar_mysql.physical.tool import (
     Progress,
     find_backup_tool,
 )
-from plakar_mysql.server import ServerError, connect, current_user, server_info
+from plakar_mysql.server import ServerError, connect, current_user, server_errors, server_info
 
 #: Options that mean something to a physical backup; the others are the logical dump's.
-OPTIONS = frozenset(
-    {
-        "location",
-        "host",
-        "port",
-        "username",
-        "password",
-        "socket",
-        "defaults_file",
-        "ssl_mode",
-        "ssl_ca",
-        "ssl_cert",
-        "ssl_key",
-        "bin_dir",
-        "mysql_bin_dir",
-        "mariadb_bin_dir",
-        "connect_timeout",
-        "parallel",
-    }
-)
+OPTIONS = BACKUP_OPTIONS
 
 
 def parse_physical(kind: str, scheme: str, config: Mapping[str, str]) -> Config:
-    """The connection of a ``mysql+bin://`` backup; refuses options of logical backups."""
-    foreign = sorted(set(config) - OPTIONS)
-    if foreign:
-        raise ConfigError(
-            f"option {', '.join(foreign)} applies to logical backups (mysql://), "
-            f"not to {SCHEME}:// (known: {', '.join(sorted(OPTIONS))})"
-        )
+    """The connection of a ``mysql+bin://`` backup; refuses options of other kinds."""
+    refuse_foreign_options(config, PHYSICAL, backup=True)
     parsed = parse(kind, scheme, config, (SCHEME,))
     if parsed.databases:
         raise ConfigError(
@@ -87,23 +66,13 @@ def parse_physical(kind: str, scheme: str, config: Mapping[str, str]) -> Config:
 
 
 def missing_privileges(db: pymysql.connections.Connection[Any], flavour: Flavour) -> list[str]:
-    """Global privileges the backup tool needs and the account lacks (empty with a role)."""
+    """Global privileges the backup tool needs and the session lacks; those of its
+    active roles and of ``PUBLIC`` count."""
     if flavour is Flavour.MARIADB:
-        if _one(db, "SELECT CURRENT_ROLE()"):
-            return []  # privileges held through a role are not listed: trust the tool
         needed = ["RELOAD", "PROCESS", "LOCK TABLES", "BINLOG MONITOR"]
     else:
         needed = ["RELOAD", "PROCESS", "LOCK TABLES", "REPLICATION CLIENT", "BACKUP_ADMIN"]
-    with db.cursor() as cursor:
-        # An account that may read the mysql schema sees every account's privileges here.
-        cursor.execute(
-            "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = %s",
-            (current_user(db),),
-        )
-        held = {str(row[0]) for row in cursor.fetchall()}
-    if "SUPER" in held and flavour is Flavour.MARIADB:
-        held |= {"BINLOG MONITOR"}  # SUPER implies it on MariaDB
-    return [name for name in needed if name not in held]
+    return session_grants(db).lacking(needed)
 
 
 def _one(db: pymysql.connections.Connection[Any], sql: str) -> Any:
@@ -171,16 +140,17 @@ class PhysicalImporter(Importer):
     def scan(self) -> Iterator[Record]:
         started = datetime.now(UTC)
         conn = self.config.connection
-        with contextlib.closing(connect(conn)) as db:
+        with server_errors(conn.address), contextlib.closing(connect(conn)) as db:
             server = server_info(db)
             datadir = str(_one(db, "SELECT @@datadir"))
+            check_datadir(datadir, conn.address)
+            prove_local(db, datadir, str(_one(db, "SELECT @@pid_file")), conn.address)
             missing = missing_privileges(db, server.flavour)
             if missing:
                 raise ServerError(
                     f"{current_user(db)} lacks what {SCHEME}:// needs: "
                     f"{', '.join(missing)} ON *.* (GRANT {', '.join(missing)} ON *.* TO ...)"
                 )
-        check_datadir(datadir, conn.address)
         tool = find_backup_tool(server.flavour, version_tuple(server.version), conn.bin_dir)
         print(
             f"plakar-mysql: copying the data directory {datadir} of {server.flavour.title} "

@@ -31,6 +31,7 @@ import jsonschema
 
 from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, export_each
 from plakar_mysql.flavour import Flavour, ToolError, version_tuple
+from plakar_mysql.kinds import PHYSICAL, kind_of_path, wrong_kind
 from plakar_mysql.options import ConfigError, load_schema, redact
 from plakar_mysql.physical import SCHEME
 from plakar_mysql.physical.layout import FILE_NAME as LAYOUT_FILE
@@ -91,6 +92,9 @@ def relative_datadir_path(pathname: str) -> str | None:
         return None
     prefix = DATADIR + "/"
     if not pathname.startswith(prefix):
+        found = kind_of_path(pathname)
+        if found is not None and found is not PHYSICAL:  # not a physical snapshot at all
+            raise PhysicalRestoreError(wrong_kind(found, PHYSICAL))
         raise PhysicalRestoreError(
             f"{pathname!r} is not part of a physical backup (only {DATADIR} and "
             f"{MANIFEST_PATH} are); restore the whole snapshot"
