@@ -187,10 +187,10 @@ def test_a_target_of_another_user_or_writable_by_others_is_refused(tmp_path: Pat
     os.chown(theirs, nobody.pw_uid, nobody.pw_gid)
     if os.geteuid() != nobody.pw_uid:
         refused(theirs, "belongs to nobody")
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    shared.chmod(0o777)
-    refused(shared, "writable by other users")
+    open_to_all = tmp_path / "open_to_all"
+    open_to_all.mkdir()
+    open_to_all.chmod(0o777)
+    refused(open_to_all, "writable by other users")
     open_parent = tmp_path / "open"
     open_parent.mkdir()
     open_parent.chmod(0o777)  # not sticky: another user could swap the target
