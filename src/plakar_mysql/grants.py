@@ -11,7 +11,7 @@ MariaDB's ``PUBLIC`` grants: the privileges that really apply to this session.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,23 +44,29 @@ def _unquote(text: str) -> str:
     return "*" if text == "*" else text[1:-1].replace("``", "`")
 
 
-def _split_privileges(text: str) -> frozenset[str]:
-    """``SELECT (`a`, `b`), INSERT`` as ``{"SELECT", "INSERT"}``: column lists dropped."""
-    names: list[str] = []
-    current: list[str] = []
+def _top_level(text: str) -> Iterator[tuple[int, str, bool]]:
+    """Each character of ``text`` with its index, and whether it stands outside
+    backquotes and parentheses (the state after that character)."""
     depth, quoted = 0, False
-    for char in text:
+    for index, char in enumerate(text):
         if char == "`":
             quoted = not quoted
         elif not quoted and char == "(":
             depth += 1
         elif not quoted and char == ")":
             depth -= 1
-        elif not quoted and depth == 0 and char == ",":
+        yield index, char, depth == 0 and not quoted
+
+
+def _split_privileges(text: str) -> frozenset[str]:
+    """``SELECT (`a`, `b`), INSERT`` as ``{"SELECT", "INSERT"}``: column lists dropped."""
+    names: list[str] = []
+    current: list[str] = []
+    for _, char, top in _top_level(text):
+        if top and char == ",":
             names.append("".join(current))
             current = []
-            continue
-        if depth == 0 and not quoted and char not in "()`":
+        elif top and char not in "()`":
             current.append(char)
     names.append("".join(current))
     return frozenset(" ".join(name.split()).upper() for name in names if name.strip())
@@ -68,15 +74,8 @@ def _split_privileges(text: str) -> frozenset[str]:
 
 def _privileges_end(line: str) -> int:
     """Where `` ON `` ends the privilege list (outside quotes and parentheses), or -1."""
-    depth, quoted = 0, False
-    for index, char in enumerate(line):
-        if char == "`":
-            quoted = not quoted
-        elif not quoted and char == "(":
-            depth += 1
-        elif not quoted and char == ")":
-            depth -= 1
-        elif not quoted and depth == 0 and line.startswith(" ON ", index):
+    for index, _, top in _top_level(line):
+        if top and line.startswith(" ON ", index):
             return index
     return -1
 
