@@ -31,7 +31,13 @@ from typing import Any
 
 import pytest
 from conftest import MariaDBFactory
-from support.compare import DatabaseDescription, describe_database, diff
+from support.compare import (
+    DatabaseDescription,
+    describe_accounts,
+    describe_database,
+    diff,
+    diff_accounts,
+)
 from support.datadir import DatadirServer
 from support.docs import Block, Shell, fenced_blocks, marked_blocks
 from support.mariadb import MariaDBServer
@@ -135,6 +141,8 @@ SHOP = (
     "CREATE TRIGGER orders_audit AFTER INSERT ON orders FOR EACH ROW"
     " INSERT INTO audit_log (order_id) VALUES (NEW.order_id)",
     "CREATE EVENT purge_audit ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM audit_log",
+    "CREATE USER shop_app@'%' IDENTIFIED BY 'app-password'",
+    "GRANT SELECT, INSERT, UPDATE, DELETE, EXECUTE ON shop.* TO shop_app@'%'",
 )
 
 
@@ -180,6 +188,12 @@ def test_the_readme_quick_starts_run_as_written(
     copy = describe_database(s.source, "shop", rename={"shop": "shop_copy"})
     assert diff(copy, describe_database(s.db2, "shop_copy")) == []
     assert diff(shop, describe_database(s.db2, "shop")) == []
+    # users=true, as plakar_restore: the application's account comes back as it was.
+    assert diff_accounts(describe_accounts(s.source), describe_accounts(s.db2)) != []
+    option_file = f"defaults_file={reader.home}/.plakar-restore.cnf"
+    server_files = f"{shell.snapshots['SERVER']}:/server"
+    reader.restore(server_files, f"mysql://{address(s.db2)}", option_file, "users=true")
+    assert diff_accounts(describe_accounts(s.source), describe_accounts(s.db2)) == []
 
     restored = run_physical_quick_start(shell, blocks["quick-start-physical"], s, tmp_path)
     assert diff(shop, restored) == []
