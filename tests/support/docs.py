@@ -20,13 +20,15 @@ would read its id from ``plakar ls``.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from support.plakar import ROOT, Plakar, describe, strip_ansi
+from support.plakar import Plakar, describe, strip_ansi
 
 _MARKED = re.compile(
     r"^<!-- tested: (?P<name>[\w-]+) -->\n```(?P<language>\w+)\n(?P<text>.*?)^```$",
@@ -126,20 +128,32 @@ class Shell:
         if program in self.hooks:
             self.hooks[program](code)
             return ""
-        env = {**self.plakar.env, "PATH": f"{ROOT / 'bin'}:/usr/sbin:/usr/bin:/sbin:/bin"}
-        proc = subprocess.run(
+        env = self.plakar.env
+        env["PATH"] = f"{self.plakar.binary.parent}:{env.get('PATH', '')}:/usr/sbin:/sbin"
+        # Its own session: on a timeout, bash, plakar and the plugin's tools all go.
+        with subprocess.Popen(
             ["bash", "-c", code],
             env=env,
             cwd=self.plakar.base,
-            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=self.timeout,
-            check=False,
+            start_new_session=True,
+        ) as child:
+            try:
+                stdout, stderr = child.communicate(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                stdout, stderr = child.communicate()
+        out = strip_ansi(stdout + stderr)
+        failed = (
+            child.returncode != 0
+            or re.search(r"^plakar: ", out, re.M)
+            or re.search(r"^[0-9a-f]{8}: backup completed with \d+ errors?", out, re.M)
         )
-        out = strip_ansi(proc.stdout + proc.stderr)
-        failed = proc.returncode != 0 or re.search(r"^plakar: ", out, re.M)
         assert not failed, f"the docs' command failed:\n{command}\n" + describe(
-            ["bash", "-c", code], proc.returncode, proc.stdout, proc.stderr
+            ["bash", "-c", code], child.returncode, stdout, stderr
         )
         self._bind(command, out)
         return out
