@@ -321,13 +321,16 @@ class Session:
     home: Path
 
     def connections(self, name: str) -> Iterator[Any]:
+        """Sessions as ``plakar_<name>``: the server matches TCP from 127.0.0.1 (it
+        resolves no host names) to the ``'%'`` row, the socket to ``'localhost'``."""
         option_file = str(self.home / f".plakar-{name}.cnf")
-        for where in (
-            {"host": self.server.host, "port": self.server.port},
-            {"host": "localhost", "socket": str(self.server.socket)},
+        for host, where in (
+            ("%", {"host": self.server.host, "port": self.server.port}),
+            ("localhost", {"host": "localhost", "socket": str(self.server.socket)}),
         ):
             conn = Connection(scheme="mysql", defaults_file=option_file, **where)
             with contextlib.closing(connect(conn)) as db:
+                assert current_user(db) == f"'plakar_{name}'@'{host}'"
                 yield db
 
 
