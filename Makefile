@@ -1,6 +1,9 @@
 # Plakar integration for MySQL/MariaDB.
 #
-#   make deps       MariaDB server, client and mariadb-backup (apt), only when missing
+#   make deps       MariaDB server, client and mariadb-backup (apt), only when missing,
+#                   and MySQL (make mysql)
+#   make mysql      MySQL server and clients from Debian sid in build/mysql-sid (once;
+#                   scripts/mysql_tree.sh), run through wrappers in build/mysql-sid/bin
 #   make test-deps  and for the storage tests: sshd, sshfs, s3fs (apt)
 #   make venv       .venv with the project and its [dev] extra, plus the
 #                   generated gRPC modules in src/kloset_sdk/_pb/
@@ -52,13 +55,13 @@ PKG_INPUTS := pyproject.toml packaging/manifest.yaml packaging/build_ptar.py \
 
 LINT_PATHS := src tests scripts packaging bench
 
-.PHONY: all deps test-deps venv build lint typecheck test demo bench clean distclean FORCE
+.PHONY: all deps mysql test-deps venv build lint typecheck test demo bench clean distclean FORCE
 
 all: build
 
 # --- system packages --------------------------------------------------------
 
-deps:
+deps: mysql
 	@if ! { command -v mariadbd || [ -x /usr/sbin/mariadbd ]; } >/dev/null 2>&1 \
 	   || ! command -v mariadb-dump >/dev/null 2>&1 \
 	   || ! command -v mariadb-backup >/dev/null 2>&1; then \
@@ -68,6 +71,12 @@ deps:
 		$(SUDO) apt-get install -y -qq --no-install-recommends \
 			mariadb-server mariadb-client mariadb-backup >/dev/null; \
 	fi
+
+# Oracle's MySQL for the tests that run on both flavours (tests/support/mysql.py):
+# Debian 12 has none, so Debian sid's is unpacked into a private tree, once.
+MYSQL_DIR := build/mysql-sid
+mysql:
+	@scripts/mysql_tree.sh $(MYSQL_DIR)
 
 # The storage servers and mounts of tests/test_storage_backends.py: OpenSSH's
 # sshd with sshfs (SFTP), s3fs (S3; the server itself is bin/versitygw).
@@ -140,7 +149,7 @@ typecheck: venv
 # TEST_JOBS pytest workers (pytest-xdist), a test file each at a time: most
 # tests wait on plakar and servers, so two workers shorten the run on 2 CPUs.
 TEST_JOBS ?= 2
-test: test-deps venv build $(VERSITYGW) lint typecheck
+test: test-deps mysql venv build $(VERSITYGW) lint typecheck
 	$(VPY) -m pytest -n $(TEST_JOBS) --dist loadfile
 
 demo: deps venv build
