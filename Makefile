@@ -14,7 +14,8 @@
 #   make test       all of the above and bin/versitygw (an S3 server), then pytest
 #   make demo       scripts/demo.py
 #   make bench      python -m bench: backup, dedup, restore, memory, binlog replay; report and chart
-#   make clean      build outputs (keeps .venv; `make distclean` drops it too)
+#   make clean      build outputs (keeps .venv and build/mysql-sid; `make distclean`
+#                   drops them too)
 #
 # Every target installs what it needs and does nothing when up to date.
 
@@ -172,12 +173,15 @@ bench:
 	@echo "bench: no benchmarks yet (no bench/ directory)"
 endif
 
+# The MySQL tree is a download (650 MB), kept like .venv.
 clean:
-	rm -rf build dist bin src/kloset_sdk/_pb $(PROTOS_STAMP) \
+	[ ! -d build ] || find build -mindepth 1 -maxdepth 1 \
+		! -name $(notdir $(MYSQL_DIR)) ! -name .$(notdir $(MYSQL_DIR)).lock -exec rm -rf {} +
+	rm -rf dist bin src/kloset_sdk/_pb $(PROTOS_STAMP) \
 		.mypy_cache .pytest_cache .ruff_cache
 	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) src/*.egg-info
+	rm -rf $(VENV) src/*.egg-info build
 
 FORCE:

@@ -38,6 +38,18 @@ if [ -d "$dest" ]; then
     exit 0
 fi
 
+parent=$(dirname "$dest")
+mkdir -p "$parent"
+# One build at a time: a second waits, then finds the tree built.  Holding the
+# lock, any temporary directory left is a killed build's (SIGKILL runs no trap).
+exec {lock}>"$parent/.$(basename "$dest").lock"
+flock "$lock"
+if [ -d "$dest" ]; then
+    print_version "$dest"
+    exit 0
+fi
+rm -rf "$parent/.$(basename "$dest")".??????
+
 if ! command -v debootstrap >/dev/null 2>&1; then
     echo "mysql: installing debootstrap"
     sudo=$([ "$(id -u)" -eq 0 ] || echo sudo)
@@ -46,11 +58,10 @@ if ! command -v debootstrap >/dev/null 2>&1; then
     $sudo apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
 fi
 
-parent=$(dirname "$dest")
-mkdir -p "$parent"
 work=$(mktemp -d "$parent/.$(basename "$dest").XXXXXX")
 # An interrupted or failed build leaves nothing behind (the tree is about 650 MB).
 trap 'rm -rf "$work"' EXIT
+trap 'echo "mysql: interrupted: nothing kept; make mysql builds it again" >&2; exit 130' INT TERM
 
 echo "mysql: debootstrap $suite with $packages into $dest (about 650 MB, a minute or two)"
 log="$work/debootstrap.log"
