@@ -1,6 +1,9 @@
 # Plakar integration for MySQL/MariaDB.
 #
-#   make deps       MariaDB server, client and mariadb-backup (apt), only when missing
+#   make deps       MariaDB server, client and mariadb-backup (apt), only when missing,
+#                   and MySQL (make mysql)
+#   make mysql      MySQL server and clients from Debian sid in build/mysql-sid (once;
+#                   scripts/mysql_tree.sh), run through wrappers in build/mysql-sid/bin
 #   make test-deps  and for the storage tests: sshd, sshfs, s3fs (apt)
 #   make venv       .venv with the project and its [dev] extra, plus the
 #                   generated gRPC modules in src/kloset_sdk/_pb/
@@ -11,7 +14,8 @@
 #   make test       all of the above and bin/versitygw (an S3 server), then pytest
 #   make demo       scripts/demo.py
 #   make bench      python -m bench: backup, dedup, restore, memory, binlog replay; report and chart
-#   make clean      build outputs (keeps .venv; `make distclean` drops it too)
+#   make clean      build outputs (keeps .venv and build/mysql-sid; `make distclean`
+#                   drops them too)
 #
 # Every target installs what it needs and does nothing when up to date.
 
@@ -52,13 +56,13 @@ PKG_INPUTS := pyproject.toml packaging/manifest.yaml packaging/build_ptar.py \
 
 LINT_PATHS := src tests scripts packaging bench
 
-.PHONY: all deps test-deps venv build lint typecheck test demo bench clean distclean FORCE
+.PHONY: all deps mysql test-deps venv build lint typecheck test demo bench clean distclean FORCE
 
 all: build
 
 # --- system packages --------------------------------------------------------
 
-deps:
+deps: mysql
 	@if ! { command -v mariadbd || [ -x /usr/sbin/mariadbd ]; } >/dev/null 2>&1 \
 	   || ! command -v mariadb-dump >/dev/null 2>&1 \
 	   || ! command -v mariadb-backup >/dev/null 2>&1; then \
@@ -68,6 +72,12 @@ deps:
 		$(SUDO) apt-get install -y -qq --no-install-recommends \
 			mariadb-server mariadb-client mariadb-backup >/dev/null; \
 	fi
+
+# Oracle's MySQL for the tests that run on both flavours (tests/support/mysql.py):
+# Debian 12 has none, so Debian sid's is unpacked into a private tree, once.
+MYSQL_DIR := build/mysql-sid
+mysql:
+	@scripts/mysql_tree.sh $(MYSQL_DIR)
 
 # The storage servers and mounts of tests/test_storage_backends.py: OpenSSH's
 # sshd with sshfs (SFTP), s3fs (S3; the server itself is bin/versitygw).
@@ -140,7 +150,7 @@ typecheck: venv
 # TEST_JOBS pytest workers (pytest-xdist), a test file each at a time: most
 # tests wait on plakar and servers, so two workers shorten the run on 2 CPUs.
 TEST_JOBS ?= 2
-test: test-deps venv build $(VERSITYGW) lint typecheck
+test: test-deps mysql venv build $(VERSITYGW) lint typecheck
 	$(VPY) -m pytest -n $(TEST_JOBS) --dist loadfile
 
 demo: deps venv build
@@ -163,12 +173,15 @@ bench:
 	@echo "bench: no benchmarks yet (no bench/ directory)"
 endif
 
+# The MySQL tree is a download (650 MB), kept like .venv.
 clean:
-	rm -rf build dist bin src/kloset_sdk/_pb $(PROTOS_STAMP) \
+	[ ! -d build ] || find build -mindepth 1 -maxdepth 1 \
+		! -name $(notdir $(MYSQL_DIR)) ! -name .$(notdir $(MYSQL_DIR)).lock -exec rm -rf {} +
+	rm -rf dist bin src/kloset_sdk/_pb $(PROTOS_STAMP) \
 		.mypy_cache .pytest_cache .ruff_cache
 	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) src/*.egg-info
+	rm -rf $(VENV) src/*.egg-info build
 
 FORCE:

@@ -40,6 +40,7 @@ import contextlib
 import hashlib
 import io
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -110,12 +111,60 @@ class _Loaded:
     rows: int | None
 
 
-class _Fingerprint:
-    """The SHA-256 of a table file (for ``verify``) and its last bytes (the
-    row-count footer), taken as the file passes by."""
+#: A column's ``CHARACTER SET`` spelt out before a collation of that same set.
+_CHARSET_BEFORE_ITS_COLLATION = re.compile(rb" CHARACTER SET (\w+) COLLATE (\1_\w+)")
+#: Where a dump's ``CREATE TABLE`` ends (its table options follow).
+_CREATE_TABLE_END = b"\n) ENGINE="
+#: A ``CREATE TABLE`` longer than this is compared as it is.
+_CREATE_TABLE_LIMIT = 4 << 20
 
-    def __init__(self, digest: bool) -> None:
-        self.digest = hashlib.sha256() if digest else None
+
+class _TableDigest:
+    """The SHA-256 of a table file as ``verify`` compares it.
+
+    On MySQL the ``CREATE TABLE`` is compared in a canonical form.  MySQL 8.0 and
+    later remember whether a column's collation was written out: the source's
+    ``name VARCHAR(80)`` in a ``utf8mb4_unicode_ci`` table is dumped as ``name
+    varchar(80) COLLATE utf8mb4_unicode_ci``; loaded, that column's collation is
+    explicit, and the same table is dumped again as ``name varchar(80) CHARACTER
+    SET utf8mb4 COLLATE utf8mb4_unicode_ci`` (found on MySQL 9.7.4: every table
+    with such a column failed ``verify``).  Both spell the same column, so until
+    the end of the ``CREATE TABLE`` a ``CHARACTER SET x`` right before a collation
+    of ``x`` is left out; the rows after it are hashed as they are.
+    """
+
+    def __init__(self, canonical_create: bool) -> None:
+        self._sha = hashlib.sha256()
+        self._head: bytes | None = b"" if canonical_create else None
+
+    def update(self, data: bytes) -> None:
+        if self._head is None:
+            self._sha.update(data)
+            return
+        self._head += data
+        if _CREATE_TABLE_END in self._head or len(self._head) > _CREATE_TABLE_LIMIT:
+            self._hash_head()
+
+    def _hash_head(self) -> None:
+        head, self._head = self._head or b"", None
+        end = head.find(_CREATE_TABLE_END)
+        if end < 0:
+            end = 0 if len(head) > _CREATE_TABLE_LIMIT else len(head)
+        self._sha.update(_CHARSET_BEFORE_ITS_COLLATION.sub(rb" COLLATE \2", head[:end]))
+        self._sha.update(head[end:])
+
+    def hexdigest(self) -> str:
+        if self._head is not None:
+            self._hash_head()
+        return self._sha.hexdigest()
+
+
+class _Fingerprint:
+    """The digest of a table file (for ``verify``, see :class:`_TableDigest`) and
+    its last bytes (the row-count footer), taken as the file passes by."""
+
+    def __init__(self, digest: _TableDigest | None) -> None:
+        self.digest = digest
         self.tail = b""
 
     def __call__(self, blocks: Iterable[bytes]) -> Iterator[bytes]:
@@ -526,7 +575,9 @@ class Restorer:
             into = self.shadow().database_for(target, self._create_options(header))
         self._fit_packet(header.max_allowed_packet)
         label = f"{target}.{header.name}"
-        fingerprint = _Fingerprint(digest=self.config.flag("verify", False))
+        fingerprint = _Fingerprint(
+            self._table_digest() if self.config.flag("verify", False) else None
+        )
         data = fingerprint(blocks(stream, first_line))
         self.client()  # made here, not by the loader threads at once
         if self.jobs == 1:
@@ -705,6 +756,11 @@ class Restorer:
 
     # -- verify --------------------------------------------------------------------
 
+    def _table_digest(self) -> _TableDigest:
+        """A digest for ``verify``, canonical as the target's flavour needs."""
+        assert self._server is not None
+        return _TableDigest(canonical_create=self._server.flavour is Flavour.MYSQL)
+
     def _verify(self) -> None:
         assert self._server is not None
         flavour = self._server.flavour
@@ -736,7 +792,7 @@ class Restorer:
         else:
             args += ["--column-statistics=0", "--set-gtid-purged=OFF"]
         args += ["--", loaded.target, header.name]
-        digest = hashlib.sha256()
+        digest = self._table_digest()
         rows: int | None = None
         with DumpProcess(tool, args, self.config.connection) as dump:
             splitter = DumpSplitter(dump.stream())

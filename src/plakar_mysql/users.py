@@ -185,6 +185,26 @@ _UNKNOWN_VARIABLE = 1193
 _NEAR = re.compile(r" near '.*", re.DOTALL)
 
 
+# MySQL's SHOW CREATE USER clause naming the account's default roles.
+_DEFAULT_ROLES = re.compile(rf" DEFAULT ROLE ({_ROLE.pattern}(?:, ?{_ROLE.pattern})*)")
+
+
+def _without_default_roles(create: str) -> tuple[str, str | None]:
+    """MySQL's ``CREATE USER`` without its ``DEFAULT ROLE`` clause, and that clause's
+    roles (None when there is none).
+
+    ``SHOW CREATE USER`` on MySQL names the account's default roles, but ``users.sql``
+    creates every account before any grant, and MySQL refuses a default role the
+    account does not hold yet ("Authorization ID ... does not exist", found on MySQL
+    9.7.4): the roles are set by ``ALTER USER`` once the grants are in."""
+    masked = _masked(create)
+    at = -1 if masked is None else masked.find(" DEFAULT ROLE ")
+    found = _DEFAULT_ROLES.match(create, at) if at >= 0 else None
+    if found is None:
+        return create, None
+    return create[:at] + create[found.end() :], found[1]
+
+
 def _printed(account: Account) -> str:
     """The account as SHOW GRANTS prints it, as a grantee."""
     return _PUBLIC if account.role and account.user == _PUBLIC else account.sql
@@ -371,6 +391,12 @@ def _plan(
             plan.kept.append(account)
         else:
             plan.creates.append(block)
+    defaults: dict[tuple[str, str], str] = {}
+    for block in plan.creates:
+        if block.statements and not block.account.role:
+            block.statements[0], roles = _without_default_roles(block.statements[0])
+            if roles is not None:
+                defaults[block.account.key] = roles
     chosen = {block.account.key for block in plan.creates}
     plan.grants = [block for block in _blocks(text, _GRANTS) if block.account.key in chosen]
     for creating, blocks in ((True, plan.creates), (False, plan.grants)):
@@ -382,6 +408,13 @@ def _plan(
                     f"{'its CREATE' if creating else 'a GRANT to it'}"
                 )
             block.statements = own
+    for key, roles in defaults.items():  # after the account's grants: it holds them then
+        account = next(block.account for block in plan.creates if block.account.key == key)
+        grants = next((block for block in plan.grants if block.account.key == key), None)
+        if grants is None:
+            grants = _Block(account, [])
+            plan.grants.append(grants)
+        grants.statements.append(f"ALTER USER {account.sql} DEFAULT ROLE {roles}")
     return plan
 
 

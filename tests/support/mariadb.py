@@ -167,6 +167,10 @@ class MariaDBServer:
     """``SELECT VERSION()`` of the running server, e.g. ``10.11.19-MariaDB-0+deb12u1``."""
     extra_args: tuple[str, ...]
     """Extra ``mariadbd`` arguments given to the constructor."""
+    flavour: str = "mariadb"
+    """The server's flavour as the integration's manifests name it."""
+    bin_dir: str | None = None
+    """Directory of this flavour's client tools for ``-o bin_dir=``; None: on ``PATH``."""
 
     def __init__(
         self,
@@ -176,9 +180,7 @@ class MariaDBServer:
         extra_args: Sequence[str] = (),
         start_timeout: float = 60.0,
     ) -> None:
-        self._mariadbd = _find_program("mariadbd", "mysqld")
-        self._install_db = _find_program("mariadb-install-db", "mysql_install_db")
-        self._client = _find_program("mariadb", "mysql")
+        self._find_programs()
         self._owned_dirs: list[Path] = []
         if base_dir is None:
             self.base_dir = Path(tempfile.mkdtemp(prefix="mariadb-"))
@@ -216,6 +218,12 @@ class MariaDBServer:
             raise
 
     # -- lifecycle -------------------------------------------------------------
+
+    def _find_programs(self) -> None:
+        """Find the server, its installer and the command-line client."""
+        self._mariadbd = _find_program("mariadbd", "mysqld")
+        self._install_db = _find_program("mariadb-install-db", "mysql_install_db")
+        self._client = _find_program("mariadb", "mysql")
 
     @property
     def pid(self) -> int | None:
@@ -277,10 +285,13 @@ class MariaDBServer:
             f"--log-error={self.error_log}",
             f"--tmpdir={self._tmpdir}",
             "--skip-name-resolve",
-            "--innodb-buffer-pool-size=64M",
-            _REDO_LOG_SIZE,
+            *self._server_args(),
             *self.extra_args,
         ]
+
+    def _server_args(self) -> list[str]:
+        """This flavour's own settings of the server, before :attr:`extra_args`."""
+        return ["--innodb-buffer-pool-size=64M", _REDO_LOG_SIZE]
 
     def start(self) -> None:
         """Start the server and wait until it accepts connections.
@@ -308,7 +319,7 @@ class MariaDBServer:
             if port_taken and attempt + 1 < attempts:
                 continue
             raise MariaDBError(
-                f"MariaDB server on port {self.port} did not start: {failure}\n"
+                f"{self.flavour} server on port {self.port} did not start: {failure}\n"
                 f"--- {self.error_log} ---\n{log}\n"
                 f"--- {self._stdout_log} ---\n{_tail(self._stdout_log, lines=10)}"
             )
@@ -438,7 +449,7 @@ class MariaDBServer:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<MariaDBServer {self.host}:{self.port} {state} in {self.base_dir}>"
+        return f"<{type(self).__name__} {self.host}:{self.port} {state} in {self.base_dir}>"
 
     # -- clients -----------------------------------------------------------------
 
