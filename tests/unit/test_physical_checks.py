@@ -329,7 +329,7 @@ def test_an_undo_on_a_file_system_turned_read_only_is_one_line(tmp_path: Path) -
         assert str(caught.value) == (
             f"cannot remove {mount / 'restored' / 'ibdata1'}: read-only file system"
         )
-        with pytest.raises(TargetError, match="ibdata1: read-only file system$"):
+        with pytest.raises(TargetError, match=r"ibdata1: read-only file system$"):
             action()
         subprocess.run(["mount", "-o", "remount,rw,bind", str(mount)], check=True)
         action()

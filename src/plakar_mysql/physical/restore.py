@@ -40,15 +40,15 @@ from urllib.parse import unquote, urlsplit
 
 import jsonschema
 
-from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, export_each
+from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, Reporter, export_each
 from kloset_sdk.guard import Guard
 from plakar_mysql.flavour import Flavour, ToolError, version_tuple
 from plakar_mysql.kinds import PHYSICAL, kind_of_path, wrong_kind
 from plakar_mysql.options import ConfigError, load_schema, redact
 from plakar_mysql.physical import SCHEME
+from plakar_mysql.physical.errors import describe, os_error_line
 from plakar_mysql.physical.layout import FILE_NAME as LAYOUT_FILE
 from plakar_mysql.physical.layout import SIZE_LIMIT as LAYOUT_LIMIT
-from plakar_mysql.physical.errors import describe, os_error_line
 from plakar_mysql.physical.layout import Layout, LayoutError, parse_layout
 from plakar_mysql.physical.manifest import (
     BINLOG_INFO,
@@ -179,21 +179,23 @@ class PhysicalExporter(Exporter):
         # Registered before a byte is written: if the plugin dies from here on, the
         # guardian removes what was written (see the module's docstring).
         what = (
-            f"emptied {self.target} (an unfinished physical restore)"
+            f"empty {self.target} (an unfinished physical restore)"
             if target.existed
-            else f"removed {self.target} (an unfinished physical restore)"
+            else f"remove {self.target} (an unfinished physical restore)"
         )
         token = self.guard.on_exit(target.undo_action(), what)
+        # Plakar gone (cancelled, killed): the restore must not finish behind its back.
+        cancelled = report.cancelled if isinstance(report, Reporter) else _never
         try:
             try:
                 self._write_all(target, records, report)
                 self._check_files()
                 layout = self._layout(target)
-                _still_wanted(report)
-                tool = self._prepare(target, layout, report.cancelled)
-                _still_wanted(report)
+                _still_wanted(cancelled)
+                tool = self._prepare(target, layout, cancelled)
+                _still_wanted(cancelled)
                 self._leave_point(target, tool, layout)
-                _still_wanted(report)
+                _still_wanted(cancelled)
             except Exception as exc:
                 raise self._undone(target, exc) from None
             except BaseException:
@@ -210,7 +212,7 @@ class PhysicalExporter(Exporter):
             target.close(undo=True)
         except TargetError as exc:
             return PhysicalRestoreError(
-                f"{failure}; then {exc}: what was restored is left in {self.target}, "
+                f"{failure}; what was restored is left in {self.target} ({exc}): "
                 "remove it by hand before restoring again"
             )
         if isinstance(failure, OSError):  # not expected: every write has its own message
@@ -360,12 +362,16 @@ class PhysicalExporter(Exporter):
         return tool
 
 
-def _still_wanted(report: Report) -> None:
+def _still_wanted(cancelled: Callable[[], bool]) -> None:
     """Raise if Plakar went away (killed, or cancelled the restore): a restore it can
     no longer report must not finish behind its back, since the same command, run
     again, needs the directory as it was."""
-    if report.cancelled():
+    if cancelled():
         raise PhysicalRestoreError(_CANCELLED)
+
+
+def _never() -> bool:
+    return False
 
 
 def _write_whole(fd: int, data: bytes, relative: str, target: str) -> None:

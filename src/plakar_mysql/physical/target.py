@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import pwd
-import functools
 import shutil
 import stat
 from collections.abc import Callable, Iterator
