@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pytest
 from support.datadir import DatadirServer
-from support.interrupt import HOW, Interrupted, interrupted_run, settle
+from support.interrupt import HOW, Interrupted, interrupted_run, run_tmp, settle
 from support.mariadb import MariaDBServer
 from support.plakar import Plakar, make_plakar
 from test_backup_restore import password
@@ -266,16 +266,13 @@ def test_a_backup_interrupted_while_the_tool_streams_leaves_nothing(
 ) -> None:
     snapshots = source.plakar.snapshots()
     args = ["backup", "-o", password(source.server), bin_uri(source.server)]
+    work_dir = f"--target-dir={run_tmp(source.plakar)}/plakar-mysql-bin-"  # this run's tool
     result = interrupted_run(
-        source.plakar,
-        args,
-        how=how,
-        when=tool_read("plakar-mysql-bin-", 8 << 20),
-        timeout=TIMEOUT,
+        source.plakar, args, how=how, when=tool_read(work_dir, 8 << 20), timeout=TIMEOUT
     )
     assert result.returncode != 0, result.output
     own = (PLAKAR_PACKFILES,) if how == "kill-plakar" else ()
-    assert_clean(result, source.plakar, "plakar-mysql-bin-", plakars_own=own)
+    assert_clean(result, source.plakar, work_dir, plakars_own=own)
     assert_server_free(source.server)
     assert source.plakar.snapshots() == snapshots
     again = source.plakar.backup(bin_uri(source.server), password(source.server))
