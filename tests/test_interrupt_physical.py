@@ -24,6 +24,7 @@ and says what it could not remove.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -300,48 +301,96 @@ def remount(directory: Path, options: str, deadline: float) -> None:
         time.sleep(0.002)
 
 
-def test_a_target_turned_read_only_mid_restore_is_one_line(source: Source, tmp_path: Path) -> None:
-    mount = tmp_path / "mount"
-    mount.mkdir()
+@contextlib.contextmanager
+def bind_mount(directory: Path) -> Iterator[Path]:
+    """``directory`` bind-mounted on itself (so that it can be remounted read-only
+    alone), unmounted when the block ends."""
+    directory.mkdir()
     bound = subprocess.run(
-        ["mount", "--bind", str(mount), str(mount)], capture_output=True, check=False
+        ["mount", "--bind", str(directory), str(directory)], capture_output=True, check=False
     )
     if bound.returncode != 0:
         pytest.skip(f"cannot bind-mount here: {bound.stderr.decode().strip()}")
-    target = mount / "restored"
     try:
-        outcome: dict[str, subprocess.CompletedProcess[str]] = {}
+        yield directory
+    finally:
+        subprocess.run(["umount", "--lazy", str(directory)], check=False)
+
+
+def test_a_target_turned_read_only_mid_restore_is_one_line(source: Source, tmp_path: Path) -> None:
+    with bind_mount(tmp_path / "mount") as mount:
+        target = mount / "restored"
+        outcome: list[subprocess.CompletedProcess[str]] = []
         thread = threading.Thread(
-            target=lambda: outcome.setdefault(
-                "restore",
-                source.plakar.restore(source.snapshot, restore_uri(target), check=False),
+            target=lambda: outcome.append(
+                source.plakar.restore(source.snapshot, restore_uri(target), check=False)
             )
         )
         thread.start()
-        deadline = time.monotonic() + TIMEOUT
-        while not at_least(target, 2 << 20)():
-            assert thread.is_alive() and time.monotonic() < deadline, outcome
-            time.sleep(0.005)
-        remount(mount, "ro", time.monotonic() + 30)
-        thread.join(TIMEOUT)
-        proc = outcome["restore"]
+        try:
+            deadline = time.monotonic() + TIMEOUT
+            while not at_least(target, 2 << 20)():
+                assert thread.is_alive() and time.monotonic() < deadline, outcome
+                time.sleep(0.005)
+            remount(mount, "ro", time.monotonic() + 30)
+        finally:
+            thread.join(TIMEOUT)
+            remount(mount, "rw", time.monotonic() + 30)
+        (proc,) = outcome
         output = proc.stdout + proc.stderr
-        assert proc.returncode != 0 or "completed with" in output, output
+        assert proc.returncode != 0, output
         assert "Errno" not in output and "Traceback" not in output, output
-        lines = [line for line in output.splitlines() if "read-only file system" in line]
-        assert lines, output
         assert any(
             f"in {target}: read-only file system; what was restored is left in {target} "
             f"(cannot remove {target}/"
             in line
             and line.endswith(": read-only file system): remove it by hand before restoring again")
-            for line in lines
+            for line in output.splitlines()
         ), output
+        assert processes_naming(str(target)) == []
+        # As the message says: remove it by hand, then the same command restores.
+        shutil.rmtree(target)
+        source.plakar.restore(source.snapshot, restore_uri(target))
+        assert (target / "xtrabackup_checkpoints").is_file()
+
+
+def test_a_full_temporary_directory_during_a_backup_is_one_line(
+    source: Source, tmp_path: Path
+) -> None:
+    """The redo log copy is held aside in TMPDIR while the data files stream: a full
+    TMPDIR is named in one line, no ``[Errno 28]``, no snapshot, nothing running."""
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k,mode=700", "tmpfs", str(small)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    server = source.server
+    snapshots = source.plakar.snapshots()
+    try:
+        # Fresh redo for the copy to hold aside (MiBs, over the tmpfs's size).
+        server.execute("CREATE TABLE bank.scratch (id INT PRIMARY KEY, pad VARBINARY(255))")
+        server.execute(
+            "INSERT INTO bank.scratch SELECT seq, RANDOM_BYTES(200) FROM seq_1_to_20000",
+            database="bank",
+        )
+        source.plakar.extra_env["TMPDIR"] = str(small)
+        proc = source.plakar.at(
+            "backup", "-packfiles", "memory", "-o", password(server), bin_uri(server), check=False
+        )
+        output = proc.stdout + proc.stderr
+        assert proc.returncode != 0, output
+        assert f"cannot hold a file of the stream aside in {small}: no space left on device" in (
+            output
+        )
+        assert "Errno" not in output and "Traceback" not in output, output
+        assert processes_naming(f"--target-dir={small}/") == []
+        assert os.listdir(small) == []
     finally:
-        remount(mount, "rw", time.monotonic() + 30)
-    settle(source.plakar)
-    # As the message says: remove it by hand, then the same command restores.
-    shutil.rmtree(target)
-    source.plakar.restore(source.snapshot, restore_uri(target))
-    assert (target / "xtrabackup_checkpoints").is_file()
-    subprocess.run(["umount", str(mount)], check=False)
+        source.plakar.extra_env.pop("TMPDIR", None)
+        server.execute("DROP TABLE IF EXISTS bank.scratch")
+        subprocess.run(["umount", str(small)], check=False)
+    assert source.plakar.snapshots() == snapshots
