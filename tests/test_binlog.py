@@ -32,6 +32,7 @@ from support.mariadb import MariaDBServer
 from support.plakar import Plakar, make_plakar
 from support.scripts import executable
 
+from kloset_sdk.guard import Guard
 from plakar_mysql.binlog.gtid import Position
 from plakar_mysql.physical.point import set_point_in_datadir
 
@@ -428,7 +429,7 @@ def test_the_private_start_runs_as_the_files_owner(
     before = set(os.listdir(datadir))
     server = shutil.which("mariadbd", path=f"{os.environ['PATH']}:/usr/sbin")
     assert server is not None
-    set_point_in_datadir(server, str(datadir), Position.parse("0-1-7,5-2-9"))
+    set_point_in_datadir(server, str(datadir), Position.parse("0-1-7,5-2-9"), Guard.off())
     assert set(os.listdir(datadir)) == before
     owners = {(p.lstat().st_uid, p.lstat().st_gid) for p in [datadir, *datadir.rglob("*")]}
     assert owners == {(nobody.pw_uid, nobody.pw_gid)}, owners

@@ -7,13 +7,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import pwd
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from kloset_sdk.guard import Guard
 from plakar_mysql.physical.layout import SIZE_LIMIT, LayoutError, parse_layout
 from plakar_mysql.physical.manifest import (
     MANIFEST_LIMIT,
@@ -23,7 +26,7 @@ from plakar_mysql.physical.manifest import (
 )
 from plakar_mysql.physical.point import server_command
 from plakar_mysql.physical.restore import PhysicalRestoreError, check_manifest_path
-from plakar_mysql.physical.target import Target, TargetError
+from plakar_mysql.physical.target import Target, TargetError, remove_restored
 from plakar_mysql.physical.tool import ToolTimeout, run_draining
 
 #: What mariadb-backup 10.11 writes (backup_mysql.cc, write_backup_config_file).
@@ -210,10 +213,78 @@ def test_a_new_target_is_created_and_undone_without_following_links(tmp_path: Pa
     (path / "shop" / "evil").symlink_to(outside)  # as if someone slipped it in
     with pytest.raises(TargetError, match="is a symbolic link"):
         target.new_file("shop/evil/x").__enter__()
-    with pytest.raises(TargetError, match="File exists"):
+    with pytest.raises(TargetError, match="file exists"):
         target.new_file("shop/t.ibd").__enter__()
     target.close(undo=True)
     assert not path.exists() and outside.is_dir() and list(outside.iterdir()) == []
+
+
+def written(path: Path, outside: Path) -> Target:
+    """A target with a file, a directory and a link to ``outside`` slipped in."""
+    target = Target.open(str(path), create=True)
+    with target.new_file("shop/t.ibd") as fd:
+        os.write(fd, b"data")
+    (path / "shop" / "evil").symlink_to(outside)
+    return target
+
+
+def test_the_guardians_undo_removes_what_the_restore_wrote_and_follows_no_link(
+    tmp_path: Path,
+) -> None:
+    """The action a guardian runs after the plugin was killed, through pickle as it
+    travels: a created target is removed, a given one emptied, no link followed."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("x")
+    created = tmp_path / "created"
+    target = written(created, outside)
+    action = pickle.loads(pickle.dumps(target.undo_action()))
+    target.close()  # killed: no clean-up of its own
+    action()
+    assert not created.exists()
+    given = tmp_path / "given"
+    given.mkdir(mode=0o700)
+    inode = given.stat().st_ino
+    target = written(given, outside)
+    action = pickle.loads(pickle.dumps(target.undo_action()))
+    target.close()
+    action()
+    assert given.stat().st_ino == inode and list(given.iterdir()) == []
+    action()  # twice, or after the owner's own clean-up: nothing to do
+    assert os.listdir(outside) == ["keep"]
+    gone = tmp_path / "gone"
+    target = written(gone, outside)
+    action = target.undo_action()
+    target.close(undo=True)
+    action()
+    assert not gone.exists()
+
+
+def test_the_guardians_undo_leaves_a_directory_that_is_not_the_restores_alone(
+    tmp_path: Path,
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("x")
+    path = tmp_path / "restored"
+    target = written(path, outside)
+    action = target.undo_action()
+    target.close()
+    path.rename(tmp_path / "moved")
+    path.mkdir(mode=0o700)
+    (path / "theirs").write_text("y")
+    with pytest.raises(TargetError, match=r"left alone: it is not the directory the restore"):
+        action()
+    assert os.listdir(path) == ["theirs"]
+    assert (tmp_path / "moved" / "shop" / "t.ibd").is_file()
+    shutil.rmtree(path)
+    path.symlink_to(tmp_path / "moved")  # a link in its place: never followed
+    with pytest.raises(TargetError, match=r"left alone: .*symbolic link"):
+        action()
+    assert (tmp_path / "moved" / "shop" / "t.ibd").is_file()
+    assert os.listdir(outside) == ["keep"]
+    with pytest.raises(TargetError, match="left alone"):
+        remove_restored(str(outside / "keep" / "x"), 1, 1, True)
 
 
 @contextlib.contextmanager
@@ -238,6 +309,35 @@ def test_a_read_only_file_system_is_one_line(tmp_path: Path) -> None:
         refused(ro / "new", f"cannot create {ro / 'new'}: read-only file system")
 
 
+def test_an_undo_on_a_file_system_turned_read_only_is_one_line(tmp_path: Path) -> None:
+    """What cannot be removed is named, in words (``[Errno 30]`` never shows)."""
+    mount = tmp_path / "mount"
+    mount.mkdir()
+    bound = subprocess.run(
+        ["mount", "--bind", str(mount), str(mount)], capture_output=True, check=False
+    )
+    if bound.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {bound.stderr.decode().strip()}")
+    try:
+        target = Target.open(str(mount / "restored"), create=True)
+        with target.new_file("ibdata1") as fd:
+            os.write(fd, b"data")
+        action = target.undo_action()
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(mount)], check=True)
+        with pytest.raises(TargetError) as caught:
+            target.close(undo=True)
+        assert str(caught.value) == (
+            f"cannot remove {mount / 'restored' / 'ibdata1'}: read-only file system"
+        )
+        with pytest.raises(TargetError, match=r"ibdata1: read-only file system$"):
+            action()
+        subprocess.run(["mount", "-o", "remount,rw,bind", str(mount)], check=True)
+        action()
+        assert not (mount / "restored").exists()
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
 # -- children's stderr ------------------------------------------------------------------
 
 
@@ -247,6 +347,7 @@ def test_a_child_writing_megabytes_of_errors_never_blocks() -> None:
     code, lines = run_draining(
         ["sh", "-c", "head -c 4194304 /dev/zero | tr '\\0' 'x' >&2; echo >&2; echo last >&2"],
         timeout=60,
+        guard=Guard.off(),
     )
     assert code == 0 and lines[-1] == "last"
     assert sum(len(line) for line in lines) <= 32 << 10
@@ -254,4 +355,4 @@ def test_a_child_writing_megabytes_of_errors_never_blocks() -> None:
 
 def test_a_child_past_its_time_is_killed() -> None:
     with pytest.raises(ToolTimeout, match=r"sleep did not finish in 0\.5 s"):
-        run_draining(["sleep", "30"], timeout=0.5)
+        run_draining(["sleep", "30"], timeout=0.5, guard=Guard.off())

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from support.scripts import executable
 
+from kloset_sdk.guard import Guard
 from plakar_mysql.binlog.gtid import Position
 from plakar_mysql.flavour import Flavour
 from plakar_mysql.physical.manifest import BinlogPoint
@@ -62,7 +63,12 @@ POINT = BinlogPoint("mysql-bin.000002", 3709, "0-1-20")
 def messages(binlog: BinlogPoint | None, flavour: Flavour = Flavour.MARIADB) -> list[str]:
     said: list[str] = []
     result = leave_point(
-        "/r", binlog, flavour, lambda: (None, "no mariadbd 10.11 in X"), said.append
+        "/r",
+        binlog,
+        flavour,
+        lambda: (None, "no mariadbd 10.11 in X"),
+        said.append,
+        guard=Guard.off(),
     )
     assert result is None
     return said
@@ -94,11 +100,15 @@ def test_a_server_that_does_not_start_is_one_line_and_leaves_nothing(tmp_path: P
     datadir.mkdir()
     (datadir / "keep").write_text("x")
     with pytest.raises(PointError, match=r"^mariadbd( did not start)?: \S") as caught:
-        set_point_in_datadir(MARIADBD, str(datadir), Position.parse("0-1-5"), start_timeout=60)
+        set_point_in_datadir(
+            MARIADBD, str(datadir), Position.parse("0-1-5"), Guard.off(), start_timeout=60
+        )
     assert "\n" not in str(caught.value)
     assert os.listdir(datadir) == ["keep"]
     said: list[str] = []
-    leave_point(str(datadir), POINT, Flavour.MARIADB, lambda: (MARIADBD, ""), said.append)
+    leave_point(
+        str(datadir), POINT, Flavour.MARIADB, lambda: (MARIADBD, ""), said.append, guard=Guard.off()
+    )
     assert len(said) == 1 and said[0].startswith("warning: could not set the backup's point 0-1-20")
     assert said[0].endswith(
         "the restored files are good: once the server runs on them, run "

@@ -7,6 +7,11 @@ XtraBackup for MySQL) and hands each file of its stream to Plakar as it
 streams, under ``/datadir/<path>``.  Only once the tool has exited 0 and said
 ``completed OK!`` does it hand over ``/manifest.json``; if anything fails,
 ``scan`` raises and Plakar keeps no snapshot.
+
+An interrupted backup (Plakar SIGKILLs the plugin on SIGINT or SIGTERM) leaves
+no snapshot either, and nothing running: the tool runs under the SDK's guard,
+whose guardian kills it - releasing its ``BACKUP STAGE`` lock and connection
+on the server - and removes its work directory (see :mod:`.tool`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import io
 import json
 import os
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -31,6 +37,7 @@ from plakar_mysql.grants import session_grants
 from plakar_mysql.kinds import PHYSICAL, refuse_foreign_options
 from plakar_mysql.options import Config, ConfigError, parse
 from plakar_mysql.physical import BACKUP_OPTIONS, SCHEME
+from plakar_mysql.physical.errors import os_error_line
 from plakar_mysql.physical.locality import prove_local
 from plakar_mysql.physical.manifest import (
     CHECKPOINTS,
@@ -128,6 +135,7 @@ class PhysicalImporter(Importer):
     def __init__(self, options: Options, scheme: str, config: Mapping[str, str]) -> None:
         self.config = parse_physical("importer", scheme, config)
         self.parallel = int(self.config.values.get("parallel", 1))
+        self.guard = options.guard
 
     def info(self) -> ConnectorInfo:
         return ConnectorInfo(
@@ -160,29 +168,17 @@ class PhysicalImporter(Importer):
         yield Record.directory("/", started)
         files: dict[str, int] = {}
         metadata: dict[str, bytes] = {}
-        directories = {DATADIR}
         yield Record.directory(DATADIR, started)
-        with BackupProcess(tool, conn, self.parallel) as process:
+        with BackupProcess(tool, conn, self.parallel, self.guard) as process:
             reader = MbstreamReader(process.stdout)
-            progress = Progress(tool.name)
             try:
-                while (entry := reader.next()) is not None:
-                    path = f"{DATADIR}/{entry.path}"
-                    parent = path.rsplit("/", 1)[0]
-                    for depth in range(2, parent.count("/") + 1):
-                        directory = "/".join(parent.split("/")[: depth + 1])
-                        if directory not in directories:
-                            directories.add(directory)
-                            yield Record.directory(directory, started)
-                    if entry.path in METADATA_FILES:
-                        entry.keep_copy(METADATA_LIMIT)
-                    done = threading.Event()
-                    handed = _Handed(entry, done, progress)
-                    yield Record.file(path, lambda h=handed: h, started)  # type: ignore[misc]
-                    done.wait()
-                    files[entry.path] = entry.size
-                    if entry.path in METADATA_FILES:
-                        metadata[entry.path] = entry.copy
+                yield from _stream_records(reader, Progress(tool.name), started, files, metadata)
+            except OSError as exc:
+                # Holding a file aside (the redo log copy, interleaved chunks) failed: the
+                # tool is not at fault, and is killed when the block ends.
+                raise PhysicalBackupError(
+                    os_error_line("hold a file of the stream aside in", tempfile.gettempdir(), exc)
+                ) from None
             except Exception as exc:
                 # The tool's own error explains a broken stream better than the stream does.
                 failure = process.verdict(timeout=30)
@@ -224,6 +220,36 @@ class PhysicalImporter(Importer):
         )
         data = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
         yield Record.file(MANIFEST_PATH, lambda: _bytes(data), started, size=len(data))
+
+
+def _stream_records(
+    reader: MbstreamReader,
+    progress: Progress,
+    started: datetime,
+    files: dict[str, int],
+    metadata: dict[str, bytes],
+) -> Iterator[Record]:
+    """A record for each file of the tool's stream (and each directory on the way),
+    each handed over as it streams; ``files`` gets each file's size, ``metadata``
+    the tool's metadata files."""
+    directories = {DATADIR}
+    while (entry := reader.next()) is not None:
+        path = f"{DATADIR}/{entry.path}"
+        parent = path.rsplit("/", 1)[0]
+        for depth in range(2, parent.count("/") + 1):
+            directory = "/".join(parent.split("/")[: depth + 1])
+            if directory not in directories:
+                directories.add(directory)
+                yield Record.directory(directory, started)
+        if entry.path in METADATA_FILES:
+            entry.keep_copy(METADATA_LIMIT)
+        done = threading.Event()
+        handed = _Handed(entry, done, progress)
+        yield Record.file(path, lambda h=handed: h, started)  # type: ignore[misc]
+        done.wait()
+        files[entry.path] = entry.size
+        if entry.path in METADATA_FILES:
+            metadata[entry.path] = entry.copy
 
 
 def _bytes(data: bytes) -> Content:

@@ -14,7 +14,10 @@ The start is bounded in time, runs as the owner of the restored files, and
 leaves nothing behind: the files the server creates at the top of the data
 directory (``multi-master.info``, ...) are removed again.  Every failure is one
 line and never fails the restore: the restored files are good, and the line
-gives the statement to run by hand.
+gives the statement to run by hand.  If the plugin dies meanwhile (Plakar
+SIGKILLs it when interrupted), the SDK's guardian kills the server and removes
+its private directory (``guard.child``, ``guard.temp_dir``); the restore's own
+undo then removes the directory the server ran on.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
-import shutil
 import subprocess
 import tempfile
 import time
@@ -31,8 +33,10 @@ from dataclasses import dataclass
 
 import pymysql
 
+from kloset_sdk.guard import Guard
 from plakar_mysql.binlog.gtid import GtidError, Position
 from plakar_mysql.flavour import Flavour, ToolError, detect, version_tuple
+from plakar_mysql.physical.errors import describe, os_error_line
 from plakar_mysql.physical.manifest import BinlogPoint
 from plakar_mysql.physical.tool import version_text
 
@@ -136,15 +140,21 @@ def _last_error(log: str) -> str:
 
 
 @contextlib.contextmanager
-def _private_directory(owner: Owner | None) -> Iterator[str]:
-    """A short private directory for the socket, pid file, log and temporary files."""
-    path = tempfile.mkdtemp(prefix="plakar-mysql-point-")
+def _private_directory(owner: Owner | None, guard: Guard) -> Iterator[str]:
+    """A short private directory for the socket, pid file, log and temporary files,
+    removed afterwards (by the guardian if the plugin dies meanwhile)."""
+    try:
+        path = guard.temp_dir("plakar-mysql-point-")
+    except OSError as exc:
+        raise PointError(
+            os_error_line("create a directory in", tempfile.gettempdir(), exc)
+        ) from None
     try:
         if owner is not None:
             os.chown(path, owner.uid, owner.gid)
         yield path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        guard.remove_dir(path)
 
 
 def server_command(
@@ -180,6 +190,7 @@ def set_point_in_datadir(
     server: str,
     datadir: str,
     point: Position,
+    guard: Guard,
     *,
     layout: Sequence[str] = (),
     start_timeout: float = START_TIMEOUT,
@@ -191,30 +202,37 @@ def set_point_in_datadir(
     Raises :class:`PointError`.  Whatever happens, the server is gone and the
     files it created at the top of ``datadir`` are removed when this returns.
     """
-    before = set(os.listdir(datadir))
-    owner = files_owner(datadir) if os.geteuid() == 0 else None
-    with _private_directory(owner) as private:
+    try:
+        before = set(os.listdir(datadir))
+        owner = files_owner(datadir) if os.geteuid() == 0 else None
+    except OSError as exc:
+        raise PointError(os_error_line("read", datadir, exc)) from None
+    with _private_directory(owner, guard) as private:
         log_path = os.path.join(private, "error.log")
-        process = subprocess.Popen(
-            server_command(server, datadir, private, owner, layout),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
         try:
-            _set_and_stop(
-                process,
-                os.path.join(private, "mysqld.sock"),
-                point,
-                start_timeout=start_timeout,
-                stop_timeout=stop_timeout,
-                log=lambda: _read(log_path),
+            process = subprocess.Popen(
+                server_command(server, datadir, private, owner, layout),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
-        finally:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
-            _remove_new_files(datadir, before)
+        except OSError as exc:
+            raise PointError(os_error_line("run", server, exc)) from None
+        with guard.child(process):
+            try:
+                _set_and_stop(
+                    process,
+                    os.path.join(private, "mysqld.sock"),
+                    point,
+                    start_timeout=start_timeout,
+                    stop_timeout=stop_timeout,
+                    log=lambda: _read(log_path),
+                )
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                process.wait()
+                _remove_new_files(datadir, before)
 
 
 def _read(path: str) -> str:
@@ -292,6 +310,7 @@ def leave_point(
     find: Callable[[], tuple[str | None, str]],
     say: Callable[[str], None],
     *,
+    guard: Guard,
     layout: Sequence[str] = (),
 ) -> Position | None:
     """Set the backup's GTID point (``binlog``) in ``datadir`` if possible; say in one line what
@@ -327,10 +346,11 @@ def leave_point(
         )
         return None
     try:
-        set_point_in_datadir(server, datadir, point, layout=layout)
+        set_point_in_datadir(server, datadir, point, guard, layout=layout)
     except (PointError, OSError) as exc:
+        reason = f"{describe(exc)}: {exc.filename}" if isinstance(exc, OSError) else str(exc)
         say(
-            f"warning: could not set the backup's point {point} ({exc}); the restored files "
+            f"warning: could not set the backup's point {point} ({reason}); the restored files "
             f"are good: once the server runs on them, run {by_hand(point)}"
         )
         return None

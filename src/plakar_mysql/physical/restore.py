@@ -18,22 +18,35 @@ only (:mod:`plakar_mysql.physical.layout`), never read by a program as an
 option file.  Should anything fail - a file, a missing part of the snapshot,
 the prepare step - everything written is removed again, so the directory is
 left as it was found.
+
+Plakar SIGKILLs the plugin when it is interrupted (SIGINT, SIGTERM), so that
+clean-up is also registered with the SDK's guardian process
+(``options.guard``) as soon as the directory is opened: if the plugin dies
+before the restore has finished - while files arrive, during ``--prepare``, or
+during the private start that sets the point - the guardian kills the
+children still running (``--prepare``, the private server), removes their
+temporary directories, and removes what the restore wrote (the directory
+itself if the restore created it), after checking that the directory is
+still the one the restore opened.  Once the restore has succeeded, the
+clean-up is discarded.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from urllib.parse import unquote, urlsplit
 
 import jsonschema
 
-from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, export_each
+from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, Reporter, export_each
+from kloset_sdk.guard import Guard
 from plakar_mysql.flavour import Flavour, ToolError, version_tuple
 from plakar_mysql.kinds import PHYSICAL, kind_of_path, wrong_kind
 from plakar_mysql.options import ConfigError, load_schema, redact
 from plakar_mysql.physical import SCHEME
+from plakar_mysql.physical.errors import describe, os_error_line
 from plakar_mysql.physical.layout import FILE_NAME as LAYOUT_FILE
 from plakar_mysql.physical.layout import SIZE_LIMIT as LAYOUT_LIMIT
 from plakar_mysql.physical.layout import Layout, LayoutError, parse_layout
@@ -55,11 +68,18 @@ from plakar_mysql.physical.manifest import (
 from plakar_mysql.physical.mbstream import MbstreamError, safe_path
 from plakar_mysql.physical.point import find_server, leave_point
 from plakar_mysql.physical.target import Target, TargetError
-from plakar_mysql.physical.tool import BackupTool, ToolTimeout, find_backup_tool, run_draining
+from plakar_mysql.physical.tool import (
+    BackupTool,
+    ToolStopped,
+    ToolTimeout,
+    find_backup_tool,
+    run_draining,
+)
 
 OPTIONS = frozenset({"location", "bin_dir", "mysql_bin_dir", "mariadb_bin_dir"})
 _BLOCK = 1 << 20
 _PREPARE_TIMEOUT = 24 * 3600.0
+_CANCELLED = "Plakar went away (the restore was cancelled): what was restored is removed"
 
 
 class PhysicalRestoreError(RuntimeError):
@@ -139,6 +159,7 @@ class PhysicalExporter(Exporter):
         if len(dirs) > 1:
             raise ConfigError("bin_dir, mysql_bin_dir and mariadb_bin_dir disagree; give one")
         self.bin_dir = next(iter(dirs), None)
+        self.guard: Guard = options.guard
         self._check_target()  # refuse at once, before Plakar reads anything
         self._received: dict[str, int] = {}
         self._expected: dict[str, int] | None = None
@@ -155,18 +176,48 @@ class PhysicalExporter(Exporter):
 
     def export(self, records: Iterator[Record], report: Report) -> None:
         target = Target.open(self.target, create=True)
+        # Registered before a byte is written: if the plugin dies from here on, the
+        # guardian removes what was written (see the module's docstring).
+        what = (
+            f"empty {self.target} (an unfinished physical restore)"
+            if target.existed
+            else f"remove {self.target} (an unfinished physical restore)"
+        )
+        token = self.guard.on_exit(target.undo_action(), what)
+        # Plakar gone (cancelled, killed): the restore must not finish behind its back.
+        cancelled = report.cancelled if isinstance(report, Reporter) else _never
         try:
-            self._write_all(target, records, report)
-            self._check_files()
-            layout = self._layout(target)
-            tool = self._prepare(target, layout)
-        except BaseException:
-            target.close(undo=True)
-            raise
-        try:
-            self._leave_point(target, tool, layout)
-        finally:
+            try:
+                self._write_all(target, records, report)
+                self._check_files()
+                layout = self._layout(target)
+                _still_wanted(cancelled)
+                tool = self._prepare(target, layout, cancelled)
+                _still_wanted(cancelled)
+                self._leave_point(target, tool, layout)
+                _still_wanted(cancelled)
+            except Exception as exc:
+                raise self._undone(target, exc) from None
+            except BaseException:
+                target.close(undo=True)
+                raise
             target.close()
+        finally:
+            self.guard.discard(token)
+
+    def _undone(self, target: Target, failure: Exception) -> Exception:
+        """Remove what was written after ``failure``; the error to raise, which also says
+        what is left if the removal failed too (``read-only file system``)."""
+        try:
+            target.close(undo=True)
+        except TargetError as exc:
+            return PhysicalRestoreError(
+                f"{failure}; what was restored is left in {self.target} ({exc}): "
+                "remove it by hand before restoring again"
+            )
+        if isinstance(failure, OSError):  # not expected: every write has its own message
+            return PhysicalRestoreError(os_error_line("restore into", self.target, failure))
+        return failure
 
     def _leave_point(self, target: Target, tool: BackupTool, layout: Layout) -> None:
         """The backup's binary-log point into the restored ``gtid_slave_pos``, where a
@@ -179,6 +230,7 @@ class PhysicalExporter(Exporter):
             tool.flavour,
             lambda: find_server(tool.path, tool.version, self.bin_dir),
             _say,
+            guard=self.guard,
             layout=layout.arguments(),
         )
 
@@ -265,9 +317,10 @@ class PhysicalExporter(Exporter):
                 files[name] = data
         return first_of(names, files)
 
-    def _prepare(self, target: Target, layout: Layout) -> BackupTool:
+    def _prepare(self, target: Target, layout: Layout, cancelled: Callable[[], bool]) -> BackupTool:
         """Replay the copied redo log with the tool that made the copy (same major
-        version), reading no option file: the layout comes as arguments."""
+        version), reading no option file: the layout comes as arguments.  Stopped
+        (the tool killed) as soon as ``cancelled()``: Plakar went away."""
         if self._metadata(target, CHECKPOINTS) is None:
             raise PhysicalRestoreError(
                 f"the snapshot has no {CHECKPOINTS[0]}: it is not a complete physical backup "
@@ -290,9 +343,13 @@ class PhysicalExporter(Exporter):
             f"--target-dir={self.target}",
         ]
         try:
-            code, lines = run_draining(command, _PREPARE_TIMEOUT)
+            code, lines = run_draining(command, _PREPARE_TIMEOUT, self.guard, stop=cancelled)
         except ToolTimeout as exc:
             raise PhysicalRestoreError(f"{exc} (--prepare)") from None
+        except ToolStopped:
+            raise PhysicalRestoreError(_CANCELLED) from None
+        except OSError as exc:
+            raise PhysicalRestoreError(os_error_line("run", tool.path, exc)) from None
         if code != 0 or not lines or not lines[-1].endswith("completed OK!"):
             last = next(
                 (line for line in reversed(lines) if "error" in line.lower()),
@@ -305,6 +362,18 @@ class PhysicalExporter(Exporter):
         return tool
 
 
+def _still_wanted(cancelled: Callable[[], bool]) -> None:
+    """Raise if Plakar went away (killed, or cancelled the restore): a restore it can
+    no longer report must not finish behind its back, since the same command, run
+    again, needs the directory as it was."""
+    if cancelled():
+        raise PhysicalRestoreError(_CANCELLED)
+
+
+def _never() -> bool:
+    return False
+
+
 def _write_whole(fd: int, data: bytes, relative: str, target: str) -> None:
     """All of ``data`` to ``fd`` (a write may be partial), or a one-line error."""
     view = memoryview(data)
@@ -312,7 +381,7 @@ def _write_whole(fd: int, data: bytes, relative: str, target: str) -> None:
         try:
             view = view[os.write(fd, view) :]
         except OSError as exc:
-            raise TargetError(f"cannot write {relative} in {target}: {exc.strerror}") from None
+            raise TargetError(f"cannot write {relative} in {target}: {describe(exc)}") from None
 
 
 def _say(line: str) -> None:

@@ -14,20 +14,27 @@ starts on them.  So:
   belong to the restoring user, writable by no one else;
 - everything below it is created relative to the directory's descriptor,
   with ``O_NOFOLLOW``, ``O_EXCL`` for files, never through a path string;
-- :meth:`Target.undo` removes what was written, the same way.
+- :meth:`Target.undo` removes what was written, the same way; so does
+  :func:`remove_restored`, the undo action a guardian process runs if the
+  restore is killed (:meth:`Target.undo_action`), which first checks that the
+  directory is still the one the restore opened (device and inode).
 
-Every refusal is one line naming the directory.
+Every refusal, and every file-system error on the way, is one line naming the
+path and what was being done (:func:`os_error_line`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import pwd
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+
+from plakar_mysql.physical.errors import describe, os_error_line
 
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -37,12 +44,6 @@ _FILE_MODE = 0o640
 
 class TargetError(RuntimeError):
     """The target directory cannot be used, or a file in it cannot be written; one line."""
-
-
-def _describe(error: OSError) -> str:
-    if error.errno == errno.EROFS:
-        return "read-only file system"
-    return error.strerror or str(error)
 
 
 def _owner_name(uid: int) -> str:
@@ -65,7 +66,7 @@ def _open_directory(name: str, parent: int | None, shown: str) -> int:
                         f"give the real path ({os.path.realpath(shown)})"
                     ) from None
             raise TargetError(f"{shown} is not a directory") from None
-        raise TargetError(f"cannot open {shown}: {_describe(exc)}") from None
+        raise TargetError(f"cannot open {shown}: {describe(exc)}") from None
 
 
 def _check_trusted(fd: int, shown: str, user: int) -> None:
@@ -99,6 +100,69 @@ def _walk(path: str, user: int) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def _empty(fd: int, path: str) -> None:
+    """Remove everything below the open directory ``fd`` (shown as ``path``), relative to
+    its descriptor: no symbolic link is followed.  Raises :class:`TargetError`."""
+    try:
+        names = os.listdir(fd)
+    except OSError as exc:
+        raise TargetError(os_error_line("list", path, exc)) from None
+    for name in names:
+        try:
+            info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISDIR(info.st_mode):
+                shutil.rmtree(name, dir_fd=fd)
+            else:
+                os.unlink(name, dir_fd=fd)
+        except FileNotFoundError:
+            continue  # already gone
+        except OSError as exc:
+            raise TargetError(os_error_line("remove", os.path.join(path, name), exc)) from None
+
+
+def remove_restored(path: str, device: int, inode: int, created: bool) -> None:
+    """Undo an unfinished restore into ``path``: empty it, and remove it if the restore
+    created it (``created``).
+
+    The guardian process runs this once the plugin is gone (killed, or interrupted),
+    so the path is checked again the way :meth:`Target.open` does: reached without
+    following a symbolic link, and still the very directory the restore opened
+    (``device``, ``inode``).  A directory that is gone is left so; one that is not
+    the restore's any more is left alone, and so is everything else.  Raises
+    :class:`TargetError` (one line) when something cannot be removed.
+    """
+    parent_path, name = os.path.split(path)
+    try:
+        parent = _walk(parent_path, os.geteuid())
+    except TargetError as exc:
+        raise TargetError(f"{path} was left alone: {exc}") from None
+    try:
+        try:
+            os.stat(name, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        try:
+            fd = _open_directory(name, parent, path)
+        except TargetError as exc:
+            raise TargetError(f"{path} was left alone: {exc}") from None
+        try:
+            info = os.fstat(fd)
+            if (info.st_dev, info.st_ino) != (device, inode):
+                raise TargetError(
+                    f"{path} was left alone: it is not the directory the restore wrote any more"
+                )
+            _empty(fd, path)
+        finally:
+            os.close(fd)
+        if created:
+            try:
+                os.rmdir(name, dir_fd=parent)
+            except OSError as exc:
+                raise TargetError(os_error_line("remove", path, exc)) from None
+    finally:
+        os.close(parent)
 
 
 class Target:
@@ -135,7 +199,7 @@ class Target:
                 try:
                     os.mkdir(name, _DIR_MODE, dir_fd=parent)
                 except OSError as exc:
-                    raise TargetError(f"cannot create {path}: {_describe(exc)}") from None
+                    raise TargetError(f"cannot create {path}: {describe(exc)}") from None
             fd = _open_directory(name, parent, path)
         except BaseException:
             os.close(parent)
@@ -161,7 +225,11 @@ class Target:
                 f"{self.path} is writable by other users (mode {stat.S_IMODE(info.st_mode):o}): "
                 f"chmod go-w {self.path} first"
             )
-        if os.listdir(self.fd):
+        try:
+            entries = os.listdir(self.fd)
+        except OSError as exc:
+            raise TargetError(os_error_line("list", self.path, exc)) from None
+        if entries:
             raise TargetError(
                 f"{self.path} is not empty: a physical restore writes only into an empty "
                 "directory; nothing was restored"
@@ -189,9 +257,7 @@ class Target:
         try:
             os.close(self._directory(relative.split("/")))
         except OSError as exc:
-            raise TargetError(
-                f"cannot create {relative} in {self.path}: {_describe(exc)}"
-            ) from None
+            raise TargetError(f"cannot create {relative} in {self.path}: {describe(exc)}") from None
 
     @contextlib.contextmanager
     def new_file(self, relative: str) -> Iterator[int]:
@@ -204,7 +270,7 @@ class Target:
             finally:
                 os.close(directory)
         except OSError as exc:
-            raise TargetError(f"cannot write {relative} in {self.path}: {_describe(exc)}") from None
+            raise TargetError(f"cannot write {relative} in {self.path}: {describe(exc)}") from None
         try:
             yield fd
         finally:
@@ -219,28 +285,40 @@ class Target:
         with os.fdopen(fd, "rb") as f:
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                 return None
-            return f.read(limit)
+            try:
+                return f.read(limit)
+            except OSError as exc:
+                raise TargetError(
+                    os_error_line("read", os.path.join(self.path, name), exc)
+                ) from None
 
     def names(self) -> set[str]:
         return set(os.listdir(self.fd))
 
     def undo(self) -> None:
-        """Remove everything below the target (descriptor-relative: no link is followed)."""
-        for name in os.listdir(self.fd):
-            info = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
-            if stat.S_ISDIR(info.st_mode):
-                shutil.rmtree(name, dir_fd=self.fd)
-            else:
-                os.unlink(name, dir_fd=self.fd)
+        """Remove everything below the target (descriptor-relative: no link is followed).
+        Raises :class:`TargetError` (one line)."""
+        _empty(self.fd, self.path)
+
+    def undo_action(self) -> Callable[[], None]:
+        """What a guardian runs if the restore is killed: :func:`remove_restored` of this
+        very directory (a picklable callable)."""
+        info = os.fstat(self.fd)
+        return functools.partial(
+            remove_restored, self.path, info.st_dev, info.st_ino, not self.existed
+        )
 
     def close(self, *, undo: bool = False) -> None:
         """Release the descriptors; with ``undo``, empty the target and remove it if it
-        was created here."""
+        was created here (:class:`TargetError` if that fails)."""
         try:
             if undo and self.fd >= 0:
                 self.undo()
                 if not self.existed:
-                    os.rmdir(os.path.basename(self.path), dir_fd=self._parent)
+                    try:
+                        os.rmdir(os.path.basename(self.path), dir_fd=self._parent)
+                    except OSError as exc:
+                        raise TargetError(os_error_line("remove", self.path, exc)) from None
         finally:
             if self.fd >= 0:
                 os.close(self.fd)

@@ -6,6 +6,12 @@ only the redo log format of its own release).  This module finds the right
 binary, checks its version, runs it with the connection settings in a private
 option file, and judges how it ended: a backup is good only if the tool exits 0
 *and* says ``completed OK!`` last.
+
+Every child runs under the SDK's guard (``guard.child``): Plakar SIGKILLs the
+plugin when it is interrupted, and a ``mariadb-backup --backup`` left running
+would go on holding its ``BACKUP STAGE`` locks on the server, a ``--prepare``
+would go on rewriting a directory that is being removed.  The guardian kills
+them, and removes the backup's work directory (``guard.temp_dir``).
 """
 
 from __future__ import annotations
@@ -19,18 +25,21 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
+from kloset_sdk.guard import Guard
 from plakar_mysql.credentials import option_file_text
 from plakar_mysql.flavour import Flavour, Tool, ToolError, detect
 from plakar_mysql.options import Connection
+from plakar_mysql.physical.errors import os_error_line
 
 COMPLETED = "completed OK!"
 _STDERR_KEEP = 32 << 10
 _PIPE_SIZE = 1 << 20
 _PROGRESS_SECONDS = 10.0
+_STOP_POLL = 0.5
 
 
 class PhysicalBackupError(RuntimeError):
@@ -137,21 +146,24 @@ class BackupProcess:
     """A running backup tool; :attr:`stdout` is its stream, :meth:`verdict` its outcome.
 
     Use as a context manager: leaving the block kills a tool still running (a
-    failed or cancelled backup) and removes its scratch directory.
+    failed or cancelled backup) and removes its scratch directory; if the plugin
+    dies inside the block, the guardian does both.
     """
 
-    def __init__(self, tool: BackupTool, conn: Connection, parallel: int = 1) -> None:
+    def __init__(self, tool: BackupTool, conn: Connection, parallel: int, guard: Guard) -> None:
         self.tool = tool
         self._conn = conn
         self._parallel = parallel
+        self._guard = guard
         self._stderr = bytearray()
         self._process: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
+        self._child = contextlib.ExitStack()
         self._work_dir = ""
         self.arguments: list[str] = []
 
     def __enter__(self) -> BackupProcess:
-        self._work_dir = tempfile.mkdtemp(prefix="plakar-mysql-bin-")
+        self._work_dir = work_directory(self._guard, "plakar-mysql-bin-")
         self.arguments = backup_arguments(self.tool, self._work_dir, self._parallel)
         try:
             with option_memfd(self._conn, self.tool.flavour) as (fd, defaults):
@@ -163,8 +175,11 @@ class BackupProcess:
                     pass_fds=(fd,),
                     bufsize=0,
                 )
-        except BaseException:
-            shutil.rmtree(self._work_dir, ignore_errors=True)
+                self._child.enter_context(self._guard.child(self._process))
+        except BaseException as exc:
+            self._guard.remove_dir(self._work_dir)
+            if isinstance(exc, OSError):
+                raise PhysicalBackupError(os_error_line("run", self.tool.path, exc)) from None
             raise
         with contextlib.suppress(OSError, AttributeError):
             # A 1 MiB pipe: fewer, larger reads on the hot path (Linux; best effort).
@@ -179,11 +194,12 @@ class BackupProcess:
             if process.poll() is None:
                 process.kill()
             process.wait()
+            self._child.close()
             assert process.stdout is not None
             process.stdout.close()
         if self._thread is not None:
             self._thread.join(timeout=30)
-        shutil.rmtree(self._work_dir, ignore_errors=True)
+        self._guard.remove_dir(self._work_dir)
 
     @property
     def stdout(self) -> IO[bytes]:
@@ -233,29 +249,68 @@ class ToolTimeout(RuntimeError):
     """A child ran past its time limit and was killed."""
 
 
-def run_draining(command: Sequence[str], timeout: float) -> tuple[int, list[str]]:
+def work_directory(guard: Guard, prefix: str) -> str:
+    """A private temporary directory the guardian removes if the plugin dies; a
+    one-line error if it cannot be created (``cannot create a directory in /tmp:
+    read-only file system``)."""
+    try:
+        return guard.temp_dir(prefix)
+    except OSError as exc:
+        raise PhysicalBackupError(
+            os_error_line("create a directory in", tempfile.gettempdir(), exc)
+        ) from None
+
+
+class ToolStopped(RuntimeError):
+    """A child was killed because its caller asked it to stop."""
+
+
+def _wait(process: subprocess.Popen[bytes], timeout: float, stop: Callable[[], bool]) -> int:
+    """The child's exit status; :class:`subprocess.TimeoutExpired` after ``timeout``
+    seconds, :class:`ToolStopped` as soon as ``stop()`` (asked twice a second)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return process.wait(min(_STOP_POLL, max(0.0, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                raise
+            if stop():
+                raise ToolStopped(str(process.args)) from None
+
+
+def run_draining(
+    command: Sequence[str],
+    timeout: float,
+    guard: Guard,
+    *,
+    stop: Callable[[], bool] = lambda: False,
+) -> tuple[int, list[str]]:
     """Run ``command`` (no stdin, no stdout) to its end, its stderr drained by a thread
     as it runs; its exit status and its last stderr lines.  Raises :class:`ToolTimeout`
-    (the child killed) after ``timeout`` seconds."""
+    (the child killed) after ``timeout`` seconds, :class:`ToolStopped` (the child
+    killed) once ``stop()`` says so.  The guardian kills the child if the plugin dies
+    meanwhile."""
     tail = bytearray()
     process = subprocess.Popen(
         list(command), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     assert process.stderr is not None
-    reader = threading.Thread(target=drain, args=(process.stderr, tail), daemon=True)
-    reader.start()
-    try:
-        code = process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        raise ToolTimeout(
-            f"{os.path.basename(command[0])} did not finish in {timeout:g} s"
-        ) from None
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        reader.join(timeout=30)
-        process.stderr.close()
+    with guard.child(process):
+        reader = threading.Thread(target=drain, args=(process.stderr, tail), daemon=True)
+        reader.start()
+        try:
+            code = _wait(process, timeout, stop)
+        except subprocess.TimeoutExpired:
+            raise ToolTimeout(
+                f"{os.path.basename(command[0])} did not finish in {timeout:g} s"
+            ) from None
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            reader.join(timeout=30)
+            process.stderr.close()
     return code, tail.decode(errors="replace").strip().splitlines()
 
 
