@@ -93,8 +93,9 @@ def test_truncated_or_foreign_bytes_are_refused() -> None:
 
 def kept(selector: Selector, name: str, data: bytes, size: int = 13) -> list[int]:
     """The sequence numbers of the transactions kept from ``data``."""
-    selector.begin(name)
-    out = feed(Scanner(name, select=selector), data, size)
+    scanner = Scanner(name, select=selector)
+    selector.begin(scanner)
+    out = feed(scanner, data, size) + (selector.owed() or b"")
     selector.end()
     return [g.seq for g in gtid_offsets(out)]
 
