@@ -72,7 +72,7 @@ from plakar_mysql.binlog.point import (
     set_restored_point,
 )
 from plakar_mysql.binlog.tools import binlog_tool, client_tool
-from plakar_mysql.credentials import option_pipe
+from plakar_mysql.credentials import hide_secrets, option_pipe
 from plakar_mysql.dump import MAX_PACKET
 from plakar_mysql.exporter import shown
 from plakar_mysql.flavour import Flavour, Tool
@@ -467,7 +467,13 @@ class _Client:
         return self.process.wait()
 
     def error(self) -> str:
-        return self.errors.text() or f"{self.name} exit status {self.process.poll()}"
+        """The client's error, whole: a name with a line break in it spans lines."""
+        text = self.errors.text()
+        lines = self.errors.lines
+        first = next((i for i, line in enumerate(lines) if line.startswith("ERROR")), None)
+        if first is not None:
+            text = hide_secrets("\n".join(lines[first:]))
+        return text or f"{self.name} exit status {self.process.poll()}"
 
     def failed_at(self) -> tuple[_Marker | None, Gtid | None]:
         """The event and the transaction the client failed on, if it says."""
