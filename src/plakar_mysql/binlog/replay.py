@@ -17,11 +17,14 @@ first event) is compared with the start point: if transactions between them
 are not in the archive (a log purged before it was archived), the replay stops
 with an error that names them.  Each later log must follow the one before.
 
-A failing statement stops the client; the replay names the event (file,
-position, GTID) and the server's error, and records on the target the position
-of the last transaction applied, so the same restore run again after fixing
-the cause goes on from there.  A successful replay records its end the same
-way: no transaction is ever applied twice.
+Each transaction applied records itself on the target as it commits (a row of
+``mysql.gtid_slave_pos``, see :mod:`~plakar_mysql.binlog.point` and
+:class:`Selector`), and the replay starts after what the target records: a
+replay that failed, was cancelled or was killed is finished by the same
+command run again, and no transaction is ever applied twice.  A failing
+statement stops the client; the replay names the event (file, position, GTID),
+the server's error and the target's point as read from it.  A replay that
+cannot bring the target to the requested point fails (:func:`verdict`).
 """
 
 from __future__ import annotations
