@@ -730,3 +730,32 @@ def s_restore(
     plakar: Plakar, archive: str, target: MariaDBServer, *opts: str
 ) -> subprocess.CompletedProcess[str]:
     return plakar.restore(archive, binlog_uri(target), password(target), *opts, check=False)
+
+
+def test_the_replay_checks_its_privileges_before_applying(
+    scenario: Scenario, target: MariaDBServer
+) -> None:
+    """An account that may replay the events but not record them is refused in one
+    line naming the grant, before anything is applied; once granted (to PUBLIC: the
+    server's own rules count), the replay goes through exactly."""
+    s = scenario
+    restore_base(s, target)
+    restored = fingerprint(target)
+    target.execute("CREATE USER replayer@'%' IDENTIFIED BY 'pw'")
+    target.execute("GRANT BINLOG REPLAY, REPLICATION SLAVE ADMIN ON *.* TO replayer@'%'")
+    target.execute("GRANT ALL ON bank_a.* TO replayer@'%'")
+    target.execute("GRANT ALL ON bank_b.* TO replayer@'%'")
+    uri = f"mysql+binlog://replayer@{target.host}:{target.port}"
+    stop = f"stop_datetime={s.stop_datetime}"
+    proc = s.plakar.restore(s.archive, uri, "password=pw", stop, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    line = next((x for x in out.splitlines() if "lacks what the replay needs" in x), "")
+    assert "SELECT, INSERT ON mysql.gtid_slave_pos" in line, out
+    assert (
+        "GRANT SELECT, INSERT ON mysql.gtid_slave_pos TO" in line and "nothing was applied" in line
+    )
+    assert fingerprint(target) == restored
+    target.execute("GRANT SELECT, INSERT ON mysql.gtid_slave_pos TO PUBLIC")
+    s.plakar.restore(s.archive, uri, "password=pw", stop)
+    assert fingerprint(target) == s.expected

@@ -1017,21 +1017,20 @@ def verdict(bounds: Bounds, selector: Selector, read: list[FileFacts]) -> str | 
             return f"the archive ends with {read[-1].name}, before stop_position {stop}: {_LATER}"
         return None
     if bounds.stop_time is not None:
-        if not selector.stop_seen:
-            end = max(facts.max_time for facts in read)
-            if end < bounds.stop_time:
-                return (
-                    f"the archive ends at {_when(end)}, before stop_datetime {bounds.stop_text}: "
-                    f"{_LATER}"
-                )
-        elif not selector.kept:
-            opened = read[0].opened
-            if opened is None or opened >= bounds.stop_time:
-                return (
-                    f"the archive begins at {_when(opened or 0)} (its first log was opened "
-                    f"then), not before stop_datetime {bounds.stop_text}: it cannot show that "
-                    "the target's point is before that time"
-                )
+        end = max(facts.max_time for facts in read)
+        if not selector.stop_seen and end < bounds.stop_time:
+            return (
+                f"the archive ends at {_when(end)}, before stop_datetime {bounds.stop_text}: "
+                f"{_LATER}"
+            )
+        opened = read[0].opened
+        if not selector.kept and (opened is None or opened >= bounds.stop_time):
+            # What the target held before the archive began is of before its first log.
+            return (
+                f"the archive begins at {_when(opened or 0)} (its first log was opened "
+                f"then), not before stop_datetime {bounds.stop_text}: it cannot show that "
+                "the target's point is before that time"
+            )
         return None
     end_position = read[-1].end
     if end_position is not None:
