@@ -14,6 +14,7 @@ snapshot and nothing behind, and the next backup is complete.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,13 @@ from support.plakar import Plakar, make_plakar
 from plakar_mysql.binlog.gtid import Position
 
 TRANSACTIONS = 2000
+PTAR = os.environ.get("PLAKAR_MYSQL_PTAR")  # as the plakar fixture: a package to test
+
+
+def plakar_at(root: Path) -> Plakar:
+    return make_plakar(root, ptar=Path(PTAR) if PTAR else None)
+
+
 TABLE = "CREATE TABLE shop.ledger (id INT PRIMARY KEY, note VARCHAR(40)) ENGINE=InnoDB"
 
 
@@ -48,7 +56,7 @@ def digest(server: MariaDBServer) -> str:
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
     root = tmp_path_factory.mktemp("interrupt-binlog")
-    plakar = make_plakar(root)
+    plakar = plakar_at(root)
     source = MariaDBServer(root / "source", extra_args=("--log-bin=mysql-bin", "--server-id=1"))
     target = MariaDBServer(root / "target")
     try:
@@ -164,7 +172,7 @@ def test_an_interrupted_replay_resumes_exactly(archive: Archive, how: str, momen
 def test_an_interrupted_binlog_backup_leaves_nothing(tmp_path: Path) -> None:
     """SIGINT to the process group (a terminal's Ctrl-C) while the logs are read:
     no snapshot, no process, no temporary directory; the next backup holds every log."""
-    plakar = make_plakar(tmp_path)
+    plakar = plakar_at(tmp_path)
     source = MariaDBServer(tmp_path / "source", extra_args=("--log-bin=mysql-bin", "--server-id=1"))
     try:
         source.execute("CREATE DATABASE d")
