@@ -799,12 +799,8 @@ class Replay:
         error = escaped(error)
         raise ReplayError(
             f"the replay stopped at {where}: {error}; the transactions before it are applied "
-            f"and recorded ({self._said(point)}): fix the cause and {self._again()}"
+            f"and recorded ({self._said(point)}): fix the cause and {_AGAIN}"
         )
-
-    def _again(self) -> str:
-        """How to go on: the same restore, which starts after what the target records."""
-        return "run the same restore again to go on from there"
 
     def _said(self, point: Position | None) -> str:
         """The target's point as read from it, for a message."""
@@ -839,7 +835,7 @@ class Replay:
             f"{message}; "
             + (
                 f"the transactions up to {applied} are applied (read from the target): "
-                f"{self._again()} once the cause is fixed"
+                f"{_AGAIN} once the cause is fixed"
                 if applied
                 else "nothing was applied"
             )
@@ -1048,6 +1044,8 @@ def verdict(bounds: Bounds, selector: Selector, read: list[FileFacts]) -> str | 
     return None
 
 
+# How to go on after a failure: the same restore starts after what the target records.
+_AGAIN = "run the same restore again to go on from there"
 _LATER = "everything archived up to there is applied; a later binlog snapshot may hold the rest"
 
 
