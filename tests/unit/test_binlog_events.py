@@ -345,6 +345,9 @@ def test_names_with_line_breaks_keep_their_comment_whole() -> None:
     comments.expect(b"plain", b"t`1", 5)  # no line break: nothing to do
     assert not comments
     comments.expect(name, b"a\nb", 22)
+    filtered = Comments("x")  # the tool's --database=x writes no other table map
+    filtered.expect(name, b"a\nb", 22)
+    assert not filtered
     header = b"#261203 11:45:35 server id 1  end_log_pos 7579 CRC32 0x5fc32500 "
     written = b"\tTable_map: `" + name + b"`.`a\nb` mapped to number 22\n"
     before = b"INSERT INTO t VALUES ('\tTable_map: `nl')\n/*!*/;\n"

@@ -35,12 +35,16 @@ class Comments:
     event's bytes reach it; :meth:`fix` by the thread that reads its SQL (a
     deque's append and popleft are safe between two threads)."""
 
-    def __init__(self) -> None:
+    def __init__(self, database: str | None = None) -> None:
         self._pending: deque[tuple[bytes, bytes]] = deque()  # (as written, fixed)
+        # The tool's --database filter: it writes no other database's table maps.
+        self._only = None if database is None else database.encode()
 
     def expect(self, database: bytes, table: bytes, table_id: int) -> None:
         """A kept table map whose names are these; a no-op unless one holds a line break."""
         if b"\n" not in database and b"\n" not in table:
+            return
+        if self._only is not None and database != self._only:
             return
         written = (
             b"\tTable_map: "

@@ -548,7 +548,7 @@ class Replay:
         self.lock_wait = int(config.values.get("lock_wait_timeout", DEFAULT_LOCK_WAIT_TIMEOUT))
         self.seen: dict[str, int | None] = {}  # each log received: its size (None: not read)
         self.read: list[FileFacts] = []  # what each log read holds (the archive's range)
-        self.comments = Comments()
+        self.comments = Comments(self.database)
         self._db: pymysql.connections.Connection[Any] | None = None
         self._selector: Selector | None = None
         self._client: _Client | None = None
