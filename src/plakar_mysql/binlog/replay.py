@@ -579,6 +579,13 @@ class Replay:
             )
         binlogging = bool(_one(db, "SELECT @@log_bin"))
         check_privileges(db, binlogging, conn.address)
+        engine = _one(db, _RECORD_ENGINE)
+        if engine is not None and str(engine).lower() != "innodb":
+            log(
+                f"warning: {RECORD_TABLE} is an {engine} table, not InnoDB: a transaction and "
+                "its record do not commit together, and a replay killed between them applies "
+                f"that transaction again when run again (ALTER TABLE {RECORD_TABLE} ENGINE=InnoDB)"
+            )
         point = self._target_point(db)
         begin, start_at = self._start(point)
         selector = Selector(
@@ -936,6 +943,10 @@ def _one(db: pymysql.connections.Connection[Any], sql: str) -> Any:
     return None if row is None else row[0]
 
 
+_RECORD_ENGINE = (
+    "SELECT ENGINE FROM information_schema.TABLES "
+    "WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = 'gtid_slave_pos'"
+)
 _DENIED = 1142  # "INSERT command denied to user ... for table ..."
 
 
