@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ def plakar_at(root: Path) -> Plakar:
     return make_plakar(root, ptar=Path(PTAR) if PTAR else None)
 
 
-TABLE = "CREATE TABLE shop.ledger (id INT PRIMARY KEY, note VARCHAR(40)) ENGINE=InnoDB"
+TABLE = "CREATE TABLE shop.ledger (id INT PRIMARY KEY, note TEXT) ENGINE=InnoDB"
 
 
 @dataclass
@@ -62,10 +63,12 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
     try:
         source.execute("CREATE DATABASE shop")
         source.execute(TABLE)
-        # One transaction per row (autocommit), each its own GTID, in id order.
+        # One transaction per row (autocommit), each its own GTID, in id order; 4 KB a
+        # row: 8 MB of logs, more than plakar hands its plugin ahead of the replay.
         source.execute(
             "CREATE PROCEDURE shop.fill(n INT) BEGIN DECLARE i INT DEFAULT 1; "
-            "WHILE i <= n DO INSERT INTO shop.ledger VALUES (i, CONCAT('row ', i)); "
+            "WHILE i <= n DO "
+            "INSERT INTO shop.ledger VALUES (i, CONCAT('row ', i, REPEAT('.', 4000))); "
             "SET i = i + 1; END WHILE; END"
         )
         base = Position.parse(str(source.query("SELECT @@gtid_binlog_pos")[0][0]))
@@ -148,8 +151,10 @@ def test_an_interrupted_replay_resumes_exactly(archive: Archive, how: str, momen
     assert result.tmp_entries() == [], result.tmp_entries()
     # The client may commit what it was sent before its input closes: read after it ends.
     point = recorded(a)
+    variable = a.target.query("SELECT @@gtid_slave_pos")[0][0]
     applied = point.seq(0) - a.base.seq(0)
-    assert 0 <= applied < TRANSACTIONS, (point, a.base)
+    # SIGKILL to plakar alone leaves its plugin running: it may finish what it holds.
+    assert 0 <= applied <= TRANSACTIONS, (point, a.base)
     if moment == "middle":
         assert applied >= TRANSACTIONS // 3
     # Exactly the archive's first transactions: one row each, in order, none more.
@@ -159,9 +164,12 @@ def test_an_interrupted_replay_resumes_exactly(archive: Archive, how: str, momen
     proc = a.plakar.at(*replay_args(a), check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
-    if applied:
+    if variable != str(point):  # killed before its end: the variable lags the table
         assert f"mysql.gtid_slave_pos records {point}, ahead of @@gtid_slave_pos" in out, out
-    assert f"applied {TRANSACTIONS - applied} transaction(s)" in out, out
+    if applied < TRANSACTIONS:
+        assert f"applied {TRANSACTIONS - applied} transaction(s)" in out, out
+    else:
+        assert "nothing to apply: the target is already at the archive's end" in out, out
     assert digest(a.target) == digest(a.source)
     assert a.target.query("SELECT @@gtid_slave_pos")[0][0] == str(a.end)
     assert recorded(a) == a.end
@@ -177,8 +185,9 @@ def test_an_interrupted_binlog_backup_leaves_nothing(tmp_path: Path) -> None:
     try:
         source.execute("CREATE DATABASE d")
         source.execute("CREATE TABLE d.b (id INT PRIMARY KEY, v LONGBLOB)")
-        for i in range(12):  # 24 MiB of logs in 4 files: the backup takes a moment
-            source.execute("INSERT INTO d.b VALUES (%s, REPEAT(SHA2(RAND(), 256), 32768))", (i,))
+        rng = random.Random(3)
+        for i in range(24):  # 24 MiB of incompressible logs in 8 files: a moment to read
+            source.execute("INSERT INTO d.b VALUES (%s, %s)", (i, rng.randbytes(1 << 20)))
             if i % 3 == 2:
                 source.execute("FLUSH BINARY LOGS")
         before = plakar.snapshots()
