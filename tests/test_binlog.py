@@ -18,6 +18,7 @@ import pwd
 import random
 import re
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -265,7 +266,8 @@ def test_replay_to_a_datetime_then_again_applies_nothing_twice(
     assert target.query("SELECT @@gtid_slave_pos")[0][0] == s.stop_gtid
     # The same replay again starts after what was applied: nothing is applied twice.
     out = replay(s, target, f"stop_datetime={s.stop_datetime}")
-    assert "nothing to replay" in out
+    assert f"nothing to apply: the target is already at stop_datetime {s.stop_datetime}" in out
+    assert f"@@gtid_slave_pos is {s.stop_gtid}, read from the target" in out, out
     assert fingerprint(target) == s.expected
 
 
@@ -292,8 +294,11 @@ def test_failing_event_stops_with_its_position_and_resumes(
     assert "the replay stopped at the event at mysql-bin." in out, out
     assert f"(transaction {s.audit_gtid})" in out, out
     assert "Table 'audit' already exists" in out, out
-    # Everything before the failing transaction is applied and recorded.
+    # Everything before the failing transaction is applied and recorded, and said
+    # as the server holds it.
     assert target.query("SELECT @@gtid_slave_pos")[0][0] == s.mid_gtid
+    assert f"(@@gtid_slave_pos is {s.mid_gtid}, read from the target)" in out, out
+    assert "run the same restore again to go on from there" in out, out
     assert fingerprint(target)[1] == 2 * ACCOUNTS * START_BALANCE
     # The cause fixed, the same replay goes on from there.
     target.execute("DROP TABLE bank_a.audit")
@@ -600,3 +605,158 @@ def test_replay_of_one_database_leaves_the_other_alone(tmp_path: Path) -> None:
         target.cleanup()
         source.cleanup()
         plakar.close()
+
+
+def test_replays_that_cannot_reach_the_point_fail_naming_the_range(
+    scenario: Scenario, target: MariaDBServer
+) -> None:
+    """No false success: a stop before the base, a GTID stop behind it, a start the
+    archive does not hold, a stop after the archive's end each fail (non-zero) with
+    the archive's first and last transactions and the target's point read from it;
+    the target is left as it was (or, for the late stop, with everything archived)."""
+    s = scenario
+    restore_base(s, target)
+    restored = fingerprint(target)
+    manifest = json.loads(s.plakar.cat(s.archive, "/manifest.json"))
+    first = next(f for f in manifest["files"] if f["transactions"])
+    first_time = datetime.fromisoformat(first["first_event_time"]).astimezone()
+    early = first_time.strftime("%Y-%m-%d %H:%M:%S")
+    said = f"@@gtid_slave_pos is {s.base_gtid}, read from the target"
+    range_start = f"hold {first['first_gtid']} of "
+    base_seq = Position.parse(s.base_gtid).seq(0)
+    for option, message in (
+        (f"stop_datetime={early}", "the target already holds transaction 0-1-"),
+        (f"stop_position=0-1-{base_seq - 1}", f"after stop_position 0-1-{base_seq - 1}"),
+        ("start_position=0-1-999999", "after the archive's end"),
+    ):
+        out = replay(s, target, option, check=False)
+        line = next((x for x in out.splitlines() if message in x), "")
+        assert line, (option, out)
+        assert "a replay only goes forward" in line or "older than the target" in line, line
+        assert said in line and range_start in line, line
+        assert fingerprint(target) == restored
+        assert target.query("SELECT @@gtid_slave_pos")[0][0] == s.base_gtid
+    out = replay(s, target, "stop_datetime=2099-01-01 00:00:00", check=False)
+    line = next((x for x in out.splitlines() if "the archive ends at" in x), "")
+    assert "before stop_datetime 2099-01-01 00:00:00" in line, out
+    end = manifest["gtid_end"]
+    assert f"@@gtid_slave_pos is {end}, read from the target" in line and range_start in line, line
+
+
+def test_start_position_behind_the_target_goes_on_after_its_point(
+    scenario: Scenario, target: MariaDBServer
+) -> None:
+    """A start_position behind what the target records applies nothing twice: the
+    replay says so, with the target's real point, and goes on after it."""
+    s = scenario
+    restore_base(s, target)
+    behind = f"0-1-{Position.parse(s.base_gtid).seq(0) - 5}"
+    out = replay(s, target, f"start_position={behind}", f"stop_datetime={s.stop_datetime}")
+    assert (
+        f"start_position {behind} is behind what the target records as applied "
+        f"({s.base_gtid}): going on after {s.base_gtid}"
+    ) in out, out
+    assert fingerprint(target) == s.expected
+    assert target.query("SELECT @@gtid_slave_pos")[0][0] == s.stop_gtid
+
+
+# Names MariaDB accepts that the replay's SQL text must carry as data: a line break
+# (alone, and before text shaped as the tool's own lines and as SQL), a backtick,
+# quotes, a hash, the end of a comment, a tab, letters outside ASCII.  (MariaDB
+# refuses a 4-byte character such as an emoji in a name, and a name ending in a
+# space or a line break.)
+AWKWARD = (
+    "a\nb",
+    "x`y",
+    "q'\"z",
+    "h#sh",
+    "c*/m",
+    "tab\tand\rcr",
+    "ü€",
+    "nl\n# at 4\nDROP DATABASE keep;",
+)
+
+
+def quoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def awkward_rows(server: MariaDBServer) -> dict[str, list[tuple[object, ...]]]:
+    return {
+        name: list(server.query(f"SELECT * FROM {quoted(name)}.{quoted(name)} ORDER BY id"))
+        for name in AWKWARD
+    }
+
+
+def test_names_with_line_breaks_survive_the_replay(tmp_path: Path) -> None:
+    """Databases and tables named with line breaks and other awkward bytes, written
+    by row and by statement events, inside transactions and by DDL: the replay
+    brings every row over exactly and runs nothing of a name as SQL; a failure on
+    such a table names it escaped, on one line."""
+    plakar = make_plakar(tmp_path)
+    source = start_server(tmp_path / "source", log_bin=True)
+    target = start_server(tmp_path / "target", log_bin=False)
+    try:
+        source.execute("RESET MASTER")  # the archive starts at the first transaction
+        source.execute("CREATE DATABASE keep")  # 0-1-1: what a name run as SQL would drop
+        for name in AWKWARD:
+            q = quoted(name)
+            source.execute(f"CREATE DATABASE {q}")
+            source.execute(f"CREATE TABLE {q}.{q} (id INT PRIMARY KEY, v TEXT)")
+            with source.connect() as conn, conn.cursor() as cur:
+                cur.execute("SET SESSION binlog_format = 'ROW'")
+                cur.execute(f"INSERT INTO {q}.{q} VALUES (1, 'row event')")
+                cur.execute("SET SESSION binlog_format = 'STATEMENT'")
+                cur.execute(f"USE {q}")
+                cur.execute(f"INSERT INTO {q} VALUES (2, 'line\\nCOMMIT/*!*/;\\n# at 4')")
+        archive = plakar.backup(binlog_uri(source), password(source))
+        proc = s_restore(plakar, archive, target, "start_position=0-1-0")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert awkward_rows(target) == awkward_rows(source)
+        assert target.query("SHOW DATABASES LIKE 'keep'")  # nothing of a name ran
+        # A failure on such a database: its name escaped in the one line that says so.
+        target.execute("SET GLOBAL gtid_slave_pos = '0-1-1'")  # CREATE DATABASE `a<LF>b` next
+        proc = s_restore(plakar, archive, target)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0, out
+        lines = [line for line in out.splitlines() if "database exists" in line]
+        assert lines and "'a\\nb'" in lines[0], out
+    finally:
+        target.cleanup()
+        source.cleanup()
+        plakar.close()
+
+
+def s_restore(
+    plakar: Plakar, archive: str, target: MariaDBServer, *opts: str
+) -> subprocess.CompletedProcess[str]:
+    return plakar.restore(archive, binlog_uri(target), password(target), *opts, check=False)
+
+
+def test_the_replay_checks_its_privileges_before_applying(
+    scenario: Scenario, target: MariaDBServer
+) -> None:
+    """An account that may replay the events but not record them is refused in one
+    line naming the grant, before anything is applied; once granted (to PUBLIC: the
+    server's own rules count), the replay goes through exactly."""
+    s = scenario
+    restore_base(s, target)
+    restored = fingerprint(target)
+    target.execute("CREATE USER replayer@'%' IDENTIFIED BY 'pw'")
+    target.execute("GRANT BINLOG REPLAY, REPLICATION SLAVE ADMIN ON *.* TO replayer@'%'")
+    target.execute("GRANT ALL ON bank_a.* TO replayer@'%'")
+    target.execute("GRANT ALL ON bank_b.* TO replayer@'%'")
+    uri = f"mysql+binlog://replayer@{target.host}:{target.port}"
+    stop = f"stop_datetime={s.stop_datetime}"
+    proc = s.plakar.restore(s.archive, uri, "password=pw", stop, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    line = next((x for x in out.splitlines() if "lacks what the replay needs" in x), "")
+    assert "SELECT, INSERT ON mysql.gtid_slave_pos" in line, out
+    assert (
+        "GRANT SELECT, INSERT ON mysql.gtid_slave_pos TO" in line and "nothing was applied" in line
+    )
+    assert fingerprint(target) == restored
+    target.execute("GRANT SELECT, INSERT ON mysql.gtid_slave_pos TO PUBLIC")
+    s.plakar.restore(s.archive, uri, "password=pw", stop)
+    assert fingerprint(target) == s.expected

@@ -28,10 +28,8 @@ import contextlib
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -39,7 +37,7 @@ from typing import Any
 
 import pymysql
 
-from kloset_sdk import ConnectorInfo, Flags, Importer, Options, Record
+from kloset_sdk import ConnectorInfo, Flags, Guard, Importer, Options, Record
 from plakar_mysql import __version__
 from plakar_mysql.binlog import SCHEME
 from plakar_mysql.binlog.events import FileFacts, Scanner
@@ -74,9 +72,11 @@ class RemoteLog(io.RawIOBase):
     :attr:`facts` holds what it contains) or abandoned.
     """
 
-    def __init__(self, tool: Tool, conn: Connection, name: str, size: int) -> None:
+    def __init__(self, tool: Tool, conn: Connection, name: str, size: int, guard: Guard) -> None:
         super().__init__()
         self.tool = tool
+        self.guard = guard  # removes the directory and kills the tool if the plugin dies
+        self._child = contextlib.ExitStack()
         self.conn = conn
         self.name = name
         self.size = size
@@ -100,7 +100,7 @@ class RemoteLog(io.RawIOBase):
     def _start(self) -> subprocess.Popen[bytes]:
         self.opened = True
         # --raw writes to <result-file><log name>: that name links to the tool's stdout.
-        self._dir = tempfile.mkdtemp(prefix="plakar-binlog-")
+        self._dir = self.guard.temp_dir("plakar-binlog-")
         os.symlink("/dev/stdout", os.path.join(self._dir, self.name))
         with option_pipe(self.conn, self.tool.flavour) as (fd, defaults):
             process = subprocess.Popen(
@@ -119,6 +119,7 @@ class RemoteLog(io.RawIOBase):
                 pass_fds=(fd,),
             )
         self._process = process
+        self._child.enter_context(self.guard.child(process))
         assert process.stderr is not None
         self._errors = StderrTail(process.stderr)
         return process
@@ -169,10 +170,11 @@ class RemoteLog(io.RawIOBase):
             if process.poll() is None:
                 process.kill()  # the file being written: the rest is for the next snapshot
             process.wait()
+            self._child.close()
             assert process.stdout is not None
             process.stdout.close()
         if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
+            self.guard.remove_dir(self._dir)
             self._dir = None
 
     def close(self) -> None:
@@ -231,6 +233,7 @@ class BinlogImporter(Importer):
     def __init__(self, options: Options, scheme: str, config: Mapping[str, str]) -> None:
         refuse_foreign_options(config, BINLOG, backup=True)
         self.config: Config = parse("binlog_importer", scheme, config, (SCHEME,))
+        self.guard = options.guard
 
     def info(self) -> ConnectorInfo:
         conn = self.config.connection
@@ -266,7 +269,7 @@ class BinlogImporter(Importer):
         )
         yield Record.directory("/", started)
         yield Record.directory(BINLOG_DIR, started)
-        remote = [RemoteLog(tool, conn, name, size) for name, size in logs]
+        remote = [RemoteLog(tool, conn, name, size, self.guard) for name, size in logs]
         for item in remote:
             yield Record.file(f"{BINLOG_DIR}/{item.name}", item.opener, started, size=item.size)
         files = [self._facts(item) for item in remote]
@@ -302,7 +305,7 @@ class BinlogImporter(Importer):
             raise ArchiveError(f"{item.name}: {item.error}")
         if item.facts is None:
             # Plakar took the record without reading it: read it for the manifest only.
-            again = RemoteLog(item.tool, item.conn, item.name, item.size)
+            again = RemoteLog(item.tool, item.conn, item.name, item.size, item.guard)
             try:
                 while again.read(_BLOCK):
                     pass

@@ -17,6 +17,7 @@ still read, the GTIDs are not.
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,7 +32,10 @@ _U32 = struct.Struct("<I")
 _GTID_BODY = struct.Struct("<QI")  # sequence number, domain id
 _GTID_LIST_ITEM = struct.Struct("<IIQ")  # domain id, server id, sequence number
 
+QUERY = 2
+XID = 16
 FORMAT_DESCRIPTION = 15
+TABLE_MAP = 19
 GTID_LIST = 163
 GTID = 162
 START_ENCRYPTION = 164
@@ -39,6 +43,18 @@ START_ENCRYPTION = 164
 # start of encryption, which may come between the format description and the
 # GTID list.
 _DECODED = frozenset({FORMAT_DESCRIPTION, GTID_LIST, GTID, START_ENCRYPTION})
+# Decoded only when at most this long: a query event as short holds no statement
+# but COMMIT or ROLLBACK (a transaction's end); a table map names its table.
+_SMALL = {QUERY: 512, TABLE_MAP: 64 << 10}
+_QUERY_POST_HEADER = struct.Struct("<IIBHH")  # thread, exec time, db length, error, status length
+_TABLE_ID = struct.Struct("<IH")  # a table map's 6-byte table id, low and high parts
+# A GTID event's flags: a group without BEGIN/COMMIT (DDL), an XA transaction's parts.
+FL_STANDALONE = 0x01
+FL_TRANSACTIONAL = 0x04  # every change of the group is to transactional tables
+FL_PREPARED_XA = 0x40
+FL_COMPLETED_XA = 0x80
+_SUPPRESS_USE = 0x08  # a query event's flag: the tool prints no USE for it
+_CHECKSUM_CRC32 = 1
 # What may come before the GTID list: past them, a log without one has none.
 _BEFORE_GTID_LIST = frozenset({FORMAT_DESCRIPTION, START_ENCRYPTION})
 _LARGEST_DECODED = 1 << 20
@@ -65,6 +81,8 @@ class FileFacts:
     first_time: int | None = None  # of the first and last transaction (its GTID event)
     last_time: int | None = None
     max_time: int = 0  # of any event
+    opened: int | None = None  # the format description's time: when the log was opened
+    checksum: bool = False  # every event ends with a CRC32
     transactions: int = 0
 
     @property
@@ -114,6 +132,12 @@ class Scanner:
         self._magic = False
         self._pieces: list[memoryview] = []  # what feed returns, filled by _walk too
         self.past_head = False  # an event after the head was walked (see _walk)
+        # What the event just handed to ``select`` holds, when decoded:
+        self.flags = 0  # a GTID event's flags
+        self.query = b""  # a short query event's statement
+        self.table_map: tuple[bytes, bytes, int] | None = None  # database, table, table id
+        # Bytes the selector asks to put before the event just handed to it.
+        self.insert: bytes | None = None
 
     def feed(self, block: bytes) -> list[memoryview]:
         """Scan ``block``; with ``select``, return the pieces of it to keep."""
@@ -173,11 +197,24 @@ class Scanner:
                 if n - i < length:
                     break
                 gtid = self._decode(data[i : i + length], kind=kind, stamp=stamp, server=server)
+            elif select is not None and kind in _SMALL:
+                if length > _SMALL[kind]:
+                    self.query, self.table_map = b"", None  # not decoded: not an end, no name
+                elif n - i < length:
+                    break
+                else:
+                    self._decode_small(data[i : i + length], kind)
             if kind not in _BEFORE_GTID_LIST:
                 self.past_head = True  # after a GTID list's decoding: facts.start is final
             if select is not None:
                 keep = select(at + i, length, kind, stamp, gtid)
-                if keep and run is None:
+                if self.insert is not None:
+                    if run is not None:
+                        self._pieces.append(data[run:i])
+                    self._pieces.append(memoryview(self.insert))
+                    self.insert = None
+                    run = i if keep else None
+                elif keep and run is None:
                     run = i
                 elif not keep and run is not None:
                     self._pieces.append(data[run:i])
@@ -201,6 +238,7 @@ class Scanner:
         body = at + HEADER_SIZE
         if kind == GTID:
             seq, domain = _GTID_BODY.unpack_from(data, body)
+            self.flags = data[body + _GTID_BODY.size]
             gtid = Gtid(domain, server, seq)
             facts.first.setdefault(domain, gtid)
             facts.last[domain] = gtid
@@ -223,7 +261,39 @@ class Scanner:
         elif kind == FORMAT_DESCRIPTION and not facts.server_version:
             raw = bytes(data[body + 2 : body + 52])
             facts.server_version = raw.split(b"\0", 1)[0].decode(errors="replace")
+            facts.opened = stamp
+            # The checksum algorithm is the byte before the event's own 4-byte checksum.
+            facts.checksum = length > body + 57 and data[length - 5] == _CHECKSUM_CRC32
         return None
+
+    def _decode_small(self, data: memoryview, kind: int) -> None:
+        """A short query event's statement, or a table map's names (see ``_SMALL``)."""
+        end = len(data) - (4 if self.facts.checksum else 0)
+        body = HEADER_SIZE
+        if kind == QUERY and end >= body + _QUERY_POST_HEADER.size:
+            _thread, _time, db_len, _error, status = _QUERY_POST_HEADER.unpack_from(data, body)
+            self.query = bytes(data[body + _QUERY_POST_HEADER.size + status + db_len + 1 : end])
+        elif kind == TABLE_MAP and end >= body + 8:
+            low, high = _TABLE_ID.unpack_from(data, body)
+            names = bytes(data[body + 8 : end])  # length, name, NUL; length, name, NUL
+            db = names[1 : 1 + names[0]] if names else b""
+            rest = names[1 + len(db) + 1 :]
+            table = rest[1 : 1 + rest[0]] if rest else b""
+            self.table_map = (db, table, low | high << 32)
+
+    def query_event(self, stamp: int, server: int, sql: bytes, database: bytes) -> bytes:
+        """A query event running ``sql``, as this log writes one (with its checksum if
+        the log has them), to put among its events: the tool then turns it into SQL in
+        its place.  It carries no USE (its flag suppresses it), and ``database`` only
+        lets it pass the tool's ``--database`` filter."""
+        post = _QUERY_POST_HEADER.pack(0, 0, len(database), 0, 0)
+        body = post + database + b"\0" + sql
+        length = HEADER_SIZE + len(body) + (4 if self.facts.checksum else 0)
+        head = _HEADER.pack(stamp, QUERY, server, length, 0, _SUPPRESS_USE)
+        event = head + body
+        if self.facts.checksum:
+            event += _U32.pack(zlib.crc32(event))
+        return event
 
     def finish(self) -> FileFacts:
         """The facts; raise if the bytes ended in the middle of an event."""

@@ -17,11 +17,14 @@ first event) is compared with the start point: if transactions between them
 are not in the archive (a log purged before it was archived), the replay stops
 with an error that names them.  Each later log must follow the one before.
 
-A failing statement stops the client; the replay names the event (file,
-position, GTID) and the server's error, and records on the target the position
-of the last transaction applied, so the same restore run again after fixing
-the cause goes on from there.  A successful replay records its end the same
-way: no transaction is ever applied twice.
+Each transaction applied records itself on the target as it commits (a row of
+``mysql.gtid_slave_pos``, see :mod:`~plakar_mysql.binlog.point` and
+:class:`Selector`), and the replay starts after what the target records: a
+replay that failed, was cancelled or was killed is finished by the same
+command run again, and no transaction is ever applied twice.  A failing
+statement stops the client; the replay names the event (file, position, GTID),
+the server's error and the target's point as read from it.  A replay that
+cannot bring the target to the requested point fails (:func:`verdict`).
 """
 
 from __future__ import annotations
@@ -42,23 +45,46 @@ from typing import IO, Any, NoReturn
 
 import pymysql
 
-from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, export_each
+from kloset_sdk import ConnectorInfo, Exporter, Guard, Options, Record, Report, export_each
 from kloset_sdk.records import Content
 from kloset_sdk.transport import enlarge_pipe
 from plakar_mysql.binlog import SCHEME
 from plakar_mysql.binlog.archive import BINLOG_DIR, MANIFEST_PATH
-from plakar_mysql.binlog.events import GTID, BinlogFormatError, FileFacts, Scanner
+from plakar_mysql.binlog.comments import Comments
+from plakar_mysql.binlog.events import (
+    FL_COMPLETED_XA,
+    FL_PREPARED_XA,
+    FL_STANDALONE,
+    FL_TRANSACTIONAL,
+    GTID,
+    QUERY,
+    TABLE_MAP,
+    XID,
+    BinlogFormatError,
+    FileFacts,
+    Scanner,
+)
 from plakar_mysql.binlog.gtid import Gtid, GtidError, Position
-from plakar_mysql.binlog.point import restored_point, set_restored_point
+from plakar_mysql.binlog.point import (
+    RECORD_COLUMNS,
+    RECORD_TABLE,
+    next_sub_id,
+    record_sql,
+    recorded_point,
+    restored_point,
+    set_restored_point,
+)
 from plakar_mysql.binlog.tools import binlog_tool, client_tool
-from plakar_mysql.credentials import option_pipe
+from plakar_mysql.credentials import hide_secrets, option_pipe
 from plakar_mysql.dump import MAX_PACKET
+from plakar_mysql.exporter import shown
 from plakar_mysql.flavour import Flavour, Tool
+from plakar_mysql.grants import session_grants
 from plakar_mysql.kinds import BINLOG, not_ours, refuse_foreign_options
 from plakar_mysql.loader import StderrTail
 from plakar_mysql.locks import DEFAULT_LOCK_WAIT_TIMEOUT, bounds_sql, holders
 from plakar_mysql.options import Config, ConfigError, parse
-from plakar_mysql.server import connect, server_info
+from plakar_mysql.server import connect, current_user, server_info
 
 _BLOCK = 1 << 20
 _DATETIME = "%Y-%m-%d %H:%M:%S"
@@ -82,7 +108,8 @@ class ReplayError(RuntimeError):
 
 
 def log(message: str) -> None:
-    print(f"plakar-mysql: {message}", file=sys.stderr, flush=True)
+    """One line on stderr (names in it escaped)."""
+    print(f"plakar-mysql: {escaped(message)}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True, order=True)
@@ -157,6 +184,31 @@ def _log_number(name: str) -> tuple[str, int] | None:
     return (found["base"], int(found["number"])) if found else None
 
 
+class Recorder:
+    """Makes the events that record each transaction on the target (see
+    :mod:`~plakar_mysql.binlog.point`): a query event per transaction, put among
+    the log's events, which the tool turns into SQL in its place."""
+
+    def __init__(self, sub_id: int, database: str | None, binlogging: bool) -> None:
+        self.sub_id = sub_id
+        self.database = (database or "").encode()  # passes the tool's --database filter
+        self.binlogging = binlogging
+
+    def event(self, scanner: Scanner, gtid: Gtid, stamp: int, *, alone: bool) -> bytes:
+        """The record of ``gtid``: inside its transaction, or ``alone`` after it."""
+        sql = record_sql(gtid, self.sub_id, unlogged=alone and self.binlogging)
+        self.sub_id += 1
+        return scanner.query_event(stamp, gtid.server, sql, self.database)
+
+
+# A group records itself inside, before its COMMIT, only when it is transactional
+# and none of these: without a COMMIT of its own (a DDL), an XA transaction's part.
+# A group that also changes non-transactional tables (MyISAM) records itself after
+# its end: a target writing a binary log would log its non-transactional part as a
+# group of its own, and the record as another, taking the next transaction's GTID.
+_RECORD_AFTER = FL_STANDALONE | FL_PREPARED_XA | FL_COMPLETED_XA
+
+
 class Selector:
     """Decides, event by event across the logs, what the replay applies.
 
@@ -164,31 +216,61 @@ class Selector:
     at all, except at a ``file:position`` stop, which cuts at that event.
     :attr:`applied` is the start point advanced by every transaction kept
     and complete.
+
+    With a :class:`Recorder`, each kept transaction also records itself on the
+    target: its record goes just before its COMMIT (the XID event, or the
+    ``COMMIT`` query event of a non-transactional group), so that both commit
+    together; a group that commits by itself (a DDL, an XA part) or ends in
+    ``ROLLBACK`` records itself right after it (before the next transaction, or
+    at the end of what is fed).  With :class:`Comments`, each kept table map
+    whose names hold a line break is announced there.
     """
 
-    def __init__(self, bounds: Bounds, start: Position, start_at: FilePosition | None) -> None:
+    def __init__(
+        self,
+        bounds: Bounds,
+        start: Position,
+        start_at: FilePosition | None,
+        recorder: Recorder | None = None,
+        comments: Comments | None = None,
+    ) -> None:
         self.bounds = bounds
         self.applied = start
         self.start = start
         self.start_at = start_at
+        self.recorder = recorder
+        self.comments = comments
         self.started = start_at is None
         self.stopped = False
         self.stop_reason = ""
         self.kept = 0  # transactions
         self.first_time: int | None = None
         self.last_time: int | None = None
+        # A transaction the target already holds at or after the stop: it is past it.
+        self.beyond: tuple[Gtid, int] | None = None
+        self.stop_seen = False  # the transaction that the stop excludes was seen
         self.file = ""
         self.recent: deque[tuple[str, int, int]] = deque(maxlen=_RECENT)  # file, start, end
+        self._scanner: Scanner | None = None
         self._pending: Gtid | None = None
+        self._stamp = 0
+        self._complete = False  # the pending transaction's last event was sent
+        self._commits = False  # it records itself before its COMMIT
+        self._owed: Gtid | None = None  # a transaction to record before the next one
+        self._covered: Gtid | None = None  # the group walked, when the target holds it
         self._in_group = False
         self._keep = False
 
-    def begin(self, name: str) -> None:
-        self.file = name
+    def begin(self, scanner: Scanner) -> None:
+        self._scanner = scanner
+        self.file = name = scanner.facts.name
         self._in_group = False
         stop = self.bounds.stop
         if isinstance(stop, FilePosition) and name > stop.file:
             self._stop(f"stop_position {stop}")  # the stop was at the end of an earlier log
+        start_at = self.start_at
+        if start_at is not None and name > start_at.file:
+            self.started = True  # the start was at the end of an earlier log
 
     def end(self) -> None:
         self._settle()
@@ -198,11 +280,21 @@ class Selector:
             self.applied = self.applied.advanced([self._pending])
             self._pending = None
 
+    def owed(self) -> bytes | None:
+        """The record still owed at the end of what is fed (after a DDL, say)."""
+        gtid, self._owed = self._owed, None
+        if gtid is None or self.recorder is None or self._scanner is None:
+            return None
+        return self.recorder.event(self._scanner, gtid, self._stamp, alone=True)
+
     def _stop(self, reason: str) -> bool:
         if not self.stopped:
             self.stopped = True
             self.stop_reason = reason
-            if self._pending is not None:  # cut inside a transaction: it is rolled back
+            if self._pending is not None and not self._complete:
+                # Cut inside a transaction: the client rolls it back.
+                if self._owed == self._pending:
+                    self._owed = None
                 self._pending = None
                 self.kept -= 1
         return False
@@ -225,16 +317,31 @@ class Selector:
         starts = kind == GTID and gtid is not None
         if starts:
             self._settle()  # the transaction before is whole
+            self._pay_owed()
         stop = self.bounds.stop
         if isinstance(stop, FilePosition) and self.file == stop.file and offset >= stop.pos:
+            self.stop_seen = True
+            held = gtid if starts and gtid is not None and self.start.covers(gtid) else None
+            if held is None and not starts and self._in_group:
+                held = self._covered  # the stop cuts a transaction the target holds whole
+            if held is not None:
+                self.beyond = (held, stamp)
             return self._stop(f"stop_position {stop}")
         if not starts:
             # The file's own header events, or the rest of the current transaction.
-            return self._keep if self._in_group else True
+            if not self._in_group:
+                return True
+            if self._keep:
+                self._inside(kind)
+            return self._keep
         assert gtid is not None
         self._in_group = True
         self._keep = False
+        self._covered = gtid if self.start.covers(gtid) else None
         if self.bounds.stop_time is not None and stamp >= self.bounds.stop_time:
+            self.stop_seen = True
+            if self._covered is not None:
+                self.beyond = (gtid, stamp)
             return self._stop(f"stop_datetime {self.bounds.stop_text}")
         if isinstance(stop, Position):
             if self._stop_reached():
@@ -247,15 +354,51 @@ class Selector:
             if self.file != self.start_at.file or offset < self.start_at.pos:
                 return False
             self.started = True
-        if self.start.covers(gtid):
+        if self._covered is not None:
             return False
+        return self._take(gtid, stamp)
+
+    def _take(self, gtid: Gtid, stamp: int) -> bool:
         self._keep = True
         self._pending = gtid
+        self._stamp = stamp
+        self._complete = False
         self.kept += 1
         if self.first_time is None:
             self.first_time = stamp
         self.last_time = stamp
+        flags = self._scanner.flags if self._scanner is not None else 0
+        self._commits = bool(flags & FL_TRANSACTIONAL) and not flags & _RECORD_AFTER
+        if not self._commits:
+            self._owed = gtid
         return True
+
+    def _inside(self, kind: int) -> None:
+        """An event of a kept transaction: record it before its COMMIT; announce a
+        table map's awkward names."""
+        scanner = self._scanner
+        if scanner is None:
+            return
+        if kind == TABLE_MAP and self.comments is not None and scanner.table_map is not None:
+            self.comments.expect(*scanner.table_map)
+        if not self._commits:
+            self._complete = True  # a DDL's statement, or an event of a group recorded after
+            return
+        ends = kind == XID or (kind == QUERY and scanner.query in (b"COMMIT", b"ROLLBACK"))
+        if not ends:
+            return
+        self._complete = True
+        self._commits = False
+        assert self._pending is not None
+        if kind == QUERY and scanner.query == b"ROLLBACK":
+            self._owed = self._pending  # what it changed outside transactions stays
+        elif self.recorder is not None:
+            scanner.insert = self.recorder.event(scanner, self._pending, self._stamp, alone=False)
+
+    def _pay_owed(self) -> None:
+        record = self.owed()
+        if record is not None and self._scanner is not None:
+            self._scanner.insert = record
 
     def event_at(self, file: str, end: int) -> int | None:
         """The start of the kept event of ``file`` that ends at ``end``, if remembered."""
@@ -281,11 +424,10 @@ class _Client:
     names an event and a transaction.
     """
 
-    def __init__(self, tool: Tool, config: Config, base: Position, lock_wait: int) -> None:
+    def __init__(self, tool: Tool, config: Config, lock_wait: int) -> None:
         self.name = tool.path.rsplit("/", 1)[-1]
         self.lines = 0
-        self.markers: deque[_Marker] = deque()
-        self.base = base  # the start advanced by the transactions of markers dropped
+        self.markers: deque[_Marker] = deque(maxlen=_RECENT)
         with option_pipe(config.connection, tool.flavour) as (fd, defaults):
             self.process = subprocess.Popen(
                 [
@@ -317,9 +459,6 @@ class _Client:
             gtid = Gtid(*(int(g) for g in gtid_text.groups())) if gtid_text else None
             self.markers.append(_Marker(line, file, int(found[1]), gtid))
             line -= 1  # counted again from this line's start
-        if len(self.markers) > _RECENT:
-            dropped = [self.markers.popleft() for _ in range(len(self.markers) - _RECENT)]
-            self.base = self.base.advanced(m.gtid for m in dropped if m.gtid is not None)
         self.lines += text.count(b"\n")
         assert self.process.stdin is not None
         self.process.stdin.write(text)
@@ -331,23 +470,24 @@ class _Client:
         return self.process.wait()
 
     def error(self) -> str:
-        return self.errors.text() or f"{self.name} exit status {self.process.poll()}"
+        """The client's error, whole: a name with a line break in it spans lines."""
+        text = self.errors.text()
+        lines = self.errors.lines
+        first = next((i for i, line in enumerate(lines) if line.startswith("ERROR")), None)
+        if first is not None:
+            text = hide_secrets("\n".join(lines[first:]))
+        return text or f"{self.name} exit status {self.process.poll()}"
 
-    def failed_at(self) -> tuple[_Marker | None, Gtid | None, Position]:
-        """The event and transaction the client failed on, and the position before it."""
+    def failed_at(self) -> tuple[_Marker | None, Gtid | None]:
+        """The event and the transaction the client failed on, if it says."""
         found = _ERROR_LINE.search(self.error())
         if found is None:
-            return None, None, self.base
+            return None, None
         line = int(found[1])
         before = [m for m in self.markers if m.line <= line]
         event = before[-1] if before else None
         failing = next((m for m in reversed(before) if m.gtid is not None), None)
-        applied = self.base.advanced(
-            m.gtid
-            for m in before
-            if m.gtid is not None and (failing is None or m.line < failing.line)
-        )
-        return event, failing.gtid if failing else None, applied
+        return event, failing.gtid if failing else None
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -385,6 +525,9 @@ class _Feeder(threading.Thread):
                     break
                 for piece in self.scanner.feed(block):
                     self.sink.write(piece)
+            owed = self.selector.owed()  # the record of a DDL that ends what is fed
+            if owed is not None:
+                self.sink.write(owed)
         except BrokenPipeError:
             pass  # the tool stopped: its own error says why
         except BaseException as exc:
@@ -397,17 +540,23 @@ class _Feeder(threading.Thread):
 class Replay:
     """One replay into one target: the logs arrive one by one through :meth:`file`."""
 
-    def __init__(self, config: Config, bounds: Bounds) -> None:
+    def __init__(self, config: Config, bounds: Bounds, guard: Guard) -> None:
         self.config = config
         self.bounds = bounds
+        self.guard = guard
         self.database = config.databases[0] if config.databases else None
         self.lock_wait = int(config.values.get("lock_wait_timeout", DEFAULT_LOCK_WAIT_TIMEOUT))
         self.seen: dict[str, int | None] = {}  # each log received: its size (None: not read)
+        self.read: list[FileFacts] = []  # what each log read holds (the archive's range)
+        self.comments = Comments(self.database)
         self._db: pymysql.connections.Connection[Any] | None = None
         self._selector: Selector | None = None
         self._client: _Client | None = None
+        self._children = contextlib.ExitStack()  # the client, killed if the plugin dies
         self._binlog: Tool | None = None
         self._previous: FileFacts | None = None
+        self._held = b""  # the start of a table-map comment not yet whole
+        self._variable: Position | None = None  # @@gtid_slave_pos as last read
         self._files = 0
         self.manifest_checked = False
 
@@ -428,46 +577,87 @@ class Replay:
                 f"{conn.address} is {server.flavour.title}: the binary-log replay supports "
                 "MariaDB targets only (MariaDB GTIDs); nothing was applied"
             )
-        start = self.bounds.start
-        if start is None:
-            point = restored_point(db)
-            if not point:
-                raise ReplayError(
-                    f"{conn.address} has no restored point (@@gtid_slave_pos is empty): restore "
-                    "a base backup first, or give start_position=; nothing was applied"
-                )
-            start = point
-            log(f"starting after the target's restored point {point} (@@gtid_slave_pos)")
-        else:
-            log(f"starting at start_position {start}")
+        binlogging = bool(_one(db, "SELECT @@log_bin"))
+        check_privileges(db, binlogging, conn.address)
+        engine = _one(db, _RECORD_ENGINE)
+        if engine is not None and str(engine).lower() != "innodb":
+            log(
+                f"warning: {RECORD_TABLE} is an {engine} table, not InnoDB: a transaction and "
+                "its record do not commit together, and a replay killed between them applies "
+                f"that transaction again when run again (ALTER TABLE {RECORD_TABLE} ENGINE=InnoDB)"
+            )
+        point = self._target_point(db)
+        begin, start_at = self._start(point)
         selector = Selector(
             self.bounds,
-            start if isinstance(start, Position) else Position(),
-            start if isinstance(start, FilePosition) else None,
+            begin,
+            start_at,
+            Recorder(next_sub_id(db), self.database, binlogging),
+            self.comments,
         )
         self._binlog = binlog_tool(server.flavour, conn.bin_dir)
         self._client = _Client(
-            client_tool(server.flavour, conn.bin_dir), self.config, selector.start, self.lock_wait
+            client_tool(server.flavour, conn.bin_dir), self.config, self.lock_wait
         )
+        self._children.enter_context(self.guard.child(self._client.process))
         self._selector = selector
         return selector
+
+    def _target_point(self, db: pymysql.connections.Connection[Any]) -> Position:
+        """Where the target is: the point it records (see :func:`recorded_point`)."""
+        point = recorded_point(db)
+        variable = restored_point(db)
+        if point != variable:
+            log(
+                f"mysql.gtid_slave_pos records {point}, ahead of @@gtid_slave_pos "
+                f"({variable or 'empty'}): a replay was interrupted there; going on from it"
+            )
+        return point
+
+    def _start(self, point: Position) -> tuple[Position, FilePosition | None]:
+        """The transactions the target holds (never applied again) and, for a
+        ``file:position`` start, where in the logs to begin."""
+        start = self.bounds.start
+        address = self.config.connection.address
+        if start is None:
+            if not point:
+                raise ReplayError(
+                    f"{address} has no restored point (@@gtid_slave_pos is empty): restore "
+                    "a base backup first, or give start_position=; nothing was applied"
+                )
+            log(f"starting after the target's restored point {point} (@@gtid_slave_pos)")
+            return point, None
+        if isinstance(start, FilePosition):
+            held = f", leaving out what the target records as applied ({point})" if point else ""
+            log(f"starting at start_position {start}{held}")
+            return point, start
+        begin = Position([*start.gtids(), *point.gtids()])  # per domain, the later one
+        if any(point.seq(g.domain) > g.seq for g in start.gtids()):
+            log(
+                f"start_position {start} is behind what the target records as applied "
+                f"({point}): going on after {begin}, so that no transaction is applied twice"
+            )
+        else:
+            log(f"starting at start_position {start}")
+        return begin, None
 
     # -- each log -------------------------------------------------------------------
 
     def file(self, name: str, stream: Content) -> None:
         if self._selector is not None and self._selector.stopped:
             self.seen[name] = None
-            log(f"{name}: after the stop, not read")
+            log(f"{shown(name)}: after the stop, not read")
             return
         selector = self._selector or self._begin()
-        selector.begin(name)
         scanner = Scanner(name, select=selector)
+        selector.begin(scanner)
         try:
             head = read_head(scanner, stream)
         except BinlogFormatError as exc:
             self.fail(str(exc))  # before any of its bytes is applied
         self._check_follows(scanner.facts, selector)
         self._previous = scanner.facts
+        self.read.append(scanner.facts)
         whole = self._apply(name, scanner, head, stream)
         selector.end()
         self.seen[name] = scanner.offset if whole else None
@@ -487,7 +677,7 @@ class Replay:
             self.fail(f"{path} lists {_names(absent)}, absent from the snapshot")
         extra = [name for name in self.seen if name not in listed]
         if extra:
-            self.fail(f"{BINLOG_DIR}/{extra[0]} is in the snapshot but not in {path}")
+            self.fail(f"{BINLOG_DIR}/{shown(extra[0])} is in the snapshot but not in {path}")
         for name, size in self.seen.items():
             if size is not None and size != listed[name]:
                 self.fail(f"{BINLOG_DIR}/{name} holds {size} bytes, {path} says {listed[name]}")
@@ -506,17 +696,15 @@ class Replay:
                     self.fail(f"{facts.name} does not follow {previous.name}: " + _gap(missing))
             return
         start_at = selector.start_at
-        if start_at is not None:
-            if start_at.file < facts.name:
-                raise ReplayError(
-                    f"start_position {start_at} is before the archive's first log {facts.name}: "
-                    "nothing was applied"
-                )
-            return
+        if start_at is not None and start_at.file < facts.name:
+            raise ReplayError(
+                f"start_position {start_at} is before the archive's first log {facts.name}: "
+                "nothing was applied"
+            )
         if facts.start is None:
             raise ReplayError(f"{facts.name} has no GTID list: not a MariaDB binary log")
         missing = facts.start.ahead_of(selector.start)
-        if missing:
+        if missing and start_at is None:
             raise ReplayError(
                 f"the archive starts with {facts.name} at GTID position {facts.start}, after the "
                 f"start point {selector.start}: {_gap(missing)} (purged before they were "
@@ -535,21 +723,22 @@ class Replay:
             [*args, "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         assert binlog.stdin is not None and binlog.stdout is not None and binlog.stderr is not None
-        tool_errors = StderrTail(binlog.stderr)  # drained as it runs: a full pipe would block it
-        enlarge_pipe(binlog.stdin.fileno())
-        enlarge_pipe(binlog.stdout.fileno())
-        feeder = _Feeder(binlog.stdin, scanner, head, stream, selector)
-        feeder.start()
-        try:
-            self._relay(name, binlog)
-        finally:
-            if binlog.poll() is None and self._client.process.poll() is not None:
-                binlog.kill()
-            feeder.join()
-            code = binlog.wait()
-            tool_error = tool_errors.text()
-            binlog.stdout.close()
-            binlog.stderr.close()
+        with self.guard.child(binlog):
+            tool_errors = StderrTail(binlog.stderr)  # drained as it runs: a full pipe would block
+            enlarge_pipe(binlog.stdin.fileno())
+            enlarge_pipe(binlog.stdout.fileno())
+            feeder = _Feeder(binlog.stdin, scanner, head, stream, selector)
+            feeder.start()
+            try:
+                self._relay(name, binlog)
+            finally:
+                if binlog.poll() is None and self._client.process.poll() is not None:
+                    binlog.kill()
+                feeder.join()
+                code = binlog.wait()
+                tool_error = tool_errors.text()
+                binlog.stdout.close()
+                binlog.stderr.close()
         if feeder.error is not None:
             self.fail(f"{name}: {feeder.error}")
         if code != 0:
@@ -571,24 +760,36 @@ class Replay:
                     continue
                 if line:
                     line.append(block[:cut])
-                    self._client.send(name, b"".join(line))
+                    self._send(name, b"".join(line))
                     line = []
                 else:
-                    self._client.send(name, block[:cut])
+                    self._send(name, block[:cut])
                 if cut < len(block):
                     line.append(block[cut:])
             if line:
-                self._client.send(name, b"".join(line) + b"\n")
+                self._send(name, b"".join(line) + b"\n")
+            held, self._held = self._held, b""
+            if held:
+                self._client.send(name, held)
         except BrokenPipeError:
             binlog.kill()
             self._client_failed()
 
+    def _send(self, name: str, text: bytes) -> None:
+        """Lines of SQL to the client, table-map comments made whole comments first
+        (only while one is expected: see :mod:`~plakar_mysql.binlog.comments`)."""
+        assert self._client is not None
+        if self.comments or self._held:
+            text, self._held = self.comments.fix(self._held + text)
+        if text:
+            self._client.send(name, text)
+
     # -- the end --------------------------------------------------------------------
 
-    def _client_failed(self) -> None:
+    def _client_failed(self) -> NoReturn:
         assert self._client is not None and self._selector is not None
         self._client.finish()
-        event, gtid, applied = self._client.failed_at()
+        event, gtid = self._client.failed_at()
         where = "an event"
         if event is not None:
             start = self._selector.event_at(event.file, event.end)
@@ -598,14 +799,25 @@ class Replay:
                 else f"{event.file} ending at {event.end}"
             )
             where = f"the event at {pos}" + (f" (transaction {gtid})" if gtid else "")
-        self._record(applied)
+        point = self._settle()
         error = self._client.error()
         if "ERROR 1205" in error:
             error += f" (waited {self.lock_wait} s, lock_wait_timeout; {self._holders()})"
+        error = escaped(error)
         raise ReplayError(
-            f"the replay stopped at {where}: {error}; the transactions before it "
-            f"are applied (@@gtid_slave_pos is {applied or 'empty'}): fix the cause and run the "
-            "same restore again to go on from there"
+            f"the replay stopped at {where}: {error}; the transactions before it are applied "
+            f"and recorded ({self._said(point)}): fix the cause and {_AGAIN}"
+        )
+
+    def _said(self, point: Position | None) -> str:
+        """The target's point as read from it, for a message."""
+        if point is None:
+            return "the target's point could not be read"
+        if self._variable == point:
+            return f"@@gtid_slave_pos is {point or 'empty'}, read from the target"
+        return (
+            f"the target records {point} in mysql.gtid_slave_pos, read from it "
+            f"(@@gtid_slave_pos says {self._variable or 'empty'})"
         )
 
     def _holders(self) -> str:
@@ -623,39 +835,51 @@ class Replay:
         return holders(self._db, [(schema, "") for schema in schemas])
 
     def fail(self, message: str) -> NoReturn:
-        """Stop now: the client finishes what it was sent, and what was applied so far
-        is recorded and said (killing it would leave some applied but unrecorded)."""
+        """Stop now: the client finishes what it was sent (each transaction it commits
+        records itself), and the target's point is read and said."""
         applied = self._finish_client()
         raise ReplayError(
             f"{message}; "
             + (
-                f"the transactions up to {applied} are applied"
+                f"the transactions up to {applied} are applied (read from the target): "
+                f"{_AGAIN} once the cause is fixed"
                 if applied
                 else "nothing was applied"
             )
         )
 
     def _finish_client(self) -> Position | None:
-        """Let the client end; record and return the position it reached."""
+        """Let the client end; the target's point if the replay applied anything."""
         client, selector = self._client, self._selector
         if client is None or selector is None:
             return None
         if client.finish() != 0:
             self._client_failed()
         selector.end()
-        if selector.kept:
-            self._record(selector.applied)
-            return selector.applied
-        return None
+        return self._settle() if selector.kept else None
 
-    def _record(self, applied: Position) -> None:
-        assert self._selector is not None and self._db is not None
-        if applied == self._selector.start or not applied:
-            return
+    def _settle(self) -> Position | None:
+        """Make ``@@gtid_slave_pos`` what the target records (the replay wrote its
+        progress in ``mysql.gtid_slave_pos``, which the variable does not see), which
+        also leaves one row per domain in the table; the point, read back."""
+        if self._db is None:
+            return None
         try:
-            set_restored_point(self._db, applied)
+            point = recorded_point(self._db)
+            self._variable = restored_point(self._db)
+            if point != self._variable:
+                set_restored_point(self._db, point)
+                self._variable = restored_point(self._db)
+            return point
         except pymysql.err.MySQLError as exc:
-            log(f"warning: could not set @@gtid_slave_pos to {applied}: {exc.args[-1]}")
+            log(
+                f"warning: could not set @@gtid_slave_pos to what mysql.gtid_slave_pos records "
+                f"({exc.args[-1]}): the next replay reads the table"
+            )
+            try:
+                return recorded_point(self._db)
+            except pymysql.err.MySQLError:
+                return None
 
     def finish(self) -> None:
         selector = self._selector
@@ -668,34 +892,205 @@ class Replay:
                 "they were not checked against it"
             )
         applied = self._finish_client()
+        self._check_reached(selector, applied)
+        if not selector.kept:
+            log(f"nothing to apply: {self._already(selector)}; {self._range()}")
+            return
         span = ""
         if selector.first_time is not None and selector.last_time is not None:
             span = f" (from {_when(selector.first_time)} to {_when(selector.last_time)})"
-        if not selector.kept:
-            log(
-                f"nothing to replay: no transaction of the {self._files} log(s) is after the "
-                f"start point {selector.start or selector.start_at} and before "
-                f"{self.bounds.describe_stop()}"
-            )
-            return
         ended = selector.stop_reason or "the end of the archive"
         log(
             f"applied {selector.kept} transaction(s){span} from {self._files} log(s), up to "
-            f"{ended}; @@gtid_slave_pos is now {applied}"
+            f"{ended}; {self._said(applied)}"
         )
-        if not selector.stopped and (self.bounds.stop_time is not None or self.bounds.stop):
-            log(
-                f"warning: the archive ends before {self.bounds.describe_stop()}: everything "
-                "archived was applied; a later binlog snapshot may hold more"
-            )
+
+    def _check_reached(self, selector: Selector, applied: Position | None) -> None:
+        """Fail unless the target is now at the requested point (see :func:`verdict`)."""
+        problem = verdict(self.bounds, selector, self.read)
+        if problem is None:
+            return
+        point = applied if applied is not None else self._settle()
+        done = f"{selector.kept} transaction(s) applied" if selector.kept else "nothing applied"
+        raise ReplayError(f"{problem} ({done}; {self._said(point)}); {self._range()}")
+
+    def _already(self, selector: Selector) -> str:
+        """Why the target is provably at the requested point with nothing applied."""
+        point = self._settle()
+        where = self._said(point)
+        if self.bounds.stop_time is not None or self.bounds.stop is not None:
+            return f"the target is already at {self.bounds.describe_stop()} ({where})"
+        return f"the target is already at the archive's end ({where})"
+
+    def _range(self) -> str:
+        read = {facts.name for facts in self.read}
+        return archive_range(self.read, [name for name in self.seen if name not in read])
 
     def close(self) -> None:
         if self._client is not None:
             self._client.kill()
+        self._children.close()
         if self._db is not None:
             with contextlib.suppress(Exception):
                 self._db.close()
             self._db = None
+
+
+def _one(db: pymysql.connections.Connection[Any], sql: str) -> Any:
+    with db.cursor() as cursor:
+        cursor.execute(sql)
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+_RECORD_ENGINE = (
+    "SELECT ENGINE FROM information_schema.TABLES "
+    "WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = 'gtid_slave_pos'"
+)
+_DENIED = 1142  # "INSERT command denied to user ... for table ..."
+
+
+def check_privileges(
+    db: pymysql.connections.Connection[Any], binlogging: bool, address: str
+) -> None:
+    """Refuse, before anything is applied, an account that could not replay the logs
+    or record its progress: ``SUPER``, or ``BINLOG REPLAY`` (the logs' events set
+    ``gtid_seq_no`` and run ``BINLOG`` statements), ``REPLICATION SLAVE ADMIN`` (``SET
+    GLOBAL gtid_slave_pos``) and, on a target writing a binary log, ``BINLOG ADMIN``
+    (a DDL's record stays out of it); and ``SELECT, INSERT`` on the record table,
+    asked of the server itself (``EXPLAIN`` checks them and changes nothing)."""
+    who = current_user(db)
+    grants = session_grants(db)
+    missing: list[str] = []
+    if not grants.has("SUPER"):
+        needed = ["BINLOG REPLAY", "REPLICATION SLAVE ADMIN", *(["BINLOG ADMIN"] * binlogging)]
+        missing = grants.lacking(needed)
+    table: list[str] = []
+    for privilege, probe in (
+        ("SELECT", f"EXPLAIN SELECT sub_id FROM {RECORD_TABLE}"),
+        ("INSERT", f"EXPLAIN INSERT INTO {RECORD_TABLE} {RECORD_COLUMNS} VALUES (0, 0, 0, 0)"),
+    ):
+        try:
+            _one(db, probe)
+        except pymysql.err.MySQLError as exc:
+            if exc.args[0] != _DENIED:
+                raise
+            table.append(privilege)
+    if not missing and not table:
+        return
+    grant = [f"GRANT {', '.join(missing)} ON *.* TO {who}"] if missing else []
+    grant += [f"GRANT {', '.join(table)} ON {RECORD_TABLE} TO {who}"] if table else []
+    lacks = [", ".join(missing) + " ON *.*"] if missing else []
+    lacks += [f"{', '.join(table)} ON {RECORD_TABLE}"] if table else []
+    raise ReplayError(
+        f"{who} lacks what the replay needs on {address}: {'; '.join(lacks)} (the replay runs "
+        f"the logs' events and records each transaction in {RECORD_TABLE} as it commits; "
+        f"{'; '.join(grant)}); nothing was applied"
+    )
+
+
+def verdict(bounds: Bounds, selector: Selector, read: list[FileFacts]) -> str | None:
+    """Why the target is not at the requested point once the logs are applied, or
+    None when it is: a replay only goes forward, and what it cannot reach, or
+    cannot show it reached, is a failure, never a success that did nothing."""
+    held = selector.start  # what the target held before the replay
+    if selector.beyond is not None:
+        gtid, stamp = selector.beyond
+        return (
+            f"the target already holds transaction {gtid} of {_when(stamp)}, at or after "
+            f"{bounds.describe_stop()}: a replay only goes forward and cannot bring it back "
+            "there; restore a base taken before that point, then replay"
+        )
+    start_at = selector.start_at
+    if start_at is not None and not selector.started:
+        return f"start_position {start_at} was not reached: no log read holds it"
+    stop = bounds.stop
+    if isinstance(stop, Position):
+        past = [
+            str(g) for g in held.gtids() if g.domain in stop.domains and g.seq > stop.seq(g.domain)
+        ]
+        if past:
+            return (
+                f"the target already holds {', '.join(past)}, after stop_position {stop}: a "
+                "replay only goes forward; restore a base taken before that point, then replay"
+            )
+        if any(selector.applied.seq(g.domain) < g.seq for g in stop.gtids()):
+            return f"the archive ends before stop_position {stop}: {_LATER}"
+        return None
+    if isinstance(stop, FilePosition):
+        if stop.file < read[0].name:
+            return f"stop_position {stop} is before the archive's first log {read[0].name}"
+        if not selector.stopped and stop.file > read[-1].name:
+            return f"the archive ends with {read[-1].name}, before stop_position {stop}: {_LATER}"
+        return None
+    if bounds.stop_time is not None:
+        end = max(facts.max_time for facts in read)
+        if not selector.stop_seen and end < bounds.stop_time:
+            return (
+                f"the archive ends at {_when(end)}, before stop_datetime {bounds.stop_text}: "
+                f"{_LATER}"
+            )
+        opened = read[0].opened
+        if not selector.kept and (opened is None or opened >= bounds.stop_time):
+            # What the target held before the archive began is of before its first log.
+            return (
+                f"the archive begins at {_when(opened or 0)} (its first log was opened "
+                f"then), not before stop_datetime {bounds.stop_text}: it cannot show that "
+                "the target's point is before that time"
+            )
+        return None
+    end_position = read[-1].end
+    if end_position is not None:
+        past = [
+            str(g)
+            for g in held.gtids()
+            if g.domain in end_position.domains and g.seq > end_position.seq(g.domain)
+        ]
+        if past:
+            return (
+                f"the target already holds {', '.join(past)}, after the archive's end "
+                f"{end_position}: the archive is older than the target; replay a later "
+                "binlog snapshot"
+            )
+    return None
+
+
+# How to go on after a failure: the same restore starts after what the target records.
+_AGAIN = "run the same restore again to go on from there"
+_LATER = "everything archived up to there is applied; a later binlog snapshot may hold the rest"
+
+
+def _gtids(per_domain: Mapping[int, Gtid]) -> str:
+    return ",".join(str(per_domain[d]) for d in sorted(per_domain))
+
+
+def archive_range(read: list[FileFacts], unread: list[str]) -> str:
+    """The archive's logs and transactions, for a message: first and last GTID, and times."""
+    if not read:
+        return "no log of the archive was read"
+    logs = read[0].name if len(read) == 1 else f"{read[0].name} to {read[-1].name}"
+    held = [facts for facts in read if facts.transactions]
+    if not held:
+        text = f"the archive's logs {logs} hold no transaction after {read[0].start}"
+    else:
+        first, last = held[0], held[-1]
+        text = (
+            f"the archive's logs {logs} hold {_gtids(first.first)} of "
+            f"{_when(first.first_time or 0)} to {_gtids(last.last)} of "
+            f"{_when(last.last_time or 0)}"
+        )
+    if unread:
+        text += f" ({len(unread)} later log(s), after the stop, not read)"
+    return text
+
+
+# Control characters as escapes: a name or a server's message on one line.
+_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(32), 127] if c != 9} | {10: "\\n", 13: "\\r"}
+
+
+def escaped(text: str) -> str:
+    """``text`` on one line: line breaks and other control characters escaped."""
+    return text.translate(_ESCAPES)
 
 
 def read_head(scanner: Scanner, stream: Content) -> list[bytes]:
@@ -767,6 +1162,7 @@ class BinlogExporter(Exporter):
                 "--database); give one, or none to replay every database"
             )
         self.bounds = Bounds.from_options(self.config.values)
+        self.guard = options.guard
 
     def info(self) -> ConnectorInfo:
         return ConnectorInfo(origin=self.config.connection.address, type=SCHEME, root="/")
@@ -775,7 +1171,7 @@ class BinlogExporter(Exporter):
         connect(self.config.connection).close()
 
     def export(self, records: Iterator[Record], report: Report) -> None:
-        replay = Replay(self.config, self.bounds)
+        replay = Replay(self.config, self.bounds, self.guard)
         try:
             failure = export_each(records, report, lambda r: self._one(replay, r))
             if failure is None:
