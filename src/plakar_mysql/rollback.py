@@ -22,7 +22,10 @@ they are the restore's, the plugin that drove them is dead):
    none of them existed before, the restore checked;
 3. its shadow databases (``plakar_restore_<session>_...``: made by the
    restore's own session, whose id they carry; once swapped they are empty);
-4. the target databases it created, if they are empty then.
+4. the target databases it created, and the ``plakar_old_*`` databases made
+   for the tables an overwrite moves aside, if they are empty then (a
+   ``plakar_old_*`` database holding tables is the DBA's: see
+   :func:`plakar_mysql.shadow.drop_leftovers`).
 
 Tables an overwrite restore swapped in stay: the same command run again
 replaces them again, and finishes what the interrupted one did not.
@@ -82,6 +85,7 @@ class Undo:
     new_tables: tuple[tuple[str, str], ...] = ()  # (target, table) that did not exist before
     objects: tuple[tuple[str, str, str], ...] = ()  # (target, kind, name) that did not exist
     old_triggers: tuple[Trigger, ...] = ()  # dropped before the swap
+    aside: tuple[str, ...] = ()  # plakar_old_* databases made for the tables moved aside
 
     def __call__(self) -> None:
         undo(self)
@@ -96,14 +100,20 @@ class Undo:
             parts.append(f"what it had restored into {', '.join(map(_q, targets))} dropped")
         if self.shadows:
             parts.append(f"shadow database(s) {', '.join(_q(s) for _, s in self.shadows)} dropped")
-        if self.created:
-            parts.append(f"database(s) {', '.join(map(_q, self.created))} dropped if empty")
+        if self.created or self.aside:
+            made = ", ".join(map(_q, (*self.created, *self.aside)))
+            parts.append(f"database(s) {made} dropped if empty")
         return "undid the interrupted MySQL restore: " + ("; ".join(parts) or "nothing to undo")
 
     @property
     def empty(self) -> bool:
         return not (
-            self.shadows or self.created or self.new_tables or self.objects or self.old_triggers
+            self.shadows
+            or self.created
+            or self.new_tables
+            or self.objects
+            or self.old_triggers
+            or self.aside
         )
 
 
@@ -151,7 +161,7 @@ def undo(state: Undo) -> None:
             _rows(db, f"DROP {kind} IF EXISTS {_q(target, name)}")
         for shadow in shadows.values():
             _rows(db, f"DROP DATABASE IF EXISTS {_q(shadow)}")
-        for database in state.created:
+        for database in (*state.created, *state.aside):
             if _is_empty(db, database):
                 _rows(db, f"DROP DATABASE IF EXISTS {_q(database)}")
 

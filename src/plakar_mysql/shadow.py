@@ -251,8 +251,9 @@ class Shadow:
                     moves.append((target, n, *views[-1]))
             if aside:
                 trash = f"{OLD_PREFIX}{self._session}_{len(self._trash) + 1}_{self._tag}"
-                self._rows(f"CREATE DATABASE {_q(trash)}")
                 self._trash[trash] = target
+                self._note(aside=tuple(self._trash))
+                self._rows(f"CREATE DATABASE {_q(trash)}")
                 moves += [(target, n, trash, n) for n in aside]
                 replaced += [(target, n) for n in aside]
                 old_triggers += [t for t in self._triggers(target) if t.table in aside]
@@ -311,6 +312,7 @@ class Shadow:
             for trash in sorted(self._trash):
                 self._rows(f"DROP DATABASE {_q(trash)}")
                 del self._trash[trash]
+            self._note(aside=())
         except pymysql.err.MySQLError as exc:
             where = f" ({holders(self._db, replaced)})" if is_lock_timeout(exc) else ""
             if exc.args and exc.args[0] in _REFERENCED:
@@ -471,6 +473,7 @@ class Shadow:
             with contextlib.suppress(pymysql.err.MySQLError, OSError):
                 self._rows(f"DROP DATABASE IF EXISTS {_q(trash)}")  # empty unless swapped
         self._trash.clear()
+        self._note(aside=())
         left = {}
         for target, shadow in sorted(self._shadows.items()):
             try:
