@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from kloset_sdk._pb import connectors_pb2 as pb
+from kloset_sdk.guard import Guard
 
 # Go's io/fs.FileMode keeps the type in the high bits, not POSIX's S_IFMT.
 MODE_DIR = 1 << 31
@@ -58,6 +59,8 @@ class Options:
     max_concurrency: int = 1
     excludes: tuple[str, ...] = ()
     no_xattr: bool = False
+    # Not Plakar's: the process's guardian, for clean-up that must survive a kill.
+    guard: Guard = field(default_factory=Guard.off, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

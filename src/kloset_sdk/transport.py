@@ -2,7 +2,8 @@
 
 Plakar starts a connector with no arguments and speaks HTTP/2 (gRPC without
 TLS) over the child's stdin and stdout.  grpcio cannot serve on a pair of pipes,
-so the server listens on a unix socket in a private directory and two threads
+so the server listens on a unix socket (in a private directory, both removed as
+soon as our one connection is made) and two threads
 relay bytes between the pipes and one connection to that socket.  Where the
 kernel allows it (stdin and stdout are pipes, as Plakar makes them), the relay
 is ``splice(2)``: the bytes move from pipe to socket and back inside the
@@ -87,10 +88,12 @@ def relay(src: int, dst: int, write: Callable[[int, memoryview], int]) -> bool:
     return False
 
 
-def serve(register: Callable[[grpc.Server], None], stdin: int = 0, stdout: int = 1) -> None:
-    """Run a gRPC server, populated by ``register``, over the given pipe descriptors."""
-    with tempfile.TemporaryDirectory(prefix="kloset-sdk-") as tmp:
-        address = os.path.join(tmp, "grpc.sock")
+def _listen(register: Callable[[grpc.Server], None]) -> tuple[grpc.Server, socket.socket]:
+    """The server, and our one connection to it, on a unix socket nobody else can
+    reach: made in a private directory, connected to once, then removed with it."""
+    tmp = tempfile.mkdtemp(prefix="kloset-sdk-")
+    address = os.path.join(tmp, "grpc.sock")
+    try:
         server = grpc.server(
             ThreadPoolExecutor(max_workers=_MAX_WORKERS, thread_name_prefix="rpc"),
             options=[
@@ -103,24 +106,33 @@ def serve(register: Callable[[grpc.Server], None], stdin: int = 0, stdout: int =
         server.start()
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(address)
-        os.unlink(address)  # nobody else may ever connect
-        enlarge_pipe(stdin)
-        enlarge_pipe(stdout)
+        return server, conn
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(address)
+        os.rmdir(tmp)
 
-        def inbound() -> None:
-            with contextlib.suppress(OSError):
-                relay(stdin, conn.fileno(), lambda fd, b: conn.send(b))
-            # Plakar closed our stdin: the session is over, whatever is in flight.
-            server.stop(grace=None)
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
 
-        reader = threading.Thread(target=inbound, name="stdin-relay", daemon=True)
-        reader.start()
-        try:
-            relay(conn.fileno(), stdout, os.write)
-        except OSError:
-            pass  # Plakar went away: there is nobody left to answer
-        finally:
-            conn.close()
-            server.stop(grace=None)
+def serve(register: Callable[[grpc.Server], None], stdin: int = 0, stdout: int = 1) -> None:
+    """Run a gRPC server, populated by ``register``, over the given pipe descriptors."""
+    server, conn = _listen(register)
+    enlarge_pipe(stdin)
+    enlarge_pipe(stdout)
+
+    def inbound() -> None:
+        with contextlib.suppress(OSError):
+            relay(stdin, conn.fileno(), lambda fd, b: conn.send(b))
+        # Plakar closed our stdin: the session is over, whatever is in flight.
+        server.stop(grace=None)
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_RDWR)
+
+    reader = threading.Thread(target=inbound, name="stdin-relay", daemon=True)
+    reader.start()
+    try:
+        relay(conn.fileno(), stdout, os.write)
+    except OSError:
+        pass  # Plakar went away: there is nobody left to answer
+    finally:
+        conn.close()
+        server.stop(grace=None)

@@ -7,7 +7,9 @@ backup.  The exporter writes, for every file it receives, its path, size and
 SHA-256 as one JSON line to the file named by ``out``; it never holds a file
 in memory.  With ``hold=PATH`` it reads content slowly (touching ``PATH.started``),
 so that a test can kill plakar in the middle, and its clean-up takes a second
-before it touches ``PATH.cleaned``.  Run as ``python synthetic.py importer|exporter``.
+before it touches ``PATH.cleaned``; for the time of the export it registers with
+the guardian an action that touches ``PATH.guarded``.
+Run as ``python synthetic.py importer|exporter``.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from functools import partial
 
 from kloset_sdk import (
     ConnectorInfo,
     Exporter,
     Flags,
     Importer,
+    Options,
     Record,
     Report,
     Result,
@@ -86,8 +90,14 @@ class SyntheticImporter(Importer):
                 rss.write(str(peak_rss_kib()))
 
 
+def touch(path: str) -> None:
+    with open(path, "w"):
+        pass
+
+
 class DigestExporter(Exporter):
-    def __init__(self, config: Mapping[str, str]) -> None:
+    def __init__(self, options: Options, config: Mapping[str, str]) -> None:
+        self.guard = options.guard
         self.out = config["out"]
         self.hold = config.get("hold")
 
@@ -95,9 +105,13 @@ class DigestExporter(Exporter):
         return ConnectorInfo(origin="synthetic", type="synthetic")
 
     def export(self, records: Iterator[Record], report: Report) -> None:
+        guarded = partial(touch, f"{self.hold}.guarded")
+        token = self.guard.on_exit(guarded, f"touch {self.hold}.guarded") if self.hold else 0
         try:
             self._digests(records, report)
         finally:
+            if token:
+                self.guard.discard(token)
             if self.hold:  # a clean-up that takes a while, as dropping a database does
                 time.sleep(1.0)
                 with open(self.hold + ".cleaned", "w"):
@@ -141,7 +155,7 @@ def main() -> None:
     if role == "importer":
         run_importer(lambda _o, _p, config: SyntheticImporter(config))
     else:
-        run_exporter(lambda _o, _p, config: DigestExporter(config))
+        run_exporter(lambda options, _p, config: DigestExporter(options, config))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.interrupt import HOW, interrupted_run, settle
 from support.plakar import Plakar
 from support.scripts import executable
 from test_faults import children, gone, start
@@ -134,3 +135,55 @@ def test_plakar_killed_mid_restore_lets_the_export_clean_up(plakar: Plakar, tmp_
     for pid in exporters:
         assert gone(pid, timeout=60), f"the exporter {pid} still runs"
     assert Path(f"{hold}.cleaned").exists(), "the exporter exited in the middle of its clean-up"
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_an_interrupted_export_is_cleaned_up_by_the_guardian(
+    plakar: Plakar, tmp_path: Path, how: str
+) -> None:
+    """However the run is stopped, what the exporter registered with its guard is
+    done once the plugin is gone (plakar SIGKILLs it on SIGINT and SIGTERM), or
+    the exporter's own clean-up ran (plakar itself killed: the plugin unwinds and
+    discards it).  No traceback, no process, no temporary file is left."""
+    snapshot = plakar.backup("synthetic://x", f"size={64 * BLOCK}", timeout=600)
+    hold = tmp_path / "hold"
+    args = [
+        "restore",
+        "-to",
+        "synthetic://y",
+        "-o",
+        f"out={tmp_path / 'out'}",
+        "-o",
+        f"hold={hold}",
+    ]
+    run = interrupted_run(plakar, [*args, snapshot], how=how, when=Path(f"{hold}.started").exists)
+    settle(plakar)
+    assert run.returncode != 0, run.output
+    assert "Traceback" not in run.output, run.output
+    assert run.tmp_entries() == []
+    if how == "kill-plakar":
+        assert Path(f"{hold}.cleaned").exists(), run.output
+        assert not Path(f"{hold}.guarded").exists(), run.output
+    else:
+        assert Path(f"{hold}.guarded").exists(), run.output
+        assert f"clean-up after the run: touch {hold}.guarded: done" in run.output, run.output
+
+
+def test_a_finished_export_leaves_the_guardian_nothing_to_do(
+    plakar: Plakar, tmp_path: Path
+) -> None:
+    snapshot = plakar.backup("synthetic://x", f"size={4 * BLOCK}")
+    hold = tmp_path / "hold"
+    out = plakar.at(
+        "restore",
+        "-to",
+        "synthetic://y",
+        "-o",
+        f"out={tmp_path / 'out'}",
+        "-o",
+        f"hold={hold}",
+        snapshot,
+    )
+    assert Path(f"{hold}.cleaned").exists()
+    assert not Path(f"{hold}.guarded").exists()
+    assert "clean-up after the run" not in out.stdout + out.stderr
