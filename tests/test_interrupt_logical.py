@@ -24,6 +24,7 @@ result.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,8 @@ from test_backup_restore import password, uri
 ROWS = 400_000
 #: Seconds a run may take before the harness gives up on it.
 TIMEOUT = 120
+#: The swap's RENAME TABLE in the server's process list.
+RENAMING = "SELECT 1 FROM information_schema.PROCESSLIST WHERE INFO LIKE 'RENAME TABLE%'"
 #: The base's point, and what the target's restored point is before each restore.
 TARGET_POINT = "0-9-5"
 
@@ -206,11 +209,7 @@ class SwapHeld:
                     cursor.execute("BEGIN")
                     cursor.execute(f"SELECT COUNT(*) FROM `{found[0][0]}`.plain")
             return False
-        return bool(
-            self.server.query(
-                "SELECT 1 FROM information_schema.PROCESSLIST WHERE INFO LIKE 'RENAME TABLE%'"
-            )
-        )
+        return bool(self.server.query(RENAMING))
 
     def release_once_the_swap_is_gone(self, timeout: float = 60) -> None:
         """The restore's session (killed by the guardian) has given up the swap:
@@ -218,17 +217,13 @@ class SwapHeld:
         assert self.holder is not None
         with contextlib.closing(self.holder):
             wait_until(
-                lambda: not self.server.query(
-                    "SELECT 1 FROM information_schema.PROCESSLIST WHERE INFO LIKE 'RENAME TABLE%'"
-                ),
+                lambda: not self.server.query(RENAMING),
                 timeout,
             )
             self.holder.commit()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float) -> None:
-    import time
-
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"

@@ -131,27 +131,6 @@ def shown(path: str) -> str:
     return path if path.isprintable() else repr(path)
 
 
-class _NoGuard:  # TEMPORARY: replaced by kloset_sdk's guard when it lands on main
-    def on_exit(self, action: Any, what: str) -> Any:
-        return None
-
-    def discard(self, token: Any) -> None:
-        pass
-
-    def temp_dir(self, prefix: str, dir: str | None = None) -> str:
-        import tempfile
-
-        return tempfile.mkdtemp(prefix=prefix, dir=dir)
-
-    def remove_dir(self, path: str) -> None:
-        import shutil
-
-        shutil.rmtree(path, ignore_errors=True)
-
-    def child(self, process: Any) -> Any:
-        return contextlib.nullcontext()
-
-
 class MySQLExporter(Exporter):
     """Restores a snapshot into a server, under the original or another database name."""
 
@@ -161,7 +140,7 @@ class MySQLExporter(Exporter):
         if len(self.config.databases) > 1:
             raise ConfigError("restore into one database at most (the URI path or database=)")
         self.target = self.config.databases[0] if self.config.databases else None
-        self._guard = getattr(options, "guard", None) or _NoGuard()  # TEMPORARY until the SDK guard lands
+        self._guard = options.guard  # undoes what an interrupted restore leaves
         self._base_point: str | None = None  # the snapshot's binlog GTID, from its manifest
         self._whole_server = False  # the whole snapshot of a whole server is restored
         # Where in the snapshot the files of this restore come from, and from which

@@ -19,8 +19,9 @@ import re
 import subprocess
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any
+from typing import IO
 
+from kloset_sdk.guard import Guard
 from kloset_sdk.records import Content
 from plakar_mysql.credentials import hide_secrets, option_pipe
 from plakar_mysql.dump import MAX_PACKET
@@ -140,7 +141,7 @@ class Client:
         *,
         force: bool,
         init_command: str | None = None,
-        guard: Any = None,
+        guard: Guard | None = None,
     ) -> None:
         self.tool = tool
         self.guard = guard  # kills a client left running if the plugin dies

@@ -50,6 +50,7 @@ from typing import IO, Any, TypeAlias
 
 import pymysql
 
+from kloset_sdk.guard import Guard
 from kloset_sdk.records import Content
 from plakar_mysql.dump import DumpProcess, base_arguments
 from plakar_mysql.flavour import Flavour, Tool, find_tool
@@ -72,7 +73,7 @@ from plakar_mysql.loader import Client, DefinerRewriter, LoadError, TriggerRewri
 from plakar_mysql.locks import DEFAULT_LOCK_WAIT_TIMEOUT, bounds_sql, holders
 from plakar_mysql.options import Config
 from plakar_mysql.preflight import OVERWRITE_DATABASES, OVERWRITE_PRIVILEGES, check_restore
-from plakar_mysql.rollback import Guard, Rollback, Undo, routine_objects, undo
+from plakar_mysql.rollback import Rollback, Undo, routine_objects, undo
 from plakar_mysql.server import (
     ServerError,
     ServerInfo,

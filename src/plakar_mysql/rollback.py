@@ -36,12 +36,12 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, TypeAlias
+from typing import Any, TypeAlias
 
 import pymysql
 
+from kloset_sdk.guard import Guard
 from plakar_mysql import options
 from plakar_mysql.locks import bounds_sql
 from plakar_mysql.server import connect, quote_identifier
@@ -53,20 +53,6 @@ Connection: TypeAlias = "pymysql.connections.Connection[Any]"
 SESSION_WAIT = 5.0
 #: Kinds of objects besides tables, as DROP names them.
 OBJECT_KINDS = ("VIEW", "PROCEDURE", "FUNCTION", "EVENT")
-
-
-class Guard(Protocol):
-    """The part of the SDK's guard a restore uses."""
-
-    def on_exit(self, action: Any, what: str) -> Any: ...
-
-    def discard(self, token: Any) -> None: ...
-
-    def temp_dir(self, prefix: str, dir: str | None = None) -> str: ...
-
-    def remove_dir(self, path: str) -> None: ...
-
-    def child(self, process: Any) -> AbstractContextManager[Any]: ...
 
 
 def _q(*names: str) -> str:
@@ -123,7 +109,7 @@ class Rollback:
     def __init__(self, guard: Guard, undo: Undo) -> None:
         self._guard = guard
         self.state = undo
-        self._token: Any = None
+        self._token: int | None = None
 
     def update(self, **changes: Any) -> None:
         """Register the state with ``changes``, then discard the previous one."""
