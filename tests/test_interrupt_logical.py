@@ -24,6 +24,7 @@ result.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,14 +32,14 @@ from pathlib import Path
 
 import pymysql
 import pytest
-from support.compare import describe_database, describe_server, diff
+from support.compare import DatabaseDescription, describe_database, describe_server, diff
 from support.interrupt import HOW, interrupted_run, settle
 from support.mariadb import MariaDBServer
 from support.plakar import Plakar, make_plakar
 from test_backup_restore import password, uri
 
 #: Rows of ``big.bulk``: a few seconds of loading, so a poll finds it mid-way.
-ROWS = 400_000
+ROWS = 300_000
 #: Seconds a run may take before the harness gives up on it.
 TIMEOUT = 120
 #: The swap's RENAME TABLE in the server's process list.
@@ -56,10 +57,11 @@ BIG = (
     "CREATE TABLE big.audited (id INT PRIMARY KEY AUTO_INCREMENT, what VARCHAR(40) NOT NULL)",
     "CREATE TABLE big.noted (id INT PRIMARY KEY, note VARCHAR(40) NOT NULL DEFAULT '')",
     "INSERT INTO big.noted SELECT seq, '' FROM seq_1_to_20",
-    "CREATE TRIGGER big.noted_audit AFTER UPDATE ON big.noted FOR EACH ROW"
-    " INSERT INTO big.audited (what) VALUES (CONCAT('noted ', NEW.id))",
-    "CREATE VIEW big.plain_labels AS SELECT label FROM big.plain",
-    "CREATE FUNCTION big.twice(x INT) RETURNS INT DETERMINISTIC RETURN 2 * x",
+    # Typed without a database name, so they read the same under another name.
+    "CREATE TRIGGER noted_audit AFTER UPDATE ON noted FOR EACH ROW"
+    " INSERT INTO audited (what) VALUES (CONCAT('noted ', NEW.id))",
+    "CREATE VIEW plain_labels AS SELECT label FROM plain",
+    "CREATE FUNCTION twice(x INT) RETURNS INT DETERMINISTIC RETURN 2 * x",
 )
 
 
@@ -70,6 +72,7 @@ class Setup:
     target: MariaDBServer
     snapshot: str
     base_point: str
+    expected: DatabaseDescription  # ``big`` as backed up
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +82,13 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     source = MariaDBServer(root / "source", extra_args=("--log-bin=binlog", "--server-id=1"))
     target = MariaDBServer(root / "target")
     try:
-        for statement in BIG:
-            source.execute(statement)
+        source.execute(BIG[0])
+        for statement in BIG[1:]:
+            source.execute(statement, database="big")
         plakar = make_plakar(root / "plakar")
         snapshot = plakar.backup(uri(source, "big"), password(source))
         (point,) = source.query("SELECT @@gtid_binlog_pos")[0]
-        yield Setup(plakar, source, target, snapshot, str(point))
+        yield Setup(plakar, source, target, snapshot, str(point), describe_database(source, "big"))
     finally:
         target.cleanup()
         source.cleanup()
@@ -117,6 +121,11 @@ def assert_clean(s: Setup, result: object, before: object, how: str) -> None:
     output = getattr(result, "output", "")
     settle(s.plakar)
     assert "Traceback" not in output, output
+    # The guardian undid what the restore had made (plakar SIGKILLs the plugin on
+    # SIGINT and SIGTERM); a plugin that outlives plakar (SIGKILL) does it itself.
+    by_itself = how == "kill-plakar" and "dropped the shadow database" in output
+    assert by_itself or "undid the interrupted MySQL restore" in output, output
+    assert "FAILED" not in output, output
     assert result.tmp_entries() == [], (how, result.tmp_entries(), output)  # type: ignore[attr-defined]
     now = describe_server(s.target)
     assert sorted(now) == sorted(before), (how, sorted(now), output)  # type: ignore[call-overload]
@@ -125,8 +134,8 @@ def assert_clean(s: Setup, result: object, before: object, how: str) -> None:
 
 
 def restored_exactly(s: Setup, database: str) -> None:
-    expected = describe_database(s.source, "big", rename={"big": database})
-    assert diff(expected, describe_database(s.target, database)) == []
+    restored = describe_database(s.target, database, rename={database: "big"})
+    assert diff(s.expected, restored) == []
 
 
 @contextlib.contextmanager
@@ -168,34 +177,18 @@ def drifted_copy(s: Setup, database: str) -> None:
     )
 
 
-@pytest.mark.parametrize("how", ["int-plakar", "kill-plakar"])
-def test_an_overwrite_restore_interrupted_while_loading_leaves_the_target_as_it_was(
-    setup: Setup, how: str
-) -> None:
-    s = setup
-    database = f"over_{how.replace('-', '_')}"
-    with dropped_afterwards(s, database):
-        drifted_copy(s, database)
-        before = describe_server(s.target)
-        args = restore_args(s, database, "overwrite=true", "jobs=2")
-        result = interrupted_run(
-            s.plakar, args, how=how, when=loading_rows_into_a_shadow(s.target), timeout=TIMEOUT
-        )
-        assert result.returncode != 0, result.output
-        assert_clean(s, result, before, how)
-        s.plakar.at(*args, timeout=TIMEOUT)
-        restored_exactly(s, database)
-
-
 class SwapHeld:
     """A ``when`` for the swap: takes a metadata lock on the shadow copy of
     ``plain`` as soon as it exists (a read in an open transaction: loads go on,
     the ``RENAME TABLE`` of the swap waits), and is true once the swap's
-    ``RENAME TABLE`` waits on it - after the target's triggers were dropped."""
+    ``RENAME TABLE`` waits on it - after the target's triggers were dropped for
+    it.  Then a thread lets go of the lock once that session is gone (the
+    guardian kills it), so that the guardian can drop the shadow."""
 
     def __init__(self, server: MariaDBServer) -> None:
         self.server = server
         self.holder: pymysql.connections.Connection[pymysql.cursors.Cursor] | None = None
+        self.releaser: threading.Thread | None = None
 
     def __call__(self) -> bool:
         if self.holder is None:
@@ -209,18 +202,24 @@ class SwapHeld:
                     cursor.execute("BEGIN")
                     cursor.execute(f"SELECT COUNT(*) FROM `{found[0][0]}`.plain")
             return False
-        return bool(self.server.query(RENAMING))
+        if not self.server.query(RENAMING):
+            return False
+        self.releaser = threading.Thread(target=self.release, daemon=True)
+        self.releaser.start()
+        return True
 
-    def release_once_the_swap_is_gone(self, timeout: float = 60) -> None:
-        """The restore's session (killed by the guardian) has given up the swap:
-        let go of the lock, so the guardian can drop the shadow."""
+    def release(self) -> None:
         assert self.holder is not None
         with contextlib.closing(self.holder):
-            wait_until(
-                lambda: not self.server.query(RENAMING),
-                timeout,
-            )
+            with contextlib.suppress(AssertionError):
+                wait_until(lambda: not self.server.query(RENAMING), 60)
             self.holder.commit()
+
+    def close(self) -> None:
+        if self.releaser is not None:
+            self.releaser.join(90)
+        elif self.holder is not None:
+            self.holder.close()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float) -> None:
@@ -230,27 +229,35 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> None:
         time.sleep(0.1)
 
 
-def test_an_overwrite_restore_killed_during_its_swap_leaves_the_target_as_it_was(
+def test_an_overwrite_restore_interrupted_while_loading_or_during_its_swap_changes_nothing(
     setup: Setup,
 ) -> None:
-    """Killed between dropping the target's triggers and the ``RENAME TABLE``: the
+    """Interrupted while loading (SIGINT, SIGKILL to plakar), and killed during the
+    swap, between dropping the target's triggers and the ``RENAME TABLE``: the
     guardian ends the swap's session before it renames anything, creates the
-    triggers again and drops the shadow; the same command then finishes."""
+    triggers again and drops the shadow.  Each time the target is as it was; the
+    same command then finishes the restore."""
     s = setup
-    database = "over_swap"
+    database = "over"
     with dropped_afterwards(s, database):
         drifted_copy(s, database)
         before = describe_server(s.target)
-        args = restore_args(s, database, "overwrite=true")
+        args = restore_args(s, database, "overwrite=true", "jobs=2")
+        for how in ("int-plakar", "kill-plakar"):
+            result = interrupted_run(
+                s.plakar, args, how=how, when=loading_rows_into_a_shadow(s.target), timeout=TIMEOUT
+            )
+            assert result.returncode != 0, result.output
+            assert_clean(s, result, before, f"{how} while loading")
         held = SwapHeld(s.target)
         try:
             result = interrupted_run(s.plakar, args, how="int-plakar", when=held, timeout=TIMEOUT)
         finally:
-            if held.holder is not None:
-                held.release_once_the_swap_is_gone()
+            held.close()
         assert result.returncode != 0, result.output
+        assert "trigger(s) of the target put back" in result.output, result.output
         assert_clean(s, result, before, "int-plakar during the swap")
-        s.plakar.at(*args, timeout=TIMEOUT)
+        s.plakar.at(*args, timeout=TIMEOUT)  # the same command again
         restored_exactly(s, database)
 
 
@@ -283,13 +290,15 @@ def test_a_backup_interrupted_while_dumping_leaves_no_snapshot(
 
 
 def test_a_one_database_restore_moves_the_restored_point_only_when_asked(setup: Setup) -> None:
-    """Finding 6: ``@@gtid_slave_pos`` is server-wide; a restore of one database
-    keeps it and says so, ``restore_point=true`` records the base's point and says so."""
+    """Finding 6: ``@@gtid_slave_pos`` is server-wide.  A one-database snapshot
+    restored under its own name keeps it and says so; with ``restore_point=true``
+    the base's point is recorded and said; a part of a snapshot carries no point
+    (its manifest is not restored), which ``restore_point=true`` says too."""
     s = setup
     s.target.execute(f"SET GLOBAL gtid_slave_pos = '{TARGET_POINT}'")
     try:
-        with dropped_afterwards(s, "kept_point"):
-            proc = s.plakar.restore(s.snapshot, uri(s.target, "kept_point"), password(s.target))
+        with dropped_afterwards(s, "big"):
+            proc = s.plakar.restore(s.snapshot, uri(s.target), password(s.target))
             assert s.target.query("SELECT @@GLOBAL.gtid_slave_pos") == [(TARGET_POINT,)]
             assert (
                 f"left @@gtid_slave_pos as it was ({TARGET_POINT}): this restore is not of a "
@@ -297,12 +306,19 @@ def test_a_one_database_restore_moves_the_restored_point_only_when_asked(setup: 
                 f"{s.base_point}: to replay binary logs onto this restore, give "
                 f"start_position={s.base_point}"
             ) in proc.stderr, proc.stderr
-        with dropped_afterwards(s, "big"):
-            # Under its own name, selectively (one database of the snapshot), asked to.
+        with dropped_afterwards(s, "part"):
             proc = s.plakar.restore(
-                f"{s.snapshot}:/databases/big", uri(s.target), password(s.target),
-                "restore_point=true",
+                f"{s.snapshot}:/databases/big/tables/plain.sql", uri(s.target, "part"),
+                password(s.target), "restore_point=true",
             )  # fmt: skip
+            assert s.target.query("SELECT @@GLOBAL.gtid_slave_pos") == [(TARGET_POINT,)]
+            assert "restore_point=true, but what was restored holds no binary-log point" in (
+                proc.stderr
+            ), proc.stderr
+        with dropped_afterwards(s, "big"):
+            proc = s.plakar.restore(
+                s.snapshot, uri(s.target), password(s.target), "restore_point=true"
+            )
             assert s.target.query("SELECT @@GLOBAL.gtid_slave_pos") == [(s.base_point,)]
             assert (
                 f"recorded the base's point {s.base_point} in @@gtid_slave_pos (where a binlog "

@@ -180,7 +180,13 @@ class MySQLExporter(Exporter):
         restore of one database must not move the point of the others.  Says
         what it did either way."""
         if not self._base_point:
-            return  # the source wrote no binary log (or the snapshot does not say)
+            if self.config.flag("restore_point", False):
+                log(
+                    "restore_point=true, but what was restored holds no binary-log point (the "
+                    "source wrote no binary log, or /manifest.json was not part of the restore): "
+                    "@@gtid_slave_pos was left as it was"
+                )
+            return
         whole = self._whole_server and self.target is None
         if self.config.flag("restore_point", whole):
             record_restored_point(self.config.connection, self._base_point, log)
