@@ -378,10 +378,10 @@ class Restorer:
             self._ensure_database(header)
 
     def _nothing_changed(self) -> str:
-        """What a failure found before the swap and the held files leaves."""
-        if self.overwrite:
-            return "nothing was restored"
-        return "nothing more was restored (the tables loaded so far stay)"
+        """What a failure found before the swap and the held files leaves: nothing
+        (an overwrite swaps nothing in; a restore into new objects drops what it
+        loaded straight into the target, see :meth:`close`)."""
+        return "nothing was restored"
 
     def _check(self, inventories: list[Inventory], *, complete: bool = True) -> None:
         """Refuse if the target holds any object of ``inventories`` (all of a
