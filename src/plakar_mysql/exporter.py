@@ -164,8 +164,8 @@ class MySQLExporter(Exporter):
                 restorer.finish(
                     cancelled=report.cancelled if isinstance(report, Reporter) else None
                 )
+                restorer.done()  # complete: nothing is undone from here
                 self._restore_point()
-                restorer.done()
         finally:
             restorer.close()
         if isinstance(failure, pymysql.err.MySQLError):
