@@ -561,7 +561,12 @@ class Restorer:
         if self.atomic():
             into = self.shadow().database_for(target, self._create_options(header))
         else:
-            self._note_new(new_tables=((target, header.name),))
+            # All the database's tables at once (each checked absent): the undo is
+            # registered before any client starts, so the guardian kills the
+            # clients (newer) before it drops what they load.
+            known = self._inventories.get(header.database)
+            names = known.tables if known is not None else (header.name,)
+            self._note_new(new_tables=tuple((target, name) for name in (*names, header.name)))
         self._fit_packet(header.max_allowed_packet)
         label = f"{target}.{header.name}"
         fingerprint = _Fingerprint(digest=self.config.flag("verify", False))
@@ -712,12 +717,11 @@ class Restorer:
         if self.overwrite or self._rollback is None:
             return
         state = self._rollback.state
-        self._rollback.update(
-            **{
-                key: tuple(dict.fromkeys((*getattr(state, key), *new)))
-                for key, new in changes.items()
-            }
-        )
+        merged = {
+            key: tuple(dict.fromkeys((*getattr(state, key), *new))) for key, new in changes.items()
+        }
+        if any(merged[key] != getattr(state, key) for key in merged):
+            self._rollback.update(**merged)
 
     def _held_objects(self) -> tuple[tuple[str, str, str], ...]:
         """``(target, kind, name)`` of every view, routine and event the held files create."""
