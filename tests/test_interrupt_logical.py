@@ -12,7 +12,8 @@ result.
 
 - a restore into a new database, interrupted while a client loads rows into
   the shadow, with each of the four ways (SIGINT to plakar, SIGINT to the
-  process group as a terminal's Ctrl-C, SIGTERM, SIGKILL);
+  process group as a terminal's Ctrl-C, SIGTERM, SIGKILL); and one by an
+  account that may not create shadows, which loads straight into the target;
 - an overwrite restore interrupted the same way (two signals), and one killed
   during its swap: the ``RENAME TABLE`` is held on a metadata lock taken by the
   test on a shadow table, after the target's triggers were dropped for it;
@@ -162,6 +163,44 @@ def test_a_restore_into_a_new_database_interrupted_while_loading_leaves_nothing(
         assert_clean(s, result, before, how)
         s.plakar.at(*args, timeout=TIMEOUT)  # the same command again
         restored_exactly(s, database)
+
+
+def test_a_restore_straight_into_the_target_interrupted_while_loading_leaves_nothing(
+    setup: Setup,
+) -> None:
+    """An account that may not create ``plakar_restore_%`` databases loads straight
+    into the target (and is told so); interrupted, what it loaded is dropped."""
+    s = setup
+    database = "direct"
+    s.target.execute("CREATE USER 'narrow'@'%' IDENTIFIED BY 'pw-narrow'")
+    s.target.execute(f"GRANT ALL PRIVILEGES ON `{database}`.* TO 'narrow'@'%'")
+    s.target.execute("GRANT SET USER ON *.* TO 'narrow'@'%'")  # the objects' definer is root
+    try:
+        with dropped_afterwards(s, database):
+            before = describe_server(s.target)
+            location = f"mysql://narrow@{s.target.host}:{s.target.port}/{database}"
+            args = ["restore", "-to", location, "-o", "password=pw-narrow", "-o", "jobs=2"]
+            args.append(s.snapshot)
+
+            def loading() -> bool:
+                return bool(
+                    s.target.query(
+                        "SELECT 1 FROM information_schema.PROCESSLIST WHERE DB = %s"
+                        " AND INFO LIKE 'INSERT INTO%%'",
+                        [database],
+                    )
+                )
+
+            result = interrupted_run(
+                s.plakar, args, how="int-plakar", when=loading, timeout=TIMEOUT
+            )
+            assert "loading straight into the target" in result.output, result.output
+            assert result.returncode != 0, result.output
+            assert_clean(s, result, before, "int-plakar, straight into the target")
+            s.plakar.at(*args, timeout=TIMEOUT)
+            restored_exactly(s, database)
+    finally:
+        s.target.execute("DROP USER IF EXISTS 'narrow'@'%'")
 
 
 def drifted_copy(s: Setup, database: str) -> None:
