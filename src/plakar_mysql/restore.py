@@ -482,10 +482,7 @@ class Restorer:
             return target
         if not self.config.flag("create_db", True):
             raise RestoreError(f"database {target!r} does not exist and create_db=false")
-        self._query(f"CREATE DATABASE {quote_identifier(target)}{self._create_options(header)}")
-        self._existing_dbs.add(target)
-        self._note_new(created=(target,))
-        log(f"created database {target!r}")
+        self._create_now(header, target)
         return target
 
     def _fit_packet(self, needed: int) -> None:
@@ -558,8 +555,18 @@ class Restorer:
             self._check_table(header)
         target = self._ensure_database(header)
         into = target
-        if self.atomic():
+        if self.atomic() and not (not self.overwrite and _is_or_uses_sequence(first_line)):
             into = self.shadow().database_for(target, self._create_options(header))
+        elif self.atomic():
+            # A table's default names its sequence with the target's name: from a
+            # shadow it would name a sequence that is not there yet.  Both load
+            # straight into the target (undone like the rest if the restore stops).
+            log(
+                f"loading {target}.{header.name} straight into {target!r}: a sequence, or a "
+                "table whose default uses one, cannot be loaded into a shadow database"
+            )
+            self._create_now(header, target)
+            self._note_new(new_tables=((target, header.name),))
         else:
             # All the database's tables at once (each checked absent): the undo is
             # registered before any client starts, so the guardian kills the
@@ -579,6 +586,17 @@ class Restorer:
             data,
             lambda spool: self._load_table(header, target, label, spool, fingerprint, into=into),
         )
+
+    def _create_now(self, header: FileHeader, target: str) -> None:
+        """``target`` created now if missing (a shadowed restore creates it at the swap)."""
+        if target in self._existing_dbs or self._query(
+            "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", [target]
+        ):
+            return
+        self._note_new(made=(target,))
+        self._query(f"CREATE DATABASE {quote_identifier(target)}{self._create_options(header)}")
+        self._existing_dbs.add(target)
+        log(f"created database {target!r}")
 
     def _check_table(self, header: FileHeader) -> None:
         assert header.database is not None and header.name is not None
@@ -865,7 +883,9 @@ class Restorer:
         """The restore failed: drop what a restore into new objects made (its tables
         moved in, views, routines, events, databases left empty).  Never raises."""
         state = rollback.state
-        if not self.overwrite and (state.new_tables or state.objects or state.created):
+        if not self.overwrite and (
+            state.new_tables or state.objects or state.created or state.made
+        ):
             try:
                 undo(state)
                 log(state.describe().replace("the interrupted", "the failed", 1))
@@ -904,6 +924,17 @@ class Restorer:
                 f"warning: could not put max_allowed_packet back to {was} ({reason}): "
                 f"it is {raised}; SET GLOBAL max_allowed_packet = {was} to put it back"
             )
+
+
+#: What the start of a table file says when it is a sequence or its default uses one.
+_SEQUENCE_MARKS = (b"-- sequence structure for", b"nextval(", b"next value for", b"lastval(")
+
+
+def _is_or_uses_sequence(start: bytes) -> bool:
+    """Whether the table file beginning with ``start`` (its definition comes before
+    its rows) creates a sequence or a table whose definition names one."""
+    definition = start.split(b"\nINSERT INTO ", 1)[0].lower()
+    return any(mark in definition for mark in _SEQUENCE_MARKS)
 
 
 def may_shadow(db: Connection) -> bool:

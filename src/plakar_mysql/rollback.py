@@ -67,7 +67,8 @@ class Undo:
     session: int  # CONNECTION_ID() of the restore's own connection
     bound: int  # lock_wait_timeout, seconds
     shadows: tuple[tuple[str, str], ...] = ()  # (target, its shadow database)
-    created: tuple[str, ...] = ()  # target databases the restore created
+    created: tuple[str, ...] = ()  # target databases the swap created
+    made: tuple[str, ...] = ()  # target databases created before it (straight loads)
     new_tables: tuple[tuple[str, str], ...] = ()  # (target, table) that did not exist before
     objects: tuple[tuple[str, str, str], ...] = ()  # (target, kind, name) that did not exist
     old_triggers: tuple[Trigger, ...] = ()  # dropped before the swap
@@ -86,8 +87,8 @@ class Undo:
             parts.append(f"what it had restored into {', '.join(map(_q, targets))} dropped")
         if self.shadows:
             parts.append(f"shadow database(s) {', '.join(_q(s) for _, s in self.shadows)} dropped")
-        if self.created or self.aside:
-            made = ", ".join(map(_q, (*self.created, *self.aside)))
+        if self.created or self.made or self.aside:
+            made = ", ".join(map(_q, (*self.created, *self.made, *self.aside)))
             parts.append(f"database(s) {made} dropped if empty")
         return "undid the interrupted MySQL restore: " + ("; ".join(parts) or "nothing to undo")
 
@@ -96,6 +97,7 @@ class Undo:
         return not (
             self.shadows
             or self.created
+            or self.made
             or self.new_tables
             or self.objects
             or self.old_triggers
@@ -147,7 +149,7 @@ def undo(state: Undo) -> None:
             _rows(db, f"DROP {kind} IF EXISTS {_q(target, name)}")
         for shadow in shadows.values():
             _rows(db, f"DROP DATABASE IF EXISTS {_q(shadow)}")
-        for database in (*state.created, *state.aside):
+        for database in (*state.created, *state.made, *state.aside):
             if _is_empty(db, database):
                 _rows(db, f"DROP DATABASE IF EXISTS {_q(database)}")
 
