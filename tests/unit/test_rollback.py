@@ -8,6 +8,7 @@ import pickle
 from typing import Any
 
 from plakar_mysql.options import Connection
+from plakar_mysql.restore import _is_or_uses_sequence
 from plakar_mysql.rollback import Rollback, Undo, routine_objects
 from plakar_mysql.shadow import Trigger
 
@@ -91,3 +92,11 @@ def test_the_line_names_what_is_undone_and_no_password() -> None:
 def test_routine_entries_become_objects_to_drop() -> None:
     found = list(routine_objects("db", ["PROCEDURE p", "FUNCTION f x", "bogus"]))
     assert found == [("db", "PROCEDURE", "p"), ("db", "FUNCTION", "f x")]
+
+
+def test_a_sequence_or_a_table_using_one_is_told_by_its_definition_not_its_rows() -> None:
+    assert _is_or_uses_sequence(b"-- plakar-mysql {}\n--\n-- Sequence structure for `s`\n")
+    table = b"CREATE TABLE `t` (\n  `id` int DEFAULT nextval(`db`.`s`)\n);\n"
+    assert _is_or_uses_sequence(table + b"INSERT INTO `t` VALUES (1);\n")
+    rows = b"CREATE TABLE `t` (`v` text);\nINSERT INTO `t` VALUES ('nextval(x)');\n"
+    assert not _is_or_uses_sequence(rows)
