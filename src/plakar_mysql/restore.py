@@ -927,7 +927,14 @@ class Restorer:
 
 
 #: What the start of a table file says when it is a sequence or its default uses one.
-_SEQUENCE_MARKS = (b"-- sequence structure for", b"nextval(", b"next value for", b"lastval(")
+_SEQUENCE_MARKS = (
+    b"-- sequence structure for",
+    b"create sequence",
+    b" sequence=1",
+    b"nextval(",
+    b"next value for",
+    b"lastval(",
+)
 
 
 def _is_or_uses_sequence(start: bytes) -> bool:
