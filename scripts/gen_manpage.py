@@ -86,7 +86,28 @@ to
 on plakar's own command line.
 """
 
-TAIL = r""".SH EXIT STATUS
+TAIL = r""".SH EXAMPLES
+With the two accounts of the README (section Accounts):
+.B plakar_backup
+backs up, its credentials in
+.IR ~/.plakar\-backup.cnf ;
+.B plakar_restore
+restores, in
+.IR ~/.plakar\-restore.cnf ;
+each file 0600, so that no password is on a command line.
+.PP
+.nf
+plakar at /var/backups backup \-o defaults_file=$HOME/.plakar\-backup.cnf mysql://db.example.com/shop
+plakar at /var/backups restore \-to mysql://db2.example.com/shop_copy \e
+    \-o defaults_file=$HOME/.plakar\-restore.cnf SNAPSHOT
+plakar at /var/backups backup \-o defaults_file=$HOME/.plakar\-backup.cnf \e
+    \-o socket=/run/mysqld/mysqld.sock mysql+bin://localhost
+plakar at /var/backups restore \-to mysql+bin:///var/lib/mysql\-restored SNAPSHOT
+plakar at /var/backups backup \-o defaults_file=$HOME/.plakar\-backup.cnf mysql+binlog://db.example.com
+plakar at /var/backups restore \-to mysql+binlog://db3.example.com \e
+    \-o defaults_file=$HOME/.plakar\-restore.cnf \-o stop_datetime='2026\-11\-30 14:02:59' SNAPSHOT
+.fi
+.SH EXIT STATUS
 plakar exits non-zero when a backup or a restore fails; a failed backup leaves
 no snapshot.
 .SH FILES
