@@ -740,15 +740,16 @@ def test_max_allowed_packet_is_put_back(plakar: Plakar, mariadb_factory: MariaDB
 def test_the_restored_point_is_stated_with_its_old_value(
     plakar: Plakar, mariadb_factory: MariaDBFactory
 ) -> None:
-    """A whole-snapshot restore sets the server-wide @@gtid_slave_pos: the output
-    says so, with the value it had and the new one."""
+    """A restore asked to (restore_point=true: the default only for a whole
+    server) sets the server-wide @@gtid_slave_pos: the output says so, with the
+    value it had and the new one."""
     source = mariadb_factory(extra_args=("--log-bin=binlog", "--server-id=1"))
     make_shop(source)
     gtid = str(source.query("SELECT @@gtid_binlog_pos")[0][0])
     snapshot = plakar.backup(uri(source, "shop"), password(source))
     target = mariadb_factory()
     target.execute("SET GLOBAL gtid_slave_pos = '0-9-5'")
-    proc = plakar.restore(snapshot, uri(target), password(target))
+    proc = plakar.restore(snapshot, uri(target), password(target), "restore_point=true")
     assert (
         f"recorded the base's point {gtid} in @@gtid_slave_pos (where a binlog replay starts;"
         f" server-wide: it was 0-9-5, it is now {gtid})"

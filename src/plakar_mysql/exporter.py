@@ -18,6 +18,7 @@ naming the file.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,8 @@ import pymysql
 
 from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, Reporter, export_each
 from kloset_sdk.records import Content
-from plakar_mysql.binlog.point import base_point, record_restored_point
+from plakar_mysql.binlog.gtid import GtidError
+from plakar_mysql.binlog.point import base_point, record_restored_point, restored_point
 from plakar_mysql.kinds import LOGICAL, not_ours, refuse_foreign_options
 from plakar_mysql.layout import (
     CATALOG_PATH,
@@ -138,7 +140,9 @@ class MySQLExporter(Exporter):
         if len(self.config.databases) > 1:
             raise ConfigError("restore into one database at most (the URI path or database=)")
         self.target = self.config.databases[0] if self.config.databases else None
+        self._guard = options.guard  # undoes what an interrupted restore leaves
         self._base_point: str | None = None  # the snapshot's binlog GTID, from its manifest
+        self._whole_server = False  # the whole snapshot of a whole server is restored
         # Where in the snapshot the files of this restore come from, and from which
         # layout (per-object files, or single dumps): all of them must agree.
         self._origin: tuple[str, str] | None = None
@@ -152,7 +156,7 @@ class MySQLExporter(Exporter):
         connect(self.config.connection).close()
 
     def export(self, records: Iterator[Record], report: Report) -> None:
-        restorer = Restorer(self.config, self.target)
+        restorer = Restorer(self.config, self.target, self._guard)
         try:
             failure = export_each(records, report, lambda r: self._restore(restorer, r))
             if failure is None:
@@ -160,14 +164,48 @@ class MySQLExporter(Exporter):
                 restorer.finish(
                     cancelled=report.cancelled if isinstance(report, Reporter) else None
                 )
-                if self._base_point and self.target is None:  # where a binlog replay starts
-                    record_restored_point(self.config.connection, self._base_point, log)
+                restorer.done()  # complete: nothing is undone from here
+                self._restore_point()
         finally:
             restorer.close()
         if isinstance(failure, pymysql.err.MySQLError):
             raise ServerError(f"{self.config.connection.address}: {error_text(failure)}")
         if failure is not None:
             raise failure
+
+    def _restore_point(self) -> None:
+        """Record the base's point in ``@@gtid_slave_pos`` (where a binlog replay
+        starts) when asked (``restore_point``), by default only after a restore of
+        a whole server under its own names: the variable is server-wide, and a
+        restore of one database must not move the point of the others.  Says
+        what it did either way."""
+        if not self._base_point:
+            if self.config.flag("restore_point", False):
+                log(
+                    "restore_point=true, but what was restored holds no binary-log point (the "
+                    "source wrote no binary log, or /manifest.json was not part of the restore): "
+                    "@@gtid_slave_pos was left as it was"
+                )
+            return
+        whole = self._whole_server and self.target is None
+        if self.config.flag("restore_point", whole):
+            record_restored_point(self.config.connection, self._base_point, log)
+            return
+        why = (
+            "restore_point=false"
+            if "restore_point" in self.config.values
+            else "this restore is not of a whole server (restore_point=true records it)"
+        )
+        try:
+            with contextlib.closing(connect(self.config.connection)) as db:
+                now = str(restored_point(db)) or "empty"
+        except (ServerError, pymysql.err.MySQLError, GtidError) as exc:
+            now = f"not read: {error_text(exc) if isinstance(exc, pymysql.err.MySQLError) else exc}"
+        log(
+            f"left @@gtid_slave_pos as it was ({now}): {why}; the base's point is "
+            f"{self._base_point}: to replay binary logs onto this restore, give "
+            f"start_position={self._base_point}"
+        )
 
     def _restore(self, restorer: Restorer, record: Record) -> None:
         path = record.pathname
@@ -194,7 +232,9 @@ class MySQLExporter(Exporter):
         """One file, by what its path and first line say it is."""
         if path == CATALOG_PATH:
             self._place(path, "", "per-object")
-            restorer.catalog(Catalog.decode(read_capped(blocks(stream), JSON_LIMIT)))
+            catalog = Catalog.decode(read_capped(blocks(stream), JSON_LIMIT))
+            restorer.catalog(catalog)
+            self._whole_server = catalog.scope == "server"
             return
         if path == MANIFEST_PATH:
             self._place(path, "", None)
@@ -211,6 +251,7 @@ class MySQLExporter(Exporter):
             restorer.file(path, header, first_line + rest, stream)
         else:
             plan = plan_load(header, path, self.target)
+            self._whole_server = header is not None and header.scope == "server"
             self._place(path, "", "dump")
             self._single_dump(restorer, path, header, plan, blocks(stream, first_line + rest))
 

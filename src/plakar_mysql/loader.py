@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
+from kloset_sdk.guard import Guard
 from kloset_sdk.records import Content
 from plakar_mysql.credentials import hide_secrets, option_pipe
 from plakar_mysql.dump import MAX_PACKET
@@ -134,9 +135,16 @@ class Client:
     """The SQL client of the target server, ready to run loads."""
 
     def __init__(
-        self, tool: Tool, conn: Connection, *, force: bool, init_command: str | None = None
+        self,
+        tool: Tool,
+        conn: Connection,
+        *,
+        force: bool,
+        init_command: str | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.tool = tool
+        self.guard = guard  # kills a client left running if the plugin dies
         self.conn = conn
         self.force = force
         self.init_command = init_command  # run first in every session (the lock wait bounds)
@@ -181,9 +189,16 @@ class Client:
                 stderr=subprocess.PIPE,
                 pass_fds=(fd,),
             )
+        with self.guard.child(process) if self.guard else contextlib.nullcontext():
+            return self._run(process, what, file is None, chunks)
+
+    def _run(
+        self, process: subprocess.Popen[bytes], what: str, piped: bool, chunks: Iterable[bytes]
+    ) -> str:
+        """Feed ``chunks`` to the started client if ``piped``; its errors, or raise."""
         assert process.stderr is not None
         errors = StderrTail(process.stderr)
-        if file is None:
+        if piped:
             assert process.stdin is not None
             try:
                 for chunk in chunks:

@@ -41,7 +41,6 @@ import hashlib
 import io
 import os
 import re
-import shutil
 import sys
 import tempfile
 import threading
@@ -52,9 +51,11 @@ from typing import IO, Any, TypeAlias
 
 import pymysql
 
+from kloset_sdk.guard import Guard
 from kloset_sdk.records import Content
 from plakar_mysql.dump import DumpProcess, base_arguments
 from plakar_mysql.flavour import Flavour, Tool, find_tool
+from plakar_mysql.grants import session_grants
 from plakar_mysql.layout import (
     HELD_LIMIT,
     Catalog,
@@ -72,8 +73,16 @@ from plakar_mysql.layout import (
 from plakar_mysql.loader import Client, DefinerRewriter, LoadError, TriggerRewriter, blocks
 from plakar_mysql.locks import DEFAULT_LOCK_WAIT_TIMEOUT, bounds_sql, holders
 from plakar_mysql.options import Config
-from plakar_mysql.preflight import check_restore
-from plakar_mysql.server import ServerError, ServerInfo, connect, quote_identifier, server_info
+from plakar_mysql.preflight import OVERWRITE_DATABASES, OVERWRITE_PRIVILEGES, check_restore
+from plakar_mysql.rollback import Rollback, Undo, routine_objects, undo
+from plakar_mysql.server import (
+    ServerError,
+    ServerInfo,
+    connect,
+    error_text,
+    quote_identifier,
+    server_info,
+)
 from plakar_mysql.shadow import Shadow, SwapError, drop_leftovers
 from plakar_mysql.split import DumpSplitter
 from plakar_mysql.users import restore_accounts
@@ -190,10 +199,16 @@ class _Progress:
 class Restorer:
     """Restores the files of one snapshot (format 2) as Plakar hands them over."""
 
-    def __init__(self, config: Config, target: str | None) -> None:
+    def __init__(self, config: Config, target: str | None, guard: Guard) -> None:
         self.config = config
         self.target = target
+        self.guard = guard
         self.overwrite = config.flag("overwrite", False)
+        # Whether the tables load into shadow databases (always with overwrite;
+        # otherwise when the account may make them): decided once connected.
+        self._atomic: bool | None = None
+        self._rollback: Rollback | None = None  # what the guardian undoes if the plugin dies
+        self._done = False
         self.jobs = int(config.values.get("jobs") or min(os.cpu_count() or 1, MAX_JOBS))
         self.lock_wait = int(config.values.get("lock_wait_timeout", DEFAULT_LOCK_WAIT_TIMEOUT))
         self._shadow: Shadow | None = None
@@ -240,6 +255,10 @@ class Restorer:
                     "replica?): nothing was restored; restore elsewhere or turn read_only off"
                 )
             self._cap_jobs()
+            ((session,),) = self._query("SELECT CONNECTION_ID()")
+            self._rollback = Rollback(
+                self.guard, Undo(self.config.connection, int(session), self.lock_wait)
+            )
         return self._db
 
     def _cap_jobs(self) -> None:
@@ -274,6 +293,7 @@ class Restorer:
                 self.config.connection,
                 force=self.config.flag("force", False),
                 init_command=bounds_sql(self.lock_wait),
+                guard=self.guard,
             )
         return self._client
 
@@ -282,8 +302,23 @@ class Restorer:
         if self._shadow is None:
             db = self._connection()
             drop_leftovers(db, log)
-            self._shadow = Shadow(db, log, self.lock_wait)
+            self._shadow = Shadow(db, log, self.lock_wait, self._rollback)
         return self._shadow
+
+    def atomic(self) -> bool:
+        """Whether the tables load into shadow databases and are renamed into the
+        target at the end: always with ``overwrite``, and otherwise when the account
+        may make them (else they load straight into the target, and it is said)."""
+        if self._atomic is None:
+            self._atomic = self.overwrite or may_shadow(self._connection())
+            if not self._atomic:
+                log(
+                    "loading straight into the target: this account may not create the "
+                    "plakar_restore_% shadow databases, so other sessions see the tables fill "
+                    "(an interrupted or failed restore drops them again); GRANT ALL PRIVILEGES "
+                    "ON `plakar\\_restore\\_%`.* to load into a shadow and rename at the end"
+                )
+        return self._atomic
 
     def load_error(self, exc: LoadError, targets: Iterable[str]) -> RestoreError:
         """A failed load as one line; a lock wait that ran out names the lock's holder.
@@ -392,10 +427,10 @@ class Restorer:
             self._ensure_database(header)
 
     def _nothing_changed(self) -> str:
-        """What a failure found before the swap and the held files leaves."""
-        if self.overwrite:
-            return "nothing was restored"
-        return "nothing more was restored (the tables loaded so far stay)"
+        """What a failure found before the swap and the held files leaves: nothing
+        (an overwrite swaps nothing in; a restore into new objects drops what it
+        loaded straight into the target, see :meth:`close`)."""
+        return "nothing was restored"
 
     def _check(self, inventories: list[Inventory], *, complete: bool = True) -> None:
         """Refuse if the target holds any object of ``inventories`` (all of a
@@ -483,7 +518,7 @@ class Restorer:
     def _ensure_database(self, header: FileHeader) -> str:
         assert header.database is not None
         target = self.target_of(header.database)
-        if self.overwrite and self.config.flag("create_db", True):
+        if self.atomic() and self.config.flag("create_db", True):
             # Created (if missing) at the swap, so that a failed restore creates nothing.
             self.shadow().register(target, self._create_options(header))
             return target
@@ -496,9 +531,7 @@ class Restorer:
             return target
         if not self.config.flag("create_db", True):
             raise RestoreError(f"database {target!r} does not exist and create_db=false")
-        self._query(f"CREATE DATABASE {quote_identifier(target)}{self._create_options(header)}")
-        self._existing_dbs.add(target)
-        log(f"created database {target!r}")
+        self._create_now(header, target)
         return target
 
     def _fit_packet(self, needed: int) -> None:
@@ -571,8 +604,25 @@ class Restorer:
             self._check_table(header)
         target = self._ensure_database(header)
         into = target
-        if self.overwrite:
+        if self.atomic() and not (not self.overwrite and _is_or_uses_sequence(first_line)):
             into = self.shadow().database_for(target, self._create_options(header))
+        elif self.atomic():
+            # A table's default names its sequence with the target's name: from a
+            # shadow it would name a sequence that is not there yet.  Both load
+            # straight into the target (undone like the rest if the restore stops).
+            log(
+                f"loading {target}.{header.name} straight into {target!r}: a sequence, or a "
+                "table whose default uses one, cannot be loaded into a shadow database"
+            )
+            self._create_now(header, target)
+            self._note_new(new_tables=((target, header.name),))
+        else:
+            # All the database's tables at once (each checked absent): the undo is
+            # registered before any client starts, so the guardian kills the
+            # clients (newer) before it drops what they load.
+            known = self._inventories.get(header.database)
+            names = known.tables if known is not None else (header.name,)
+            self._note_new(new_tables=tuple((target, name) for name in (*names, header.name)))
         self._fit_packet(header.max_allowed_packet)
         label = f"{target}.{header.name}"
         fingerprint = _Fingerprint(
@@ -587,6 +637,17 @@ class Restorer:
             data,
             lambda spool: self._load_table(header, target, label, spool, fingerprint, into=into),
         )
+
+    def _create_now(self, header: FileHeader, target: str) -> None:
+        """``target`` created now if missing (a shadowed restore creates it at the swap)."""
+        if target in self._existing_dbs or self._query(
+            "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", [target]
+        ):
+            return
+        self._note_new(made=(target,))
+        self._query(f"CREATE DATABASE {quote_identifier(target)}{self._create_options(header)}")
+        self._existing_dbs.add(target)
+        log(f"created database {target!r}")
 
     def _check_table(self, header: FileHeader) -> None:
         assert header.database is not None and header.name is not None
@@ -613,9 +674,10 @@ class Restorer:
         self._futures.append(self._pool.submit(self._load_spooled, spool, load))
 
     def _spool(self, data: Iterable[bytes]) -> IO[bytes]:
-        """A table file in a private temporary file, ready to be read by a client."""
+        """A table file in a private temporary file, ready to be read by a client
+        (in a directory the guardian removes if the plugin dies)."""
         if self._spool_dir is None:
-            self._spool_dir = tempfile.mkdtemp(prefix="plakar-mysql-")
+            self._spool_dir = self.guard.temp_dir("plakar-mysql-")
         spool = tempfile.TemporaryFile(dir=self._spool_dir)  # noqa: SIM115 - closed by the loader
         for block in data:
             spool.write(block)
@@ -693,16 +755,54 @@ class Restorer:
             if cancelled is not None and cancelled():
                 raise RestoreError("the restore was cancelled: nothing was restored")
             if self._shadow is not None:
+                # Into new tables: undone after the rename too, until the restore ends.
+                self._note_new(
+                    new_tables=tuple((t.target, t.header.name or "") for t in self._loaded)
+                )
                 try:
                     self._shadow.swap(self._qualifiers, cancelled)
                 except SwapError as exc:
                     raise RestoreError(str(exc)) from None
+            self._note_new(objects=self._held_objects())
             self._load_code()
             self._load_users()
             if self.config.flag("verify", False):
                 self._verify()
-        finally:
+        except BaseException:
             self.close()
+            raise
+
+    def done(self) -> None:
+        """The restore is complete: nothing is undone from now on, whatever happens."""
+        self._done = True
+        if self._rollback is not None:
+            self._rollback.release()
+        self.close()
+
+    def _note_new(self, **changes: tuple[Any, ...]) -> None:
+        """What a restore into new objects has created, added to what the guardian
+        (or :meth:`close`, on failure) undoes.  Not with ``overwrite``: what it
+        swapped in stays, and the same command again finishes the restore."""
+        if self.overwrite or self._rollback is None:
+            return
+        state = self._rollback.state
+        merged = {
+            key: tuple(dict.fromkeys((*getattr(state, key), *new))) for key, new in changes.items()
+        }
+        if any(merged[key] != getattr(state, key) for key in merged):
+            self._rollback.update(**merged)
+
+    def _held_objects(self) -> tuple[tuple[str, str, str], ...]:
+        """``(target, kind, name)`` of every view, routine and event the held files create."""
+        found: list[tuple[str, str, str]] = []
+        for (kind, source), (header, _) in sorted(self._held.items()):
+            target = self.target_of(source)
+            names = header.names or ()
+            if kind == "routines":
+                found += routine_objects(target, names)
+            elif kind in ("views", "events"):
+                found += [(target, kind[:-1].upper(), name) for name in names]
+        return tuple(found)
 
     def _wait_tables(self) -> None:
         for future in self._futures:
@@ -818,6 +918,8 @@ class Restorer:
         return None
 
     def close(self) -> None:
+        """End the restore; if it did not complete, undo what may be undone (a
+        restore into new objects drops them; an overwrite's swapped tables stay)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         if self._shadow is not None and not self._shadow.swapped:
             self._shadow.discard()  # failed or cancelled before the swap: the target is untouched
@@ -827,9 +929,27 @@ class Restorer:
             with contextlib.suppress(Exception):
                 self._db.close()
             self._db = None
+        if self._rollback is not None and not self._done:
+            self._undo_new(self._rollback)
         if self._spool_dir is not None:
-            shutil.rmtree(self._spool_dir, ignore_errors=True)
+            self.guard.remove_dir(self._spool_dir)
             self._spool_dir = None
+
+    def _undo_new(self, rollback: Rollback) -> None:
+        """The restore failed: drop what a restore into new objects made (its tables
+        moved in, views, routines, events, databases left empty).  Never raises."""
+        state = rollback.state
+        if not self.overwrite and (
+            state.new_tables or state.objects or state.created or state.made
+        ):
+            try:
+                undo(state)
+                log(state.describe().replace("the interrupted", "the failed", 1))
+            except Exception as exc:  # the guardian tries again when the plugin ends
+                reason = error_text(exc) if isinstance(exc, pymysql.err.MySQLError) else exc
+                log(f"could not undo the failed restore ({reason})")
+                return
+        rollback.release()
 
     def _put_packet_back(self) -> None:
         """``max_allowed_packet`` as it was before the restore raised it, unless
@@ -860,6 +980,31 @@ class Restorer:
                 f"warning: could not put max_allowed_packet back to {was} ({reason}): "
                 f"it is {raised}; SET GLOBAL max_allowed_packet = {was} to put it back"
             )
+
+
+#: What the start of a table file says when it is a sequence or its default uses one.
+_SEQUENCE_MARKS = (
+    b"-- sequence structure for",
+    b"create sequence",
+    b" sequence=1",
+    b"nextval(",
+    b"next value for",
+    b"lastval(",
+)
+
+
+def _is_or_uses_sequence(start: bytes) -> bool:
+    """Whether the table file beginning with ``start`` (its definition comes before
+    its rows) creates a sequence or a table whose definition names one."""
+    definition = start.split(b"\nINSERT INTO ", 1)[0].lower()
+    return any(mark in definition for mark in _SEQUENCE_MARKS)
+
+
+def may_shadow(db: Connection) -> bool:
+    """Whether the session may create, fill and drop ``plakar_restore_*`` databases."""
+    grants = session_grants(db)
+    sample = OVERWRITE_DATABASES[0][0]
+    return all(grants.has(privilege, sample) for privilege in OVERWRITE_PRIVILEGES)
 
 
 def connection_margin(max_connections: int) -> int:

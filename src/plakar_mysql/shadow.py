@@ -50,7 +50,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import pymysql
 import pymysql.cursors
@@ -84,6 +84,12 @@ _CODECS = {"utf8mb4": "utf-8", "utf8mb3": "utf-8", "utf8": "utf-8", "latin1": "c
 _CODECS |= {"ascii": "ascii", "binary": "utf-8", "ucs2": "utf-16-be", "utf16": "utf-16-be"}
 
 
+class Noter(Protocol):
+    """Told, as the restore goes, what must be undone if its process dies."""
+
+    def update(self, **changes: Any) -> None: ...
+
+
 class SwapError(RuntimeError):
     """The swap failed; one line for the user, saying what state the target is in."""
 
@@ -108,7 +114,7 @@ def _q(*names: str) -> str:
 
 
 @dataclass(frozen=True)
-class _Trigger:
+class Trigger:
     schema: str
     table: str
     name: str
@@ -146,10 +152,11 @@ class _ForeignKey:
 class Shadow:
     """The shadow databases of one overwrite restore, made on first use."""
 
-    def __init__(self, db: Connection, log: Log, bound: int) -> None:
+    def __init__(self, db: Connection, log: Log, bound: int, rollback: Noter | None = None) -> None:
         self._db = db
         self._log = log
         self._bound = bound
+        self._rollback = rollback  # told what the guardian must undo if the plugin dies
         session, account = self._rows("SELECT CONNECTION_ID(), CURRENT_USER()")[0]
         self._session = int(session)
         self._tag = owner_tag(str(account))
@@ -157,6 +164,11 @@ class Shadow:
         self._targets: dict[str, str] = {}  # target -> CREATE DATABASE options if missing
         self._trash: dict[str, str] = {}  # database of the tables moved aside -> its target
         self.swapped = False
+
+    def _note(self, **changes: Any) -> None:
+        """Tell the guardian's undo action what changed (see :mod:`plakar_mysql.rollback`)."""
+        if self._rollback is not None:
+            self._rollback.update(**changes)
 
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._db.cursor() as cursor:
@@ -185,6 +197,7 @@ class Shadow:
                 create_options = create[len("CREATE DATABASE ") + len(_q(target)) :]
             self._rows(f"CREATE DATABASE {_q(shadow)}{create_options}")
             self._shadows[target] = shadow
+            self._note(shadows=tuple(sorted(self._shadows.items())))
             self._log(f"loading {target!r} into the shadow database {shadow!r}")
         return shadow
 
@@ -196,6 +209,7 @@ class Shadow:
         """Create missing targets, swap every shadow table in, then put triggers,
         foreign keys right and drop the tables moved aside."""
         created = [t for t in sorted(self._targets) if not self._exists(t)]
+        self._note(created=tuple(created))
         for target in created:
             self._rows(f"CREATE DATABASE {_q(target)}{self._targets[target]}")
             self._log(f"created database {target!r}")
@@ -212,8 +226,8 @@ class Shadow:
         moves: list[tuple[str, str, str, str]] = []  # (from schema, table, to schema, table)
         replaced: list[tuple[str, str]] = []  # (target, table) moved aside
         views: list[tuple[str, str]] = []  # (target, view) named as a restored table
-        new_triggers: list[_Trigger] = []
-        old_triggers: list[_Trigger] = []
+        new_triggers: list[Trigger] = []
+        old_triggers: list[Trigger] = []
         for target, shadow in sorted(self._shadows.items()):
             present = dict(
                 self._rows(
@@ -237,8 +251,9 @@ class Shadow:
                     moves.append((target, n, *views[-1]))
             if aside:
                 trash = f"{OLD_PREFIX}{self._session}_{len(self._trash) + 1}_{self._tag}"
-                self._rows(f"CREATE DATABASE {_q(trash)}")
                 self._trash[trash] = target
+                self._note(aside=tuple(self._trash))
+                self._rows(f"CREATE DATABASE {_q(trash)}")
                 moves += [(target, n, trash, n) for n in aside]
                 replaced += [(target, n) for n in aside]
                 old_triggers += [t for t in self._triggers(target) if t.table in aside]
@@ -250,11 +265,12 @@ class Shadow:
             raise SwapError("the restore was cancelled: nothing was restored")
         for trigger in new_triggers:
             self._rows(f"DROP TRIGGER {_q(trigger.schema, trigger.name)}")
-        dropped: list[_Trigger] = []
+        dropped: list[Trigger] = []
         try:
             # The server moves no table with triggers to another database: the
             # replaced tables lose theirs just before the swap (and get them back
             # if it fails).
+            self._note(old_triggers=tuple(old_triggers))
             for trigger in old_triggers:
                 self._rows(f"DROP TRIGGER {_q(trigger.schema, trigger.name)}")
                 dropped.append(trigger)
@@ -264,9 +280,11 @@ class Shadow:
                 )
         except pymysql.err.MySQLError as exc:
             lost = self._recreate(dropped)
+            self._note(old_triggers=())
             self._undo_created(created)
             raise self._refused(exc, replaced, lost) from exc
         self.swapped = True
+        self._note(old_triggers=())
         swapped = sum(1 for a, *_ in moves if a in self._shadows.values())
         self._log(f"swapped in {swapped} table(s) in one statement")
         self._finish(new_triggers, replaced, qualifiers)
@@ -274,7 +292,7 @@ class Shadow:
             self._rows("DROP VIEW " + ", ".join(_q(*view) for view in views))
 
     def _finish(
-        self, new_triggers: list[_Trigger], replaced: list[tuple[str, str]], qualifiers: Qualifiers
+        self, new_triggers: list[Trigger], replaced: list[tuple[str, str]], qualifiers: Qualifiers
     ) -> None:
         """After the swap: the restored triggers, the foreign keys, the old tables dropped."""
         step = "creating the triggers of the restored tables"
@@ -294,6 +312,7 @@ class Shadow:
             for trash in sorted(self._trash):
                 self._rows(f"DROP DATABASE {_q(trash)}")
                 del self._trash[trash]
+            self._note(aside=())
         except pymysql.err.MySQLError as exc:
             where = f" ({holders(self._db, replaced)})" if is_lock_timeout(exc) else ""
             if exc.args and exc.args[0] in _REFERENCED:
@@ -320,6 +339,7 @@ class Shadow:
                 if not quietly:
                     raise
         self._shadows.clear()
+        self._note(shadows=())
 
     def _probe(self, tables: list[tuple[str, str]], created: list[str]) -> None:
         """Wait (within the bound) until no other client holds a lock on ``tables``,
@@ -334,10 +354,10 @@ class Shadow:
         finally:
             self._rows("UNLOCK TABLES")
 
-    def _recreate(self, dropped: list[_Trigger]) -> list[tuple[_Trigger, str]]:
+    def _recreate(self, dropped: list[Trigger]) -> list[tuple[Trigger, str]]:
         """Create the replaced tables' triggers again after a failed swap; return those
         that could not be, with why (each one's definition is logged, to be run by hand)."""
-        lost: list[tuple[_Trigger, str]] = []
+        lost: list[tuple[Trigger, str]] = []
         for trigger in dropped:
             try:
                 self._create_trigger(trigger, trigger.schema)
@@ -355,7 +375,7 @@ class Shadow:
         self,
         exc: pymysql.err.MySQLError,
         targets: list[tuple[str, str]],
-        lost: list[tuple[_Trigger, str]] | None = None,
+        lost: list[tuple[Trigger, str]] | None = None,
     ) -> SwapError:
         """The swap failed before it changed anything but the triggers named in
         ``lost``; say why, naming a lock's holder, and exactly what changed."""
@@ -380,11 +400,12 @@ class Shadow:
         for target in created:
             with contextlib.suppress(pymysql.err.MySQLError):
                 self._rows(f"DROP DATABASE {_q(target)}")
+        self._note(created=())
 
     def _target_of(self, shadow: str) -> str:
         return next(t for t, s in self._shadows.items() if s == shadow)
 
-    def _triggers(self, shadow: str) -> list[_Trigger]:
+    def _triggers(self, shadow: str) -> list[Trigger]:
         found = []
         for table, name, sql_mode, charset, collation in self._rows(
             "SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME, SQL_MODE, CHARACTER_SET_CLIENT,"
@@ -393,27 +414,11 @@ class Shadow:
             [shadow],
         ):
             statement = str(self._rows(f"SHOW CREATE TRIGGER {_q(shadow, name)}")[0][2])
-            found.append(_Trigger(shadow, table, name, sql_mode, charset, collation, statement))
+            found.append(Trigger(shadow, table, name, sql_mode, charset, collation, statement))
         return found
 
-    def _create_trigger(self, trigger: _Trigger, target: str) -> None:
-        """Create ``trigger`` in ``target`` with the session state it was made with."""
-        codec = _CODECS.get(trigger.charset)
-        charset = trigger.charset if codec else "utf8mb4"
-        (mode,) = self._rows("SELECT @@SESSION.sql_mode")[0]
-        self._db.select_db(target)
-        try:
-            self._rows(
-                "SET SESSION sql_mode = %s, character_set_client = %s, collation_connection = %s",
-                [trigger.sql_mode, charset, trigger.collation if codec else "utf8mb4_general_ci"],
-            )
-            self._db.query(trigger.statement.encode(codec or "utf-8"))
-        finally:
-            self._rows(
-                "SET SESSION sql_mode = %s, character_set_client = utf8mb4,"
-                " collation_connection = utf8mb4_general_ci",
-                [mode],
-            )
+    def _create_trigger(self, trigger: Trigger, target: str) -> None:
+        create_trigger(self._db, trigger, target)
 
     def _fix_foreign_keys(self) -> None:
         """Keys that reference a table in a shadow or moved aside reference the
@@ -468,13 +473,39 @@ class Shadow:
             with contextlib.suppress(pymysql.err.MySQLError, OSError):
                 self._rows(f"DROP DATABASE IF EXISTS {_q(trash)}")  # empty unless swapped
         self._trash.clear()
+        self._note(aside=())
+        left = {}
         for target, shadow in sorted(self._shadows.items()):
             try:
                 self._rows(f"DROP DATABASE IF EXISTS {_q(shadow)}")
                 self._log(f"dropped the shadow database {shadow!r}: {target!r} is as it was")
             except (pymysql.err.MySQLError, OSError) as exc:
                 self._log(f"could not drop the shadow database {shadow!r}: {exc}")
+                left[target] = shadow
         self._shadows.clear()
+        self._note(shadows=tuple(sorted(left.items())))  # the guardian tries again
+
+
+def create_trigger(db: Connection, trigger: Trigger, target: str) -> None:
+    """Create ``trigger`` in ``target`` with the session state it was made with."""
+    codec = _CODECS.get(trigger.charset)
+    charset = trigger.charset if codec else "utf8mb4"
+    with db.cursor() as cursor:
+        cursor.execute("SELECT @@SESSION.sql_mode")
+        (mode,) = cursor.fetchall()[0]
+        db.select_db(target)
+        try:
+            cursor.execute(
+                "SET SESSION sql_mode = %s, character_set_client = %s, collation_connection = %s",
+                [trigger.sql_mode, charset, trigger.collation if codec else "utf8mb4_general_ci"],
+            )
+            db.query(trigger.statement.encode(codec or "utf-8"))
+        finally:
+            cursor.execute(
+                "SET SESSION sql_mode = %s, character_set_client = utf8mb4,"
+                " collation_connection = utf8mb4_general_ci",
+                [mode],
+            )
 
 
 def sees_every_session(db: Connection) -> bool:

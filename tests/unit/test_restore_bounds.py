@@ -13,6 +13,7 @@ from typing import IO
 import pytest
 
 import plakar_mysql
+from kloset_sdk.guard import Guard
 from plakar_mysql.options import parse
 from plakar_mysql.restore import MAX_JOBS, Restorer, capped_jobs, connection_margin
 from plakar_mysql.shadow import _leftovers, owner_tag
@@ -22,7 +23,7 @@ SCHEMA = Path(plakar_mysql.__file__).parent / "schemas" / "exporter.json"
 
 def restorer(**options: str) -> Restorer:
     config = parse("exporter", "mysql", {"location": "mysql://root@127.0.0.1/", **options})
-    return Restorer(config, None)
+    return Restorer(config, None, Guard.off())
 
 
 def test_max_jobs_is_the_schemas_maximum() -> None:
