@@ -137,6 +137,12 @@ def test_plakar_killed_mid_restore_lets_the_export_clean_up(plakar: Plakar, tmp_
     assert Path(f"{hold}.cleaned").exists(), "the exporter exited in the middle of its clean-up"
 
 
+def held_restore(tmp_path: Path, snapshot: str) -> list[str]:
+    """A restore whose exporter reads slowly and registers ``tmp_path/hold.guarded``."""
+    out, hold = tmp_path / "out", tmp_path / "hold"
+    return ["restore", "-to", "synthetic://y", "-o", f"out={out}", "-o", f"hold={hold}", snapshot]
+
+
 @pytest.mark.parametrize("how", HOW)
 def test_an_interrupted_export_is_cleaned_up_by_the_guardian(
     plakar: Plakar, tmp_path: Path, how: str
@@ -147,16 +153,9 @@ def test_an_interrupted_export_is_cleaned_up_by_the_guardian(
     discards it).  No traceback, no process, no temporary file is left."""
     snapshot = plakar.backup("synthetic://x", f"size={64 * BLOCK}", timeout=600)
     hold = tmp_path / "hold"
-    args = [
-        "restore",
-        "-to",
-        "synthetic://y",
-        "-o",
-        f"out={tmp_path / 'out'}",
-        "-o",
-        f"hold={hold}",
-    ]
-    run = interrupted_run(plakar, [*args, snapshot], how=how, when=Path(f"{hold}.started").exists)
+    run = interrupted_run(
+        plakar, held_restore(tmp_path, snapshot), how=how, when=Path(f"{hold}.started").exists
+    )
     settle(plakar)
     assert run.returncode != 0, run.output
     assert "Traceback" not in run.output, run.output
@@ -174,16 +173,7 @@ def test_a_finished_export_leaves_the_guardian_nothing_to_do(
 ) -> None:
     snapshot = plakar.backup("synthetic://x", f"size={4 * BLOCK}")
     hold = tmp_path / "hold"
-    out = plakar.at(
-        "restore",
-        "-to",
-        "synthetic://y",
-        "-o",
-        f"out={tmp_path / 'out'}",
-        "-o",
-        f"hold={hold}",
-        snapshot,
-    )
+    out = plakar.at(*held_restore(tmp_path, snapshot))
     assert Path(f"{hold}.cleaned").exists()
     assert not Path(f"{hold}.guarded").exists()
     assert "clean-up after the run" not in out.stdout + out.stderr
