@@ -105,7 +105,11 @@ class Guard:
     def child(self, process: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
         """``process`` is killed if this process ends while the block runs (the
         block waits for it, as a child's owner does)."""
-        with self.pending(partial(_kill, process.pid)):
+        started = _start_time(process.pid)
+        if started is None:  # already gone
+            yield process
+            return
+        with self.pending(partial(_kill, process.pid, started)):
             yield process
 
     def temp_dir(self, prefix: str, dir: str | None = None) -> str:
@@ -132,9 +136,30 @@ class Guard:
             self._pipe = None
 
 
-def _kill(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+def _start_time(pid: int) -> str | None:
+    """When process ``pid`` started (``/proc/PID/stat``'s 22nd field), None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def _kill(pid: int, started: str) -> None:
+    """SIGKILL ``pid`` if it is still the process that started at ``started``: once
+    reaped, its pid may be another process's (pid_max may be as low as 32768).
+    Through a pidfd, so that the pid cannot change hands between check and kill."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # gone
+        return
+    try:
+        if _start_time(pid) == started:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except OSError:
+        pass  # it ended meanwhile
+    finally:
+        os.close(pidfd)
 
 
 def _detach() -> None:

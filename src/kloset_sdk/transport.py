@@ -36,6 +36,7 @@ _PIPE_CHUNK = 1 << 20
 # Each concurrent Open() holds a worker; Plakar opens up to its MaxConcurrency at once.
 _MAX_WORKERS = 256
 _MAX_MESSAGE = 64 << 20
+_SUN_PATH = 107  # bytes of a unix socket's path (sockaddr_un.sun_path, less its NUL)
 
 
 # splice(2) refuses a pair of descriptors it cannot join (neither is a pipe, a
@@ -92,7 +93,11 @@ def _listen(register: Callable[[grpc.Server], None]) -> tuple[grpc.Server, socke
     """The server, and our one connection to it, on a unix socket nobody else can
     reach: made in a private directory, connected to once, then removed with it."""
     tmp = tempfile.mkdtemp(prefix="kloset-sdk-")
-    address = os.path.join(tmp, "grpc.sock")
+    held = os.open(tmp, os.O_PATH | os.O_DIRECTORY)
+    path = os.path.join(tmp, "grpc.sock")
+    # A socket's path holds 107 bytes at most: under a long TMPDIR, the same
+    # directory is reached through our own descriptor of it.
+    address = path if len(os.fsencode(path)) <= _SUN_PATH else f"/proc/self/fd/{held}/grpc.sock"
     try:
         server = grpc.server(
             ThreadPoolExecutor(max_workers=_MAX_WORKERS, thread_name_prefix="rpc"),
@@ -109,8 +114,9 @@ def _listen(register: Callable[[grpc.Server], None]) -> tuple[grpc.Server, socke
         return server, conn
     finally:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(address)
+            os.unlink(path)
         os.rmdir(tmp)
+        os.close(held)
 
 
 def serve(register: Callable[[grpc.Server], None], stdin: int = 0, stdout: int = 1) -> None:
