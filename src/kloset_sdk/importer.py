@@ -114,6 +114,10 @@ class ImporterService(pb_grpc.ImporterServicer):
         importer = self._session.get(context)
         acks_done = threading.Event()
         ack_error: list[BaseException] = []
+        # Plakar gone mid-import (killed, or the stream cut): nobody will ever read
+        # the records sent and not read yet, so their contents are closed, and an
+        # importer waiting for one to be read (as a stream's next part) goes on.
+        context.add_callback(lambda: None if acks_done.is_set() else self._held.discard_all())
 
         def receive_acks() -> None:
             try:

@@ -98,7 +98,11 @@ def interrupted_run(
         # guardian) has ended: the guardian's line is part of the run.
         reader.join(timeout)
         if reader.is_alive():
-            pytest.fail(f"the run's output did not end within {timeout:g} s of the signal")
+            output = b"".join(chunks).decode(errors="replace")
+            pytest.fail(
+                f"the run's output did not end within {timeout:g} s of the signal; still "
+                f"running: {running(plakar)}; output so far:\n{output}"
+            )
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
