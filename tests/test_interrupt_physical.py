@@ -267,7 +267,7 @@ def assert_server_free(server: MariaDBServer) -> None:
         "int-group",
         pytest.param(
             "kill-plakar",
-            # Open bug: in about 1 run of 3 the importer outlives a kill -9 of plakar
+            # Open bug: in 2 of 12 runs the importer outlived a kill -9 of plakar
             # (its scan waits for a record nobody will read); being fixed.
             marks=pytest.mark.xfail(reason="importer may outlive kill -9 of plakar", strict=False),
         ),
