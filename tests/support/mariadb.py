@@ -244,7 +244,24 @@ class MariaDBServer:
         if self.datadir.exists() and any(self.datadir.iterdir()):
             raise MariaDBError(f"{self.datadir} is not empty; refusing to reinstall over it")
         self._tmpdir.mkdir(parents=True, exist_ok=True)
-        cmd = [
+        cmd = self._install_command()
+        try:
+            result = subprocess.run(
+                cmd, capture_output=True, timeout=180, check=False, cwd=self.base_dir
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise MariaDBError(f"{' '.join(cmd)} did not finish in 180 s") from exc
+        if result.returncode != 0:
+            log = self.error_log.read_text(errors="replace") if self.error_log.exists() else ""
+            output = (result.stdout + result.stderr).decode("utf-8", errors="replace") + log
+            raise MariaDBError(
+                f"{' '.join(cmd)} failed with exit code {result.returncode}:\n"
+                + "\n".join(output.splitlines()[-40:])
+            )
+
+    def _install_command(self) -> list[str]:
+        """The command that creates the system tables (``mariadb-install-db``)."""
+        return [
             self._install_db,
             "--no-defaults",
             *self._as_root_args(),
@@ -258,18 +275,6 @@ class MariaDBServer:
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
         ]
-        try:
-            result = subprocess.run(
-                cmd, capture_output=True, timeout=180, check=False, cwd=self.base_dir
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise MariaDBError(f"{' '.join(cmd)} did not finish in 180 s") from exc
-        if result.returncode != 0:
-            output = (result.stdout + result.stderr).decode("utf-8", errors="replace")
-            raise MariaDBError(
-                f"{' '.join(cmd)} failed with exit code {result.returncode}:\n"
-                + "\n".join(output.splitlines()[-40:])
-            )
 
     def _command(self) -> list[str]:
         """The ``mariadbd`` command line for the current port."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import ssl
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -83,12 +82,9 @@ class MySQLServer(MariaDBServer):
             f"--plugin-dir={usr / 'lib' / 'mysql' / 'plugin'}",
         ]
 
-    def _install(self) -> None:
-        """Initialise a new, empty data directory: ``root@localhost`` without a password."""
-        if self.datadir.exists() and any(self.datadir.iterdir()):
-            raise MariaDBError(f"{self.datadir} is not empty; refusing to reinstall over it")
-        self._tmpdir.mkdir(parents=True, exist_ok=True)
-        cmd = [
+    def _install_command(self) -> list[str]:
+        """``mysqld --initialize-insecure``: ``root@localhost`` without a password."""
+        return [
             self._mariadbd,
             "--no-defaults",
             *self._tree_args(),
@@ -101,19 +97,6 @@ class MySQLServer(MariaDBServer):
             *(arg for arg in self.extra_args if arg.startswith("--innodb-page-size=")),
             "--initialize-insecure",
         ]
-        try:
-            result = subprocess.run(
-                cmd, capture_output=True, timeout=180, check=False, cwd=self.base_dir
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise MariaDBError(f"{' '.join(cmd)} did not finish in 180 s") from exc
-        if result.returncode != 0:
-            log = self.error_log.read_text(errors="replace") if self.error_log.exists() else ""
-            output = (result.stdout + result.stderr).decode("utf-8", errors="replace") + log
-            raise MariaDBError(
-                f"{' '.join(cmd)} failed with exit code {result.returncode}:\n"
-                + "\n".join(output.splitlines()[-40:])
-            )
 
     def _server_args(self) -> list[str]:
         """The tree's paths, a small footprint, and the binary log with GTIDs."""
