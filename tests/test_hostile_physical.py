@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 from support.datadir import DatadirServer
 from support.mariadb import MariaDBServer
+from support.mounts import tmpfs
 from support.plakar import Plakar, make_plakar
 from test_backup_restore import password
 from test_physical import LOG_BIN, bin_uri, restore_uri
@@ -397,18 +398,7 @@ def test_a_symbolic_link_on_the_way_to_the_target_is_refused(case: Case) -> None
 
 
 def test_a_read_only_target_is_one_line(case: Case) -> None:
-    ro = case.target.parent / "ro"
-    ro.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m,mode=755", "tmpfs", str(ro)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a read-only file system: {mounted.stderr.decode().strip()}")
-    try:
+    with tmpfs(case.target.parent / "ro", "ro,size=1m,mode=755") as ro:
         line = case.assert_refused("read-only file system", target=ro / "target")
         assert "Errno" not in line
         case.assert_refused(f"{ro} is on a read-only file system", target=ro)
-    finally:
-        subprocess.run(["umount", str(ro)], check=False)

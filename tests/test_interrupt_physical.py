@@ -38,6 +38,7 @@ import pytest
 from support.datadir import DatadirServer
 from support.interrupt import HOW, Interrupted, interrupted_run, run_tmp, settle
 from support.mariadb import MariaDBServer
+from support.mounts import tmpfs
 from support.plakar import Plakar, make_plakar
 from test_backup_restore import password
 from test_physical import LOG_BIN, bin_uri, restore_uri
@@ -370,38 +371,36 @@ def test_a_full_temporary_directory_during_a_backup_is_one_line(
 ) -> None:
     """The redo log copy is held aside in TMPDIR while the data files stream: a full
     TMPDIR is named in one line, no ``[Errno 28]``, no snapshot, nothing running."""
-    small = tmp_path / "small"
-    small.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=512k,mode=700", "tmpfs", str(small)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    server = source.server
-    snapshots = source.plakar.snapshots()
-    try:
-        # Fresh redo for the copy to hold aside (MiBs, over the tmpfs's size).
-        server.execute("CREATE TABLE bank.scratch (id INT PRIMARY KEY, pad VARBINARY(255))")
-        server.execute(
-            "INSERT INTO bank.scratch SELECT seq, RANDOM_BYTES(200) FROM seq_1_to_20000",
-            database="bank",
-        )
-        source.plakar.extra_env["TMPDIR"] = str(small)
-        proc = source.plakar.at(
-            "backup", "-packfiles", "memory", "-o", password(server), bin_uri(server), check=False
-        )
-        output = proc.stdout + proc.stderr
-        assert proc.returncode != 0, output
-        assert f"cannot hold a file of the stream aside in {small}: no space left on device" in (
-            output
-        )
-        assert "Errno" not in output and "Traceback" not in output, output
-        assert processes_naming(f"--target-dir={small}/") == []
-        assert os.listdir(small) == []
-    finally:
-        source.plakar.extra_env.pop("TMPDIR", None)
-        server.execute("DROP TABLE IF EXISTS bank.scratch")
-        subprocess.run(["umount", str(small)], check=False)
+    with tmpfs(tmp_path / "small", "size=512k,mode=700") as small:
+        server = source.server
+        snapshots = source.plakar.snapshots()
+        try:
+            # Fresh redo for the copy to hold aside (MiBs, over the tmpfs's size).
+            server.execute("CREATE TABLE bank.scratch (id INT PRIMARY KEY, pad VARBINARY(255))")
+            server.execute(
+                "INSERT INTO bank.scratch SELECT seq, RANDOM_BYTES(200) FROM seq_1_to_20000",
+                database="bank",
+            )
+            source.plakar.extra_env["TMPDIR"] = str(small)
+            proc = source.plakar.at(
+                "backup",
+                "-packfiles",
+                "memory",
+                "-o",
+                password(server),
+                bin_uri(server),
+                check=False,
+            )
+            output = proc.stdout + proc.stderr
+            assert proc.returncode != 0, output
+            assert (
+                f"cannot hold a file of the stream aside in {small}: no space left on device"
+                in output
+            )
+            assert "Errno" not in output and "Traceback" not in output, output
+            assert processes_naming(f"--target-dir={small}/") == []
+            assert os.listdir(small) == []
+        finally:
+            source.plakar.extra_env.pop("TMPDIR", None)
+            server.execute("DROP TABLE IF EXISTS bank.scratch")
     assert source.plakar.snapshots() == snapshots

@@ -4,17 +4,16 @@ list against what arrived, and the target directory (owner, mode, no symbolic li
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pickle
 import pwd
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.mounts import tmpfs
 
 from kloset_sdk.guard import Guard
 from plakar_mysql.physical.layout import SIZE_LIMIT, LayoutError, parse_layout
@@ -287,24 +286,8 @@ def test_the_guardians_undo_leaves_a_directory_that_is_not_the_restores_alone(
         remove_restored(str(outside / "keep" / "x"), 1, 1, True)
 
 
-@contextlib.contextmanager
-def read_only_mount(directory: Path) -> Iterator[Path]:
-    directory.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m,mode=755", "tmpfs", str(directory)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield directory
-    finally:
-        subprocess.run(["umount", str(directory)], check=False)
-
-
 def test_a_read_only_file_system_is_one_line(tmp_path: Path) -> None:
-    with read_only_mount(tmp_path / "ro") as ro:
+    with tmpfs(tmp_path / "ro", "ro,size=1m,mode=755") as ro:
         refused(ro, f"{ro} is on a read-only file system")
         refused(ro / "new", f"cannot create {ro / 'new'}: read-only file system")
 
