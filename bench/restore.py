@@ -86,7 +86,7 @@ GOAL_RATIO = 0.55
 """Goal: the integration with its default ``jobs`` in at most this share of the single stream."""
 
 #: What the integration's dump_arguments() gives for one MariaDB database without a
-#: binary log (src/plakar_mysql/dump.py), used when the manifest does not say.
+#: binary log (src/plakar_mysql/logical/dump.py), used when the manifest does not say.
 FALLBACK_DUMP_ARGUMENTS = (
     "--default-character-set=utf8mb4",
     "--max-allowed-packet=1073741824",

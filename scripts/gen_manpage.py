@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from plakar_mysql import __version__
-from plakar_mysql.options import load_schema
+from plakar_mysql.core.options import load_schema
 from plakar_mysql.physical.backup import OPTIONS as PHYSICAL_BACKUP_OPTIONS
 from plakar_mysql.physical.restore import OPTIONS as PHYSICAL_RESTORE_OPTIONS
 

@@ -19,7 +19,7 @@ from support.mariadb import MariaDBServer, quote_identifier
 from support.plakar import Plakar
 from test_backup_restore import password
 
-from plakar_mysql.layout import object_path
+from plakar_mysql.logical.layout import object_path
 
 
 @pytest.fixture

@@ -34,8 +34,8 @@ from support.plakar import Plakar, make_plakar
 from support.scripts import executable
 
 from kloset_sdk.guard import Guard
-from plakar_mysql.binlog.gtid import Position
-from plakar_mysql.physical.point import set_point_in_datadir
+from plakar_mysql.core.gtid import Position
+from plakar_mysql.physical.replay_point import set_point_in_datadir
 
 LOG_BIN = ("--log-bin=mysql-bin", "--server-id=1")
 ACCOUNTS = 40

@@ -43,13 +43,13 @@ from support.docs import Block, Shell, fenced_blocks, marked_blocks
 from support.mariadb import MariaDBServer
 from support.plakar import ROOT, Plakar, find_ptar
 
-from plakar_mysql.binlog.archive import _check_privileges as check_binlog_privileges
-from plakar_mysql.flavour import Flavour
-from plakar_mysql.grants import parse_grant, session_grants
-from plakar_mysql.options import Connection
+from plakar_mysql.binlog.backup import _check_privileges as check_binlog_privileges
+from plakar_mysql.core.flavour import Flavour
+from plakar_mysql.core.grants import parse_grant, session_grants
+from plakar_mysql.core.options import Connection
+from plakar_mysql.core.server import connect, current_user, missing_privileges
+from plakar_mysql.logical.preflight import check_overwrite_grants
 from plakar_mysql.physical.backup import missing_privileges as physical_missing_privileges
-from plakar_mysql.preflight import check_overwrite_grants
-from plakar_mysql.server import connect, current_user, missing_privileges
 
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
@@ -335,8 +335,8 @@ class Session:
 
 
 def check_logical(session: Session) -> None:
-    """The logical backup's and restore's own checks pass (:mod:`plakar_mysql.server`,
-    :mod:`plakar_mysql.preflight`), and the restore may record its point."""
+    """The logical backup's and restore's own checks pass (:mod:`plakar_mysql.core.server`,
+    :mod:`plakar_mysql.logical.preflight`), and the restore may record its point."""
     session.server.execute("CREATE DATABASE IF NOT EXISTS shop")
     for db in session.connections("backup"):
         flags = {"routines": True, "triggers": True, "events": True}

@@ -29,7 +29,7 @@ from support.mariadb import MariaDBServer
 from support.plakar import Plakar, make_plakar
 from test_backup_restore import password, uri
 
-from plakar_mysql.layout import HEADER_PREFIX, HELD_LIMIT, JSON_LIMIT
+from plakar_mysql.logical.layout import HEADER_PREFIX, HELD_LIMIT, JSON_LIMIT
 
 SOURCE_SQL = (
     "CREATE DATABASE src",

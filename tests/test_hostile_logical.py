@@ -42,7 +42,7 @@ from support.hostile import (
 from support.mariadb import MariaDBServer
 from support.plakar import Plakar, make_plakar
 
-from plakar_mysql.layout import DatabaseEntry, DumpHeader
+from plakar_mysql.logical.layout import DatabaseEntry, DumpHeader
 
 SOURCE = "victim"
 PREAMBLE_END = b"/*!40111 SET @OLD_SQL_NOTES"  # the dump's last session line before any object

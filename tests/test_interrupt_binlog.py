@@ -26,7 +26,7 @@ from support.interrupt import HOW, interrupted_run, running, settle
 from support.mariadb import MariaDBServer
 from support.plakar import Plakar, make_plakar
 
-from plakar_mysql.binlog.gtid import Position
+from plakar_mysql.core.gtid import Position
 
 TRANSACTIONS = 2000
 PTAR = os.environ.get("PLAKAR_MYSQL_PTAR")  # as the plakar fixture: a package to test

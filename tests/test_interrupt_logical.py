@@ -2,7 +2,7 @@
 
 Plakar answers SIGINT and SIGTERM by SIGKILLing the plugin, so what an
 interrupted restore leaves is cleaned up by the SDK's guardian, which runs the
-undo action the restore keeps registered (:mod:`plakar_mysql.rollback`).  Each
+undo action the restore keeps registered (:mod:`plakar_mysql.logical.rollback`).  Each
 case interrupts a real ``plakar`` at a moment polled on the server, then checks:
 the target is exactly as it was (every database of the server described and
 compared, so a shadow or ``plakar_old_*`` database left over shows too), no

@@ -15,7 +15,7 @@ from support.mariadb import MariaDBServer, quote_identifier
 from support.plakar import Plakar
 from test_backup_restore import AWKWARD_DB, AWKWARD_TABLE, fill_awkward, password, uri
 
-from plakar_mysql.layout import encode_segment, object_path
+from plakar_mysql.logical.layout import encode_segment, object_path
 
 
 def restore_fails(plakar: Plakar, source: str, target: str, *opts: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from support import shop
 from support.mariadb import MariaDBServer, quote_identifier
 
-from plakar_mysql.split import DumpSplitter
+from plakar_mysql.logical.split import DumpSplitter
 
 
 def dump(server: MariaDBServer, tmp_path: Path, *databases: str) -> Path:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from kloset_sdk import Exporter, Importer, Options, run_exporter, run_importer
 from plakar_mysql.binlog import SCHEME as BINLOG
-from plakar_mysql.heap import bound_malloc
+from plakar_mysql.core.heap import bound_malloc
 from plakar_mysql.physical import SCHEME as PHYSICAL
 
 
@@ -31,10 +31,10 @@ def make_importer(options: Options, scheme: str, config: Mapping[str, str]) -> I
 
         return PhysicalImporter(options, scheme, config)
     if kind == BINLOG:
-        from plakar_mysql.binlog.archive import BinlogImporter
+        from plakar_mysql.binlog.backup import BinlogImporter
 
         return BinlogImporter(options, scheme, config)
-    from plakar_mysql.importer import MySQLImporter
+    from plakar_mysql.logical.backup import MySQLImporter
 
     return MySQLImporter(options, scheme, config)
 
@@ -47,10 +47,10 @@ def make_exporter(options: Options, scheme: str, config: Mapping[str, str]) -> E
 
         return PhysicalExporter(options, scheme, config)
     if kind == BINLOG:
-        from plakar_mysql.binlog.replay import BinlogExporter
+        from plakar_mysql.binlog.restore import BinlogExporter
 
         return BinlogExporter(options, scheme, config)
-    from plakar_mysql.exporter import MySQLExporter
+    from plakar_mysql.logical.restore import MySQLExporter
 
     return MySQLExporter(options, scheme, config)
 

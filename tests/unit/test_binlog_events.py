@@ -12,17 +12,7 @@ import struct
 import pytest
 
 from plakar_mysql.binlog.comments import Comments
-from plakar_mysql.binlog.events import (
-    FORMAT_DESCRIPTION,
-    GTID,
-    GTID_LIST,
-    MAGIC,
-    BinlogFormatError,
-    FileFacts,
-    Scanner,
-)
-from plakar_mysql.binlog.gtid import Gtid, GtidError, Position
-from plakar_mysql.binlog.replay import (
+from plakar_mysql.binlog.restore import (
     Bounds,
     FilePosition,
     Recorder,
@@ -33,7 +23,17 @@ from plakar_mysql.binlog.replay import (
     read_head,
     verdict,
 )
-from plakar_mysql.options import ConfigError
+from plakar_mysql.binlog.scanner import (
+    FORMAT_DESCRIPTION,
+    GTID,
+    GTID_LIST,
+    MAGIC,
+    BinlogFormatError,
+    FileFacts,
+    Scanner,
+)
+from plakar_mysql.core.gtid import Gtid, GtidError, Position
+from plakar_mysql.core.options import ConfigError
 
 QUERY = 2
 XID = 16

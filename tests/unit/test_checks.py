@@ -19,9 +19,8 @@ from typing import Any
 import pymysql
 import pytest
 
-from plakar_mysql.grants import Grants, parse_grant
-from plakar_mysql.importer import MySQLImporter
-from plakar_mysql.kinds import (
+from plakar_mysql.core.grants import Grants, parse_grant
+from plakar_mysql.core.kinds import (
     BINLOG,
     LOGICAL,
     PHYSICAL,
@@ -31,11 +30,12 @@ from plakar_mysql.kinds import (
     refuse_foreign_options,
     wrong_kind,
 )
-from plakar_mysql.layout import Inventory
-from plakar_mysql.options import ConfigError, parse
+from plakar_mysql.core.options import ConfigError, parse
+from plakar_mysql.core.server import ServerError, error_text, server_errors
+from plakar_mysql.logical.backup import MySQLImporter
+from plakar_mysql.logical.layout import Inventory
+from plakar_mysql.logical.preflight import binlogged_code, check_overwrite_grants
 from plakar_mysql.physical.locality import decode_proc_address, prove_local, socket_inodes
-from plakar_mysql.preflight import binlogged_code, check_overwrite_grants
-from plakar_mysql.server import ServerError, error_text, server_errors
 
 #: SHOW GRANTS of 'u'@'%' on MariaDB 10.11 with the default role r1 (which holds r2)
 #: and grants to PUBLIC: the case of finding 11.

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from support.scripts import executable
 
-from plakar_mysql.credentials import hide_secrets
-from plakar_mysql.flavour import Flavour, Tool, ToolError, find_tool, offered_options
-from plakar_mysql.loader import Client
-from plakar_mysql.options import Connection
+from plakar_mysql.core.client import Client
+from plakar_mysql.core.credentials import hide_secrets
+from plakar_mysql.core.flavour import Flavour, Tool, ToolError, find_tool, offered_options
+from plakar_mysql.core.options import Connection
 
 MARIADB_VERSION = "mariadb  Ver 15.1 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)"
 MYSQL_VERSION = "mysql  Ver 9.7.0 for Linux on x86_64 (MySQL Community Server - GPL)"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from support.scripts import executable
 
-from plakar_mysql.credentials import option_file_text, option_pipe
-from plakar_mysql.dump import dump_arguments, large_writes, parse_binlog_position
-from plakar_mysql.flavour import Flavour, Tool, ToolError, detect, find_tool, version_tuple
-from plakar_mysql.options import ConfigError, parse
+from plakar_mysql.core.credentials import option_file_text, option_pipe
+from plakar_mysql.core.flavour import Flavour, Tool, ToolError, detect, find_tool, version_tuple
+from plakar_mysql.core.options import ConfigError, parse
+from plakar_mysql.logical.dump import dump_arguments, large_writes, parse_binlog_position
 
 MARIADB_DUMP = Tool(
     "/usr/bin/mariadb-dump",

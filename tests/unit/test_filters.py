@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from plakar_mysql.filters import Selection, select
-from plakar_mysql.options import ConfigError, parse
-from plakar_mysql.server import DatabaseInfo, TableInfo
+from plakar_mysql.core.options import ConfigError, parse
+from plakar_mysql.core.server import DatabaseInfo, TableInfo
+from plakar_mysql.logical.filters import Selection, select
 
 
 def db(name: str, *tables: str) -> DatabaseInfo:

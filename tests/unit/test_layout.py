@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from plakar_mysql.exporter import RestoreError, plan_load, quote_identifier, read_first_line
-from plakar_mysql.layout import (
+from plakar_mysql.core.server import ServerError
+from plakar_mysql.logical.layout import (
     Catalog,
     DatabaseEntry,
     DumpHeader,
@@ -28,7 +28,7 @@ from plakar_mysql.layout import (
     read_header,
     session_frame,
 )
-from plakar_mysql.server import ServerError
+from plakar_mysql.logical.restore import RestoreError, plan_load, quote_identifier, read_first_line
 
 ONE = DumpHeader(
     "database",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from plakar_mysql.users import _plan
+from plakar_mysql.logical.users import _plan
 
 HASH = "0x2441303035" + "ab" * 30
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from plakar_mysql.options import Config, ConfigError, parse
+from plakar_mysql.core.options import Config, ConfigError, parse
 from plakar_mysql.physical.restore import target_directory
 
 

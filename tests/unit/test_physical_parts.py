@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from kloset_sdk import Options
+from plakar_mysql.core.options import ConfigError
 from plakar_mysql.entry import make_exporter, make_importer
-from plakar_mysql.exporter import MySQLExporter
-from plakar_mysql.importer import MySQLImporter
-from plakar_mysql.options import ConfigError
+from plakar_mysql.logical.backup import MySQLImporter
+from plakar_mysql.logical.restore import MySQLExporter
 from plakar_mysql.physical.backup import PhysicalImporter, parse_physical
 from plakar_mysql.physical.manifest import build_manifest, parse_binlog_info, parse_key_values
 from plakar_mysql.physical.restore import (

@@ -11,10 +11,10 @@ import pytest
 from support.scripts import executable
 
 from kloset_sdk.guard import Guard
-from plakar_mysql.binlog.gtid import Position
-from plakar_mysql.flavour import Flavour
+from plakar_mysql.core.flavour import Flavour
+from plakar_mysql.core.gtid import Position
 from plakar_mysql.physical.manifest import BinlogPoint
-from plakar_mysql.physical.point import (
+from plakar_mysql.physical.replay_point import (
     PointError,
     find_server,
     leave_point,

@@ -14,9 +14,9 @@ import pytest
 
 import plakar_mysql
 from kloset_sdk.guard import Guard
-from plakar_mysql.options import parse
-from plakar_mysql.restore import MAX_JOBS, Restorer, capped_jobs, connection_margin
-from plakar_mysql.shadow import _leftovers, owner_tag
+from plakar_mysql.core.options import parse
+from plakar_mysql.logical.restorer import MAX_JOBS, Restorer, capped_jobs, connection_margin
+from plakar_mysql.logical.shadow import _leftovers, owner_tag
 
 SCHEMA = Path(plakar_mysql.__file__).parent / "schemas" / "exporter.json"
 

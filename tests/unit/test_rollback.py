@@ -7,10 +7,10 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-from plakar_mysql.options import Connection
-from plakar_mysql.restore import _is_or_uses_sequence
-from plakar_mysql.rollback import Rollback, Undo, routine_objects
-from plakar_mysql.shadow import Trigger
+from plakar_mysql.core.options import Connection
+from plakar_mysql.logical.restorer import _is_or_uses_sequence
+from plakar_mysql.logical.rollback import Rollback, Undo, routine_objects
+from plakar_mysql.logical.shadow import Trigger
 
 
 class RecordingGuard:

@@ -6,7 +6,7 @@ import ssl
 
 import pytest
 
-from plakar_mysql.server import _Connection
+from plakar_mysql.core.server import _Connection
 
 
 @pytest.mark.parametrize(

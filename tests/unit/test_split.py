@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from plakar_mysql.split import DumpSplitter, Section, SplitError, parse_quoted
+from plakar_mysql.logical.split import DumpSplitter, Section, SplitError, parse_quoted
 
 DUMP = b"""/*M!999999\\- enable the sandbox mode */ \n-- MariaDB dump 10.19
 --

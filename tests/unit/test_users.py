@@ -7,7 +7,7 @@ from __future__ import annotations
 import pymysql
 import pytest
 
-from plakar_mysql.users import Account, _Block, _own_statements, _said
+from plakar_mysql.logical.users import Account, _Block, _own_statements, _said
 
 APP = Account("app", "%")
 HASH = "*F95BC5F6024C92F5D1C6458C7FC841F3F854D21D"

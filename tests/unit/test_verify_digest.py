@@ -4,7 +4,7 @@ that set), the rows never."""
 
 from __future__ import annotations
 
-from plakar_mysql.restore import _TableDigest
+from plakar_mysql.logical.restorer import _TableDigest
 
 DUMPED = (
     b"CREATE TABLE `store` (\n"

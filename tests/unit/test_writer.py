@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from plakar_mysql.loader import DefinerRewriter, TriggerRewriter
-from plakar_mysql.writer import ChunkReader, one_newline_at_end
+from plakar_mysql.core.client import DefinerRewriter, TriggerRewriter
+from plakar_mysql.logical.writer import ChunkReader, one_newline_at_end
 
 
 @pytest.mark.parametrize(

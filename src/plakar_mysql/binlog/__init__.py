@@ -4,14 +4,16 @@
 the logical backup (they dispatch on the URI scheme, see
 :mod:`plakar_mysql.entry`):
 
-* :mod:`.archive` - the importer: one record ``/binlog/<file>`` per binary log
+* :mod:`.backup` - the importer: one record ``/binlog/<file>`` per binary log
   the server still has, read over the network by ``mariadb-binlog
   --read-from-remote-server --raw``, and ``/manifest.json``;
-* :mod:`.replay` - the exporter: the events after the target's restored point,
+* :mod:`.restore` - the exporter: the events after the target's restored point,
   up to a stop, through ``mariadb-binlog | mariadb``;
-* :mod:`.point` - where a restore leaves the backup's point on the target;
-* :mod:`.events` - the little of the binary-log format this needs;
-* :mod:`.gtid` - MariaDB GTID positions.
+* :mod:`.scanner` - the little of the binary-log format this needs;
+* :mod:`.comments` - the tool's comment lines, made safe to send.
+
+GTID positions and the restore point are shared with the other kinds
+(:mod:`plakar_mysql.core.gtid`, :mod:`plakar_mysql.core.restore_point`).
 """
 
 SCHEME = "mysql+binlog"

@@ -32,11 +32,18 @@ import pymysql
 from kloset_sdk import ConnectorInfo, Flags, Importer, Options, Record
 from kloset_sdk.records import Content
 from plakar_mysql import __version__
-from plakar_mysql.flavour import Flavour, version_tuple
-from plakar_mysql.grants import session_grants
-from plakar_mysql.kinds import PHYSICAL, refuse_foreign_options
-from plakar_mysql.options import Config, ConfigError, parse
+from plakar_mysql.core.flavour import Flavour, version_tuple
+from plakar_mysql.core.grants import session_grants
+from plakar_mysql.core.kinds import PHYSICAL, refuse_foreign_options
+from plakar_mysql.core.options import Config, ConfigError, parse
+from plakar_mysql.core.server import ServerError, connect, current_user, server_errors, server_info
 from plakar_mysql.physical import BACKUP_OPTIONS, SCHEME
+from plakar_mysql.physical.backup_tool import (
+    BackupProcess,
+    PhysicalBackupError,
+    Progress,
+    find_backup_tool,
+)
 from plakar_mysql.physical.errors import os_error_line
 from plakar_mysql.physical.locality import prove_local
 from plakar_mysql.physical.manifest import (
@@ -48,13 +55,6 @@ from plakar_mysql.physical.manifest import (
     build_manifest,
 )
 from plakar_mysql.physical.mbstream import Entry, MbstreamReader
-from plakar_mysql.physical.tool import (
-    BackupProcess,
-    PhysicalBackupError,
-    Progress,
-    find_backup_tool,
-)
-from plakar_mysql.server import ServerError, connect, current_user, server_errors, server_info
 
 #: Options that mean something to a physical backup; the others are the logical dump's.
 OPTIONS = BACKUP_OPTIONS

@@ -27,7 +27,7 @@ import socket
 import struct
 from typing import Any
 
-from plakar_mysql.server import ServerError
+from plakar_mysql.core.server import ServerError
 
 _Address = tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]
 _RUN_HERE = "run the physical backup on the server's machine, as root or as its system user"

@@ -5,7 +5,7 @@
 replays the redo log copied beside the data files: the result is a data
 directory that ``mariadbd --datadir=/path/to/dir`` starts on.  Last, the
 backup's binary-log GTID is left in the restored ``gtid_slave_pos``, where a
-binlog replay starts (:mod:`plakar_mysql.physical.point`), or one line says
+binlog replay starts (:mod:`plakar_mysql.physical.replay_point`), or one line says
 why not and what to run by hand.
 
 The snapshot is untrusted input.  The directory must be empty (or absent),
@@ -42,10 +42,17 @@ import jsonschema
 
 from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, Reporter, export_each
 from kloset_sdk.guard import Guard
-from plakar_mysql.flavour import Flavour, ToolError, version_tuple
-from plakar_mysql.kinds import PHYSICAL, kind_of_path, wrong_kind
-from plakar_mysql.options import ConfigError, load_schema, redact
+from plakar_mysql.core.flavour import Flavour, ToolError, version_tuple
+from plakar_mysql.core.kinds import PHYSICAL, kind_of_path, wrong_kind
+from plakar_mysql.core.options import ConfigError, load_schema, redact
 from plakar_mysql.physical import SCHEME
+from plakar_mysql.physical.backup_tool import (
+    BackupTool,
+    ToolStopped,
+    ToolTimeout,
+    find_backup_tool,
+    run_draining,
+)
 from plakar_mysql.physical.errors import describe, os_error_line
 from plakar_mysql.physical.layout import FILE_NAME as LAYOUT_FILE
 from plakar_mysql.physical.layout import SIZE_LIMIT as LAYOUT_LIMIT
@@ -66,15 +73,8 @@ from plakar_mysql.physical.manifest import (
     parse_key_values,
 )
 from plakar_mysql.physical.mbstream import MbstreamError, safe_path
-from plakar_mysql.physical.point import find_server, leave_point
+from plakar_mysql.physical.replay_point import find_server, leave_point
 from plakar_mysql.physical.target import Target, TargetError
-from plakar_mysql.physical.tool import (
-    BackupTool,
-    ToolStopped,
-    ToolTimeout,
-    find_backup_tool,
-    run_draining,
-)
 
 OPTIONS = frozenset({"location", "bin_dir", "mysql_bin_dir", "mariadb_bin_dir"})
 _BLOCK = 1 << 20
@@ -221,7 +221,7 @@ class PhysicalExporter(Exporter):
 
     def _leave_point(self, target: Target, tool: BackupTool, layout: Layout) -> None:
         """The backup's binary-log point into the restored ``gtid_slave_pos``, where a
-        binlog replay starts (see :mod:`plakar_mysql.physical.point`); the restore
+        binlog replay starts (see :mod:`plakar_mysql.physical.replay_point`); the restore
         succeeds whether or not it could be set."""
         text = self._metadata(target, BINLOG_INFO)
         leave_point(

@@ -19,7 +19,7 @@ from typing import Any, TypeAlias
 
 import pymysql
 
-from plakar_mysql.server import ServerError
+from plakar_mysql.core.server import ServerError
 
 Connection: TypeAlias = "pymysql.connections.Connection[Any]"
 

@@ -15,7 +15,7 @@ every table, ``views.sql``.  The :class:`Restorer` answers each as it comes:
   them exist at once.  ``jobs`` (by default the number of CPUs) is capped at
   :data:`MAX_JOBS` and by the connections the server has free;
 * with ``overwrite=true`` the tables load into shadow databases and replace
-  the target's all at once when every one has loaded (:mod:`plakar_mysql.shadow`):
+  the target's all at once when every one has loaded (:mod:`plakar_mysql.logical.shadow`):
   a restore that fails or is cancelled leaves the target as it was;
 * routines, views, events (and accounts) are kept aside and loaded once every
   table is in, in that order: a view may call a function, and the views of
@@ -23,7 +23,7 @@ every table, ``views.sql``.  The :class:`Restorer` answers each as it comes:
   of another database loads whatever the order.
 
 Every session it opens bounds its lock waits (``lock_wait_timeout``); a wait
-that runs out fails the restore with the lock's holder named (:mod:`plakar_mysql.locks`).
+that runs out fails the restore with the lock's holder named (:mod:`plakar_mysql.core.locks`).
 No connection is shared between threads: the restore's own connection belongs
 to the thread that handles Plakar's files; a load failing in a worker thread
 asks who holds the lock on a short-lived connection of its own.  A
@@ -53,10 +53,21 @@ import pymysql
 
 from kloset_sdk.guard import Guard
 from kloset_sdk.records import Content
-from plakar_mysql.dump import DumpProcess, base_arguments
-from plakar_mysql.flavour import Flavour, Tool, find_tool
-from plakar_mysql.grants import session_grants
-from plakar_mysql.layout import (
+from plakar_mysql.core.client import Client, DefinerRewriter, LoadError, TriggerRewriter, blocks
+from plakar_mysql.core.flavour import Flavour, Tool, find_tool
+from plakar_mysql.core.grants import session_grants
+from plakar_mysql.core.locks import DEFAULT_LOCK_WAIT_TIMEOUT, bounds_sql, holders
+from plakar_mysql.core.options import Config
+from plakar_mysql.core.server import (
+    ServerError,
+    ServerInfo,
+    connect,
+    error_text,
+    quote_identifier,
+    server_info,
+)
+from plakar_mysql.logical.dump import DumpProcess, base_arguments
+from plakar_mysql.logical.layout import (
     HELD_LIMIT,
     Catalog,
     FileHeader,
@@ -70,23 +81,12 @@ from plakar_mysql.layout import (
     read_footer,
     session_frame,
 )
-from plakar_mysql.loader import Client, DefinerRewriter, LoadError, TriggerRewriter, blocks
-from plakar_mysql.locks import DEFAULT_LOCK_WAIT_TIMEOUT, bounds_sql, holders
-from plakar_mysql.options import Config
-from plakar_mysql.preflight import OVERWRITE_DATABASES, OVERWRITE_PRIVILEGES, check_restore
-from plakar_mysql.rollback import Rollback, Undo, routine_objects, undo
-from plakar_mysql.server import (
-    ServerError,
-    ServerInfo,
-    connect,
-    error_text,
-    quote_identifier,
-    server_info,
-)
-from plakar_mysql.shadow import Shadow, SwapError, drop_leftovers
-from plakar_mysql.split import DumpSplitter
-from plakar_mysql.users import restore_accounts
-from plakar_mysql.writer import one_newline_at_end
+from plakar_mysql.logical.preflight import OVERWRITE_DATABASES, OVERWRITE_PRIVILEGES, check_restore
+from plakar_mysql.logical.rollback import Rollback, Undo, routine_objects, undo
+from plakar_mysql.logical.shadow import Shadow, SwapError, drop_leftovers
+from plakar_mysql.logical.split import DumpSplitter
+from plakar_mysql.logical.users import restore_accounts
+from plakar_mysql.logical.writer import one_newline_at_end
 
 Connection: TypeAlias = "pymysql.connections.Connection[Any]"
 

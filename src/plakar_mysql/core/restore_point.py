@@ -30,9 +30,9 @@ from typing import Any
 
 import pymysql
 
-from plakar_mysql.binlog.gtid import Gtid, GtidError, Position
-from plakar_mysql.options import Connection
-from plakar_mysql.server import connect
+from plakar_mysql.core.gtid import Gtid, GtidError, Position
+from plakar_mysql.core.options import Connection
+from plakar_mysql.core.server import connect
 
 
 def restored_point(db: pymysql.connections.Connection[Any]) -> Position:

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 
-from plakar_mysql.options import Config, ConfigError
-from plakar_mysql.server import DatabaseInfo
+from plakar_mysql.core.options import Config, ConfigError
+from plakar_mysql.core.server import DatabaseInfo
 
 
 def patterns(config: Config, name: str) -> tuple[str, ...]:

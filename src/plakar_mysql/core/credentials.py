@@ -19,8 +19,8 @@ import os
 import re
 from collections.abc import Iterator
 
-from plakar_mysql.flavour import Flavour
-from plakar_mysql.options import ConfigError, Connection
+from plakar_mysql.core.flavour import Flavour
+from plakar_mysql.core.options import ConfigError, Connection
 
 
 def _value(name: str, value: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from plakar_mysql.flavour import Flavour, Tool, find_tool
+from plakar_mysql.core.flavour import Flavour, Tool, find_tool
 
 
 def binlog_tool(flavour: Flavour, bin_dir: str | None) -> Tool:

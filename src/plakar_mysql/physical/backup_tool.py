@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import IO
 
 from kloset_sdk.guard import Guard
-from plakar_mysql.credentials import option_file_text
-from plakar_mysql.flavour import Flavour, Tool, ToolError, detect
-from plakar_mysql.options import Connection
+from plakar_mysql.core.credentials import option_file_text
+from plakar_mysql.core.flavour import Flavour, Tool, ToolError, detect
+from plakar_mysql.core.options import Connection
 from plakar_mysql.physical.errors import os_error_line
 
 COMPLETED = "completed OK!"

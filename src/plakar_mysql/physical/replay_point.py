@@ -34,11 +34,11 @@ from dataclasses import dataclass
 import pymysql
 
 from kloset_sdk.guard import Guard
-from plakar_mysql.binlog.gtid import GtidError, Position
-from plakar_mysql.flavour import Flavour, ToolError, detect, version_tuple
+from plakar_mysql.core.flavour import Flavour, ToolError, detect, version_tuple
+from plakar_mysql.core.gtid import GtidError, Position
+from plakar_mysql.physical.backup_tool import version_text
 from plakar_mysql.physical.errors import describe, os_error_line
 from plakar_mysql.physical.manifest import BinlogPoint
-from plakar_mysql.physical.tool import version_text
 
 SERVER_NAMES = ("mariadbd", "mysqld")
 SYSTEM_SBIN = "/usr/sbin"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pymysql
 
-from plakar_mysql.server import quote_identifier
+from plakar_mysql.core.server import quote_identifier
 
 _DELIMITERS = (";;", "$$", "//", ";;;", "$$$", "///", "$;$", "/$/")
 

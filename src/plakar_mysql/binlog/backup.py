@@ -40,15 +40,15 @@ import pymysql
 from kloset_sdk import ConnectorInfo, Flags, Guard, Importer, Options, Record
 from plakar_mysql import __version__
 from plakar_mysql.binlog import SCHEME
-from plakar_mysql.binlog.events import FileFacts, Scanner
-from plakar_mysql.binlog.tools import binlog_tool
-from plakar_mysql.credentials import option_pipe
-from plakar_mysql.flavour import Flavour, Tool
-from plakar_mysql.grants import session_grants
-from plakar_mysql.kinds import BINLOG, refuse_foreign_options
-from plakar_mysql.loader import StderrTail
-from plakar_mysql.options import Config, Connection, parse
-from plakar_mysql.server import ServerError, connect, current_user, server_errors, server_info
+from plakar_mysql.binlog.scanner import FileFacts, Scanner
+from plakar_mysql.core.client import StderrTail
+from plakar_mysql.core.credentials import option_pipe
+from plakar_mysql.core.flavour import Flavour, Tool
+from plakar_mysql.core.grants import session_grants
+from plakar_mysql.core.kinds import BINLOG, refuse_foreign_options
+from plakar_mysql.core.options import Config, Connection, parse
+from plakar_mysql.core.server import ServerError, connect, current_user, server_errors, server_info
+from plakar_mysql.core.tools import binlog_tool
 
 MANIFEST_PATH = "/manifest.json"
 BINLOG_DIR = "/binlog"

@@ -3,7 +3,7 @@
 Plakar hands the binary logs over one at a time, in name order, then
 ``/manifest.json``.  Each log streams through three stages:
 
-1. a :class:`~plakar_mysql.binlog.events.Scanner` walks its events and keeps
+1. a :class:`~plakar_mysql.binlog.scanner.Scanner` walks its events and keeps
    the file's own header events and the transactions to apply: those after
    the start point (the target's ``@@gtid_slave_pos``, or ``start_position``)
    and before the stop, whole transactions only (a stop given as
@@ -18,7 +18,7 @@ are not in the archive (a log purged before it was archived), the replay stops
 with an error that names them.  Each later log must follow the one before.
 
 Each transaction applied records itself on the target as it commits (a row of
-``mysql.gtid_slave_pos``, see :mod:`~plakar_mysql.binlog.point` and
+``mysql.gtid_slave_pos``, see :mod:`~plakar_mysql.core.restore_point` and
 :class:`Selector`), and the replay starts after what the target records: a
 replay that failed, was cancelled or was killed is finished by the same
 command run again, and no transaction is ever applied twice.  A failing
@@ -49,9 +49,9 @@ from kloset_sdk import ConnectorInfo, Exporter, Guard, Options, Record, Report, 
 from kloset_sdk.records import Content
 from kloset_sdk.transport import enlarge_pipe
 from plakar_mysql.binlog import SCHEME
-from plakar_mysql.binlog.archive import BINLOG_DIR, MANIFEST_PATH
+from plakar_mysql.binlog.backup import BINLOG_DIR, MANIFEST_PATH
 from plakar_mysql.binlog.comments import Comments
-from plakar_mysql.binlog.events import (
+from plakar_mysql.binlog.scanner import (
     FL_COMPLETED_XA,
     FL_PREPARED_XA,
     FL_STANDALONE,
@@ -64,8 +64,16 @@ from plakar_mysql.binlog.events import (
     FileFacts,
     Scanner,
 )
-from plakar_mysql.binlog.gtid import Gtid, GtidError, Position
-from plakar_mysql.binlog.point import (
+from plakar_mysql.core.client import MAX_PACKET, StderrTail
+from plakar_mysql.core.credentials import hide_secrets, option_pipe
+from plakar_mysql.core.errors import shown
+from plakar_mysql.core.flavour import Flavour, Tool
+from plakar_mysql.core.grants import session_grants
+from plakar_mysql.core.gtid import Gtid, GtidError, Position
+from plakar_mysql.core.kinds import BINLOG, not_ours, refuse_foreign_options
+from plakar_mysql.core.locks import DEFAULT_LOCK_WAIT_TIMEOUT, bounds_sql, holders
+from plakar_mysql.core.options import Config, ConfigError, parse
+from plakar_mysql.core.restore_point import (
     RECORD_COLUMNS,
     RECORD_TABLE,
     next_sub_id,
@@ -74,17 +82,8 @@ from plakar_mysql.binlog.point import (
     restored_point,
     set_restored_point,
 )
-from plakar_mysql.binlog.tools import binlog_tool, client_tool
-from plakar_mysql.credentials import hide_secrets, option_pipe
-from plakar_mysql.dump import MAX_PACKET
-from plakar_mysql.exporter import shown
-from plakar_mysql.flavour import Flavour, Tool
-from plakar_mysql.grants import session_grants
-from plakar_mysql.kinds import BINLOG, not_ours, refuse_foreign_options
-from plakar_mysql.loader import StderrTail
-from plakar_mysql.locks import DEFAULT_LOCK_WAIT_TIMEOUT, bounds_sql, holders
-from plakar_mysql.options import Config, ConfigError, parse
-from plakar_mysql.server import connect, current_user, server_info
+from plakar_mysql.core.server import connect, current_user, server_info
+from plakar_mysql.core.tools import binlog_tool, client_tool
 
 _BLOCK = 1 << 20
 _DATETIME = "%Y-%m-%d %H:%M:%S"
@@ -186,7 +185,7 @@ def _log_number(name: str) -> tuple[str, int] | None:
 
 class Recorder:
     """Makes the events that record each transaction on the target (see
-    :mod:`~plakar_mysql.binlog.point`): a query event per transaction, put among
+    :mod:`~plakar_mysql.core.restore_point`): a query event per transaction, put among
     the log's events, which the tool turns into SQL in its place."""
 
     def __init__(self, sub_id: int, database: str | None, binlogging: bool) -> None:

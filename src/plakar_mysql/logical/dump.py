@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from kloset_sdk.transport import enlarge_pipe
-from plakar_mysql.credentials import option_pipe
-from plakar_mysql.flavour import Flavour, Tool
-from plakar_mysql.heap import release_free_memory
-from plakar_mysql.options import Config, Connection
+from plakar_mysql.core.client import MAX_PACKET
+from plakar_mysql.core.credentials import option_pipe
+from plakar_mysql.core.flavour import Flavour, Tool
+from plakar_mysql.core.heap import release_free_memory
+from plakar_mysql.core.options import Config, Connection
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -37,7 +38,6 @@ _TAIL_BYTES = 4 << 10
 _STDERR_KEEP = 16 << 10
 _BLOCK = 512 << 10  # what close() skips at a time
 _PIPE = 1 << 20  # the tool's output pipe: the tool writes ahead while we send
-MAX_PACKET = "1073741824"  # the protocol's maximum: any row the server holds fits
 _PROGRESS_SECONDS = 10.0
 _RELEASE_BYTES = 64 << 20  # free heap pages go back to the system this often
 _OUTPUT_BUFFER = "1M"  # the dump tool's stdout buffer, through stdbuf

@@ -55,8 +55,8 @@ from typing import Any, Protocol, TypeAlias
 import pymysql
 import pymysql.cursors
 
-from plakar_mysql.locks import holders, is_lock_timeout
-from plakar_mysql.server import quote_identifier
+from plakar_mysql.core.locks import holders, is_lock_timeout
+from plakar_mysql.core.server import quote_identifier
 
 Connection: TypeAlias = "pymysql.connections.Connection[Any]"
 Log: TypeAlias = Callable[[str], None]
@@ -166,7 +166,7 @@ class Shadow:
         self.swapped = False
 
     def _note(self, **changes: Any) -> None:
-        """Tell the guardian's undo action what changed (see :mod:`plakar_mysql.rollback`)."""
+        """Tell the guardian's undo action what changed (see :mod:`.rollback`)."""
         if self._rollback is not None:
             self._rollback.update(**changes)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from plakar_mysql.options import ConfigError, load_schema
+from plakar_mysql.core.options import ConfigError, load_schema
 from plakar_mysql.physical import BACKUP_ONLY_OPTIONS, BACKUP_OPTIONS
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from plakar_mysql.binlog.gtid import Gtid, Position
+from plakar_mysql.core.gtid import Gtid, Position
 
 MAGIC = b"\xfebin"
 _HEADER = struct.Struct("<IBIIIH")

@@ -2,7 +2,7 @@
 
 Every load is one ``mariadb``/``mysql`` process reading the file on its
 standard input, with the password handed over through an anonymous pipe, and
-in sandbox mode (:attr:`~plakar_mysql.flavour.Tool.sandbox_args`): a snapshot is
+in sandbox mode (:attr:`~plakar_mysql.core.flavour.Tool.sandbox_args`): a snapshot is
 data, so a ``\\!``, ``system``, ``\\T``, ``\\.``, ``source`` or ``connect`` in it
 fails the load instead of running a shell command, writing or reading a file,
 or sending the credentials elsewhere; ``LOAD DATA LOCAL INFILE`` is off too.  A
@@ -23,10 +23,11 @@ from typing import IO
 
 from kloset_sdk.guard import Guard
 from kloset_sdk.records import Content
-from plakar_mysql.credentials import hide_secrets, option_pipe
-from plakar_mysql.dump import MAX_PACKET
-from plakar_mysql.flavour import Tool
-from plakar_mysql.options import Connection
+from plakar_mysql.core.credentials import hide_secrets, option_pipe
+from plakar_mysql.core.flavour import Tool
+from plakar_mysql.core.options import Connection
+
+MAX_PACKET = "1073741824"  # the protocol's maximum: any row the server holds fits
 
 BLOCK = 1 << 20
 _LINE = 8 << 10  # of a child's stderr kept per line: no line is held whole

@@ -1,6 +1,6 @@
 """Lay one dump stream out as snapshot files, while it streams.
 
-:class:`SnapshotWriter` walks the sections of the dump (:mod:`plakar_mysql.split`).
+:class:`SnapshotWriter` walks the sections of the dump (:mod:`plakar_mysql.logical.split`).
 Each table goes to Plakar as soon as the dump reaches it, as a record whose
 content is the section itself, framed by the session state it needs: the
 writer waits until Plakar has read that content before it reads on, so the
@@ -23,7 +23,7 @@ from typing import IO
 
 from kloset_sdk import Record
 from kloset_sdk.records import Content
-from plakar_mysql.layout import (
+from plakar_mysql.logical.layout import (
     CATALOG_PATH,
     USERS_PATH,
     Catalog,
@@ -35,7 +35,7 @@ from plakar_mysql.layout import (
     object_path,
     session_frame,
 )
-from plakar_mysql.split import DumpSplitter, Readable, Section
+from plakar_mysql.logical.split import DumpSplitter, Readable, Section
 
 _SPILL = 8 << 20
 _NEWLINES = re.compile(rb"\n*")

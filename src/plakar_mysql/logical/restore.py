@@ -1,7 +1,7 @@
 """The restore side: load a snapshot into a server.
 
 Each file Plakar hands over says what it is in its first line.  Files of a
-per-object snapshot go to the :class:`~plakar_mysql.restore.Restorer`.  A
+per-object snapshot go to the :class:`~plakar_mysql.logical.restorer.Restorer`.  A
 single dump file - ``/dump.sql`` of a first-release snapshot, or the official
 integration's ``/<db>.sql`` and ``/all.sql`` - is loaded here in one stream:
 the restore refuses to write over a table that already exists (unless
@@ -27,10 +27,14 @@ import pymysql
 
 from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, Reporter, export_each
 from kloset_sdk.records import Content
-from plakar_mysql.binlog.gtid import GtidError
-from plakar_mysql.binlog.point import base_point, record_restored_point, restored_point
-from plakar_mysql.kinds import LOGICAL, not_ours, refuse_foreign_options
-from plakar_mysql.layout import (
+from plakar_mysql.core.client import LoadError, blocks
+from plakar_mysql.core.errors import shown
+from plakar_mysql.core.gtid import GtidError
+from plakar_mysql.core.kinds import LOGICAL, not_ours, refuse_foreign_options
+from plakar_mysql.core.options import Config, ConfigError, parse
+from plakar_mysql.core.restore_point import base_point, record_restored_point, restored_point
+from plakar_mysql.core.server import ServerError, connect, error_text, quote_identifier
+from plakar_mysql.logical.layout import (
     CATALOG_PATH,
     DUMP_PATH,
     HEADER_LIMIT,
@@ -46,10 +50,7 @@ from plakar_mysql.layout import (
     read_capped,
     read_header,
 )
-from plakar_mysql.loader import LoadError, blocks
-from plakar_mysql.options import Config, ConfigError, parse
-from plakar_mysql.restore import RestoreError, Restorer, log
-from plakar_mysql.server import ServerError, connect, error_text, quote_identifier
+from plakar_mysql.logical.restorer import RestoreError, Restorer, log
 
 __all__ = ["MySQLExporter", "RestoreError", "plan_load", "quote_identifier", "read_first_line"]
 
@@ -124,11 +125,6 @@ def read_first_line(stream: Content, limit: int = HEADER_LIMIT) -> tuple[bytes, 
         if not chunk:
             return buffered, b""
         buffered += chunk
-
-
-def shown(path: str) -> str:
-    """A path for a one-line message: quoted and escaped if it holds a control character."""
-    return path if path.isprintable() else repr(path)
 
 
 class MySQLExporter(Exporter):

@@ -13,7 +13,7 @@ the first statement that writes:
   the server answers ERROR 1044 at the first table.
 
 Privileges held through active roles or granted to ``PUBLIC`` count
-(:mod:`plakar_mysql.grants`).
+(:mod:`plakar_mysql.core.grants`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from plakar_mysql.grants import Grants, session_grants
-from plakar_mysql.layout import Inventory
-from plakar_mysql.options import Connection
-from plakar_mysql.server import ServerError, current_user
+from plakar_mysql.core.grants import Grants, session_grants
+from plakar_mysql.core.options import Connection
+from plakar_mysql.core.server import ServerError, current_user
+from plakar_mysql.logical.layout import Inventory
 
 #: Databases an overwrite restore creates, as sample names, and what it does in them.
 OVERWRITE_DATABASES = (

@@ -21,7 +21,7 @@ from typing import Any, TypeAlias
 
 import pymysql
 
-from plakar_mysql.credentials import hide_secrets
+from plakar_mysql.core.credentials import hide_secrets
 
 Connection: TypeAlias = "pymysql.connections.Connection[Any]"
 

@@ -61,7 +61,7 @@ def load_schema(kind: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Connection:
     """Where the server is and who we are on it; ``password`` never leaves this process
-    except through an option file (see :mod:`plakar_mysql.credentials`)."""
+    except through an option file (see :mod:`plakar_mysql.core.credentials`)."""
 
     scheme: str
     host: str = "127.0.0.1"

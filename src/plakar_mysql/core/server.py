@@ -17,9 +17,9 @@ import pymysql
 import pymysql.connections
 import pymysql.cursors
 
-from plakar_mysql.flavour import Flavour, detect
-from plakar_mysql.grants import session_grants
-from plakar_mysql.options import Connection
+from plakar_mysql.core.flavour import Flavour, detect
+from plakar_mysql.core.grants import session_grants
+from plakar_mysql.core.options import Connection
 
 SYSTEM_DATABASES = frozenset({"information_schema", "performance_schema", "sys", "mysql"})
 _BAD_CREDENTIALS = {1045, 1698}
@@ -281,7 +281,7 @@ def missing_privileges(
 
     Without them the tools skip triggers and routines without an error, so the
     backup would look complete and not be.  Privileges held through the active
-    roles or granted to ``PUBLIC`` count (:mod:`plakar_mysql.grants`).
+    roles or granted to ``PUBLIC`` count (:mod:`plakar_mysql.core.grants`).
     """
     grants = session_grants(db)
     missing: list[str] = []

@@ -2,7 +2,7 @@
 
 ``scan`` asks the server what it holds, runs one dump of all the databases of
 the backup (one transaction, one point in time), and lays it out one file per
-object while it streams (:mod:`plakar_mysql.writer`).  Only once the dump tool
+object while it streams (:mod:`plakar_mysql.logical.writer`).  Only once the dump tool
 has exited cleanly and written its completion line does it hand over the
 per-database files, ``/catalog.json`` and ``/manifest.json``.  If anything
 fails, ``scan`` raises and Plakar keeps no snapshot.
@@ -20,14 +20,10 @@ from typing import Any
 
 from kloset_sdk import ConnectorInfo, Flags, Importer, Options, Record
 from plakar_mysql import __version__
-from plakar_mysql.dump import DumpProcess, dump_arguments
-from plakar_mysql.events import dump_events
-from plakar_mysql.filters import select
-from plakar_mysql.flavour import Flavour, find_tool
-from plakar_mysql.kinds import LOGICAL, refuse_foreign_options
-from plakar_mysql.layout import MANIFEST_PATH, Inventory, Scope
-from plakar_mysql.options import Config, parse
-from plakar_mysql.server import (
+from plakar_mysql.core.flavour import Flavour, find_tool
+from plakar_mysql.core.kinds import LOGICAL, refuse_foreign_options
+from plakar_mysql.core.options import Config, parse
+from plakar_mysql.core.server import (
     ServerError,
     connect,
     current_user,
@@ -38,8 +34,12 @@ from plakar_mysql.server import (
     server_info,
     user_databases,
 )
-from plakar_mysql.users import dump_accounts, grants_on
-from plakar_mysql.writer import SnapshotWriter, SourceFacts
+from plakar_mysql.logical.dump import DumpProcess, dump_arguments
+from plakar_mysql.logical.events import dump_events
+from plakar_mysql.logical.filters import select
+from plakar_mysql.logical.layout import MANIFEST_PATH, Inventory, Scope
+from plakar_mysql.logical.users import dump_accounts, grants_on
+from plakar_mysql.logical.writer import SnapshotWriter, SourceFacts
 
 _SECRET_OPTIONS = frozenset({"password", "location", "username"})
 

@@ -25,7 +25,7 @@ they are the restore's, the plugin that drove them is dead):
 4. the target databases it created, and the ``plakar_old_*`` databases made
    for the tables an overwrite moves aside, if they are empty then (a
    ``plakar_old_*`` database holding tables is the DBA's: see
-   :func:`plakar_mysql.shadow.drop_leftovers`).
+   :func:`plakar_mysql.logical.shadow.drop_leftovers`).
 
 Tables an overwrite restore swapped in stay: the same command run again
 replaces them again, and finishes what the interrupted one did not.
@@ -42,10 +42,10 @@ from typing import Any, TypeAlias
 import pymysql
 
 from kloset_sdk.guard import Guard
-from plakar_mysql import options
-from plakar_mysql.locks import bounds_sql
-from plakar_mysql.server import connect, quote_identifier
-from plakar_mysql.shadow import Trigger, create_trigger
+from plakar_mysql.core import options
+from plakar_mysql.core.locks import bounds_sql
+from plakar_mysql.core.server import connect, quote_identifier
+from plakar_mysql.logical.shadow import Trigger, create_trigger
 
 Connection: TypeAlias = "pymysql.connections.Connection[Any]"
 
