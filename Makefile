@@ -151,7 +151,7 @@ typecheck: venv
 # tests wait on plakar and servers, so two workers shorten the run on 2 CPUs.
 TEST_JOBS ?= 2
 test: test-deps mysql venv build $(VERSITYGW) lint typecheck
-	$(VPY) -m pytest -n $(TEST_JOBS) --dist loadfile
+	$(VPY) -m pytest -n $(TEST_JOBS) --dist loadfile --durations=15
 
 demo: deps venv build
 	$(VPY) scripts/demo.py
