@@ -85,25 +85,18 @@ class MySQLServer(MariaDBServer):
     def _install_command(self) -> list[str]:
         """``mysqld --initialize-insecure``: ``root@localhost`` without a password."""
         return [
-            self._mariadbd,
-            "--no-defaults",
-            *self._tree_args(),
-            *self._as_root_args(),
-            f"--datadir={self.datadir}",
-            f"--tmpdir={self._tmpdir}",
+            *self._base_args(self._mariadbd),
             f"--log-error={self.error_log}",
             _REDO_LOG_CAPACITY,
-            # The page size is fixed when the system tablespace is created.
-            *(arg for arg in self.extra_args if arg.startswith("--innodb-page-size=")),
+            *self._page_size_args(),
             "--initialize-insecure",
         ]
 
     def _server_args(self) -> list[str]:
-        """The tree's paths, a small footprint, and the binary log with GTIDs."""
+        """A small footprint, and the binary log with GTIDs (the tree's paths come first)."""
         files = self.base_dir / "files"
         files.mkdir(exist_ok=True)
         return [
-            *self._tree_args(),
             "--innodb-buffer-pool-size=64M",
             _REDO_LOG_CAPACITY,
             # The X Protocol listens on port 33060 by default: two servers would clash.
