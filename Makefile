@@ -73,7 +73,7 @@ deps: mysql
 			mariadb-server mariadb-client mariadb-backup >/dev/null; \
 	fi
 
-# Oracle's MySQL for the tests that run on both flavours (tests/support/mysql.py):
+# Oracle's MySQL for the tests that run on both flavours (src/plakar_mysql_harness/mysql.py):
 # Debian 12 has none, so Debian sid's is unpacked into a private tree, once.
 MYSQL_DIR := build/mysql-sid
 mysql:

@@ -3,29 +3,27 @@
 Never part of ``make test``: they take minutes and their figures depend on the
 machine.  Modules:
 
+- :mod:`bench.runner`: the one runner: the table of scenarios (backup, restore,
+  memory, binlog, physical) and the command line;
 - :mod:`bench.datagen`: deterministic data (seeded, generated here) streamed into a server;
-- :mod:`bench.servers`: private MariaDB servers (the tests' harness) and the stock tools;
-- :mod:`bench.timing`: wall time, CPU time and peak memory of a command;
-- :mod:`bench.restore`: restore speed, the integration against the stock client and myloader;
-- :mod:`bench.memory`: peak memory of the plugin, plakar and the tools, by database size;
+- :mod:`bench.servers`: private MariaDB servers (the harness's) and the stock tools;
+- :mod:`bench.workspace`: a benchmark's work directory and what it starts there;
+- :mod:`bench.rounds`: contenders, rounds, how a run is judged, medians and ratios;
+- :mod:`bench.backup`, :mod:`bench.dedup`, :mod:`bench.restore`, :mod:`bench.memory`,
+  :mod:`bench.binlog_replay`, :mod:`bench.physical`: the scenarios;
 - :mod:`bench.workload`: what the benchmarks share (data set, package, checks of a run);
 - :mod:`bench.report`: Markdown (and JSON) results under ``bench/results/``;
 - :mod:`bench.environment`: machine, versions, date.
 
-The servers and the plakar driver are imported from ``tests/support`` (as
-``tests.support.*``), so the benchmarks run the integration exactly as the
-end-to-end tests do.
+The servers, the plakar driver and the process timing come from
+:mod:`plakar_mysql_harness`, the package the end-to-end tests use too, so the
+benchmarks run the integration exactly as the tests do.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 """The repository checkout."""
 RESULTS = ROOT / "bench" / "results"
-
-# ``tests`` (no __init__.py) is then importable as a namespace package.
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))

@@ -40,25 +40,17 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import datagen, dedup, official, workload
 from bench.environment import Environment, describe_environment
+from bench.rounds import Contender, Round, failure, median, play, round_ratios, run_times
 from bench.servers import SOURCE_ARGS, BenchServer, find_program, tool_version
-from bench.timing import (
-    Contender,
-    ProcessWatch,
-    median,
-    round_ratios,
-    run_timed,
-    run_times,
-    tail,
-    wait_for_quiet,
-)
-from tests.support.plakar import Plakar, find_ptar, make_plakar, strip_ansi
+from bench.workspace import Workspace
+from plakar_mysql_harness.plakar import Plakar, find_ptar
+from plakar_mysql_harness.timing import ProcessWatch, run_timed, wait_for_quiet
 
 __all__ = ["BackupOptions", "BackupResult", "Contender", "SizeResult", "run"]
 
@@ -92,12 +84,7 @@ class BackupOptions:
 
 
 @dataclass
-class Run:
-    round: int
-    contender: str
-    seconds: float | None = None
-    """Wall time; None when the run failed."""
-    error: str | None = None
+class Run(Round):
     cpu_seconds: float = 0.0
     """CPU time of the command's process tree (the server's is not included)."""
     max_rss_kib: int = 0
@@ -184,28 +171,28 @@ class BackupResult:
     failure: str | None = None
 
 
-class _Bench:
-    """One size: its source server, its plakar home, its contenders."""
+class _Size:
+    """One size: its source server, its plakar homes, its contenders."""
 
-    def __init__(self, options: BackupOptions, workdir: Path, source: BenchServer) -> None:
+    def __init__(self, options: BackupOptions, space: Workspace, source: BenchServer) -> None:
         self.options = options
-        self.workdir = workdir
-        self.logs = workdir / "logs"
+        self.workdir = space.path
+        self.logs = space.logs
         self.source = source
-        self.plakar = make_plakar(workdir / "plakar", ptar=options.ptar or find_ptar())
+        self.plakar = space.plakar("plakar", options.ptar or find_ptar())
         self.official = (
-            make_plakar(workdir / "plakar-official", ptar=options.official_ptar)
+            space.plakar("plakar-official", options.official_ptar)
             if options.official_ptar is not None
             else None
         )
         self.restic = find_program("restic")
         self.mydumper = find_program("mydumper")
-        self.password_file = workdir / "restic.password"
+        self.password_file = self.workdir / "restic.password"
         fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(self.plakar.passphrase + "\n")
         self.arguments: list[str] = []
-        self.dump_dir = workdir / "dump"
+        self.dump_dir = self.workdir / "dump"
 
     def prepare(self) -> None:
         """One untimed plakar backup: caches warm, the dump arguments known."""
@@ -354,13 +341,10 @@ class _Bench:
             interval=0.05,
             on_sample=plugin,
         )
-        log = strip_ansi(tail(timed.log, 200))
-        if timed.timed_out:
-            run.error = f"killed after {self.options.timeout:g} s"
-        elif timed.returncode != 0:
-            run.error = f"exit status {timed.returncode}: {workload.last_lines(log)}"
-        elif contender.key.startswith("plakar") or contender.key == official.KEY:
-            run.error = workload.plakar_failure(self.plakar_of(contender.key), log)
+        plakar = self.plakar_of(contender.key) if contender.key.startswith("plakar") else None
+        if contender.key == official.KEY:
+            plakar = self.plakar_of(contender.key)
+        run.error = failure(timed, self.options.timeout, plakar)
         run.server_cpu_seconds = self.source.cpu_seconds() - server_before
         run.cpu_seconds, run.max_rss_kib = timed.cpu_seconds, timed.max_rss_kib
         run.cpu_by_group = plugin.cpu_by_group()
@@ -417,49 +401,36 @@ class _ProcessWatch(ProcessWatch):
 
 
 def _one_size(
-    options: BackupOptions, size_mb: float, workdir: Path, result: BackupResult
+    options: BackupOptions, size_mb: float, space: Workspace, result: BackupResult
 ) -> SizeResult:
+    """Measure one size in ``space`` (its own directory), stopping what it started."""
     measured = SizeResult(size_mb)
     result.sizes.append(measured)
-    source = BenchServer(workdir / "source", SOURCE_ARGS)
-    result.server_version = source.version
-    bench: _Bench | None = None
     try:
+        source = space.server("source", SOURCE_ARGS)
+        result.server_version = source.version
         stats = workload.generate(source, size_mb, options.seed)
         found = workload.inventory(source, stats)
         measured.sql_bytes, measured.rows = stats.sql_bytes, stats.rows
         measured.data_bytes, measured.index_bytes = found.data_bytes, found.index_bytes
-        bench = _Bench(options, workdir, source)
-        bench.prepare()
-        measured.dump_bytes = (bench.dump_dir / f"{datagen.DATABASE}.sql").stat().st_size
-        result.dump_arguments = bench.arguments
-        contenders = bench.contenders()
-        result.contenders = contenders
-        for number in range(1, options.runs + 1):
-            for contender in contenders:
-                measured.runs.append(bench.run_one(number, contender))
-        shutil.rmtree(workdir / "out", ignore_errors=True)
+        size = _Size(options, space, source)
+        size.prepare()
+        measured.dump_bytes = (size.dump_dir / f"{datagen.DATABASE}.sql").stat().st_size
+        result.dump_arguments = size.arguments
+        result.contenders = size.contenders()
+        measured.runs = play(options.runs, result.contenders, size.run_one)
+        shutil.rmtree(space.path / "out", ignore_errors=True)
         if options.dedup:
             measured.dedup = dedup.run(
-                source, bench.plakar, bench.arguments, workdir / "dedup", bench.restic_env()
+                source, size.plakar, size.arguments, space.path / "dedup", size.restic_env()
             )
     finally:
-        if bench is not None:
-            bench.plakar.close()
-            if bench.official is not None:
-                bench.official.close()
-        source.cleanup()
+        space.stop()
     return measured
 
 
 def run(options: BackupOptions, progress: Callable[[str], None] = print) -> BackupResult:
     """Run the backup benchmark at every size; never raises for a timing, only reports."""
-    owned = options.workdir is None
-    workdir = (
-        Path(tempfile.mkdtemp(prefix="plakar-mysql-bench-backup-"))
-        if options.workdir is None
-        else options.workdir.resolve()
-    )
     result = BackupResult(
         options={
             "sizes_mb": list(options.sizes_mb),
@@ -472,28 +443,27 @@ def run(options: BackupOptions, progress: Callable[[str], None] = print) -> Back
         },
         environment=describe_environment({}),
     )
-    progress(f"bench: backup, work directory {workdir}")
+    space = Workspace(
+        "backup",
+        result,
+        options.workdir,
+        keep=options.keep,
+        prefix="plakar-mysql-bench-backup-",
+        progress=progress,
+    )
     if options.official_ptar is None:
         result.notes.append(official.skipped_note())
         progress(f"bench: {official.skipped_note()}")
-    try:
+    with space:
         for size_mb in options.sizes_mb:
-            _one_size(options, size_mb, workdir / f"{size_mb:g}mb", result)
-    except Exception as exc:  # a set-up failure: reported, with what was measured so far
-        result.failure = f"{type(exc).__name__}: {exc}"
-        progress(f"bench: FAILED: {result.failure}")
-    finally:
-        package = workload.package_description(options.ptar or find_ptar())
-        versions = workload.versions(None, package, myloader=False)
-        versions["MariaDB server"] = result.server_version or "not started"
-        versions["mydumper"] = tool_version(find_program("mydumper"))
-        versions["restic"] = tool_version(find_program("restic"), "version")
-        versions["gzip"] = tool_version(find_program("gzip"))
-        if options.official_ptar is not None:
-            versions["official integration"] = workload.package_description(options.official_ptar)
-        result.environment = describe_environment(versions)
-        if owned and not options.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            progress(f"bench: work directory kept: {workdir}")
+            _one_size(options, size_mb, space.below(f"{size_mb:g}mb"), result)
+    package = workload.package_description(options.ptar or find_ptar())
+    versions = workload.versions(None, package, myloader=False)
+    versions["MariaDB server"] = result.server_version or "not started"
+    versions["mydumper"] = tool_version(find_program("mydumper"))
+    versions["restic"] = tool_version(find_program("restic"), "version")
+    versions["gzip"] = tool_version(find_program("gzip"))
+    if options.official_ptar is not None:
+        versions["official integration"] = workload.package_description(options.official_ptar)
+    result.environment = describe_environment(versions)
     return result

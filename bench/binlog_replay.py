@@ -11,7 +11,7 @@ rounds on one target server reset to the same base state each time:
   reads and decompresses the snapshot; the integration walks the events,
   feeds ``mariadb-binlog`` and relays its SQL to ``mariadb``).
 
-Each round is run with :func:`bench.timing.run_timed`, whose sampler also
+Each round is run with :func:`plakar_mysql_harness.timing.run_timed`, whose sampler also
 gives the CPU time of every process of the round by name (plakar, the
 exporter, ``mariadb-binlog``, ``mariadb``), and the target server's CPU time
 is read before and after: that says which stage works and which waits.
@@ -32,8 +32,8 @@ from typing import Any
 
 from bench import RESULTS
 from bench.servers import TARGET_ARGS, BenchServer, find_program
-from bench.timing import ProcessWatch, run_timed, wait_for_quiet
-from tests.support.plakar import find_ptar, make_plakar
+from plakar_mysql_harness.plakar import find_ptar, make_plakar
+from plakar_mysql_harness.timing import ProcessWatch, run_timed, wait_for_quiet
 
 LOG_BIN = ("--log-bin=mysql-bin", "--server-id=1", "--innodb-flush-log-at-trx-commit=2")
 ROW_BYTES = 500

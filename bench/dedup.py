@@ -31,7 +31,7 @@ from pathlib import Path
 
 from bench import datagen, workload
 from bench.servers import BenchServer, find_program
-from tests.support.plakar import Plakar
+from plakar_mysql_harness.plakar import Plakar
 
 __all__ = ["CHANGES", "DedupResult", "Growth", "run"]
 

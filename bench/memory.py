@@ -9,7 +9,7 @@ generated data of two sizes (by default 100 MB and 1 GB of SQL).
 
 Set-up: two private servers (:mod:`bench.servers`), a *source* and a *target*,
 and plakar with the package from ``dist/`` installed, in a private home
-(:func:`~tests.support.plakar.make_plakar`, as the tests and the restore
+(:func:`~plakar_mysql_harness.plakar.make_plakar`, as the tests and the restore
 benchmark use it).  Then:
 
 1. **Floor.**  A tiny database (:data:`bench.workload.PROBE_DB`: one table,
@@ -31,7 +31,7 @@ benchmark use it).  Then:
    next size is generated.
 
 While each plakar command runs, its process tree is sampled every
-:data:`SAMPLE_SECONDS` seconds (:func:`bench.timing.run_timed`), and each
+:data:`SAMPLE_SECONDS` seconds (:func:`plakar_mysql_harness.timing.run_timed`), and each
 live process is classified by its executable (``/proc/PID/exe``): the plugin
 (``mysql-importer`` during a backup, ``mysql-exporter`` during a restore:
 PyInstaller onedir bundles, one process each), plakar itself (the command),
@@ -52,10 +52,8 @@ met.  The exit status is 1 only when a step could not run at all.
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -63,9 +61,11 @@ from pathlib import Path
 
 from bench import datagen, workload
 from bench.environment import Environment, describe_environment
+from bench.rounds import failure
 from bench.servers import SOURCE_ARGS, TARGET_ARGS, BenchServer
-from bench.timing import run_timed, tail
-from tests.support.plakar import Plakar, find_ptar, make_plakar, strip_ansi
+from bench.workspace import Workspace
+from plakar_mysql_harness.plakar import Plakar, find_ptar
+from plakar_mysql_harness.timing import run_timed, tail
 
 __all__ = [
     "CLIENT",
@@ -312,7 +312,7 @@ def _mappings(pid: int) -> list[tuple[str, int]]:
 
 class _Watch:
     """Follows the memory of each kind of process of one command's tree, sample by sample
-    (the ``on_sample`` observer of :func:`bench.timing.run_timed`)."""
+    (the ``on_sample`` observer of :func:`plakar_mysql_harness.timing.run_timed`)."""
 
     def __init__(self) -> None:
         self.kinds: dict[str, ProcessPeak] = {}
@@ -388,14 +388,15 @@ def _downsample(points: list[list[float]], most: int) -> list[list[float]]:
     return merged
 
 
-class _Bench:
+class _Measure:
     """The state of one memory benchmark while it runs."""
 
-    def __init__(self, options: MemoryOptions, workdir: Path, result: MemoryResult) -> None:
+    def __init__(self, options: MemoryOptions, space: Workspace, result: MemoryResult) -> None:
         self.options = options
-        self.workdir = workdir
+        self.space = space
+        self.workdir = space.path
         self.result = result
-        self.logs = workdir / "logs"
+        self.logs = space.logs
         self.source: BenchServer | None = None
         self.target: BenchServer | None = None
         self.plakar: Plakar | None = None
@@ -403,12 +404,12 @@ class _Bench:
 
     def start(self) -> tuple[BenchServer, BenchServer, Plakar]:
         started = time.perf_counter()
-        self.source = BenchServer(self.workdir / "source", SOURCE_ARGS)
-        self.target = BenchServer(self.workdir / "target", self.options.target_args)
+        self.source = self.space.server("source", SOURCE_ARGS)
+        self.target = self.space.server("target", self.options.target_args)
         ptar = self.options.ptar or find_ptar()
         # Read before installing it: `make build` elsewhere may replace dist/ meanwhile.
         self.package = workload.package_description(ptar)
-        self.plakar = make_plakar(self.workdir / "plakar", ptar=ptar)
+        self.plakar = self.space.plakar("plakar", ptar)
         print(
             f"bench: two servers, plakar store and package: {time.perf_counter() - started:.1f} s",
             flush=True,
@@ -421,10 +422,10 @@ class _Bench:
         args: list[str],
         shown: str,
         label: str,
-        judge: Callable[[str], str | None],
+        judge: Callable[[], str | None],
     ) -> Phase:
-        """Run ``plakar at STORE ARGS...`` with its memory watched; ``judge`` says, from
-        the command's output, why the run does not count (or None)."""
+        """Run ``plakar at STORE ARGS...`` with its memory watched; ``judge`` says why a
+        run that plakar counts as a success does not count (or None)."""
         assert self.plakar is not None
         plakar = self.plakar
         measured = Phase(phase, shown)
@@ -440,13 +441,7 @@ class _Bench:
         )
         watch.into(measured)
         measured.left_running = list(timed.left_running)
-        log = strip_ansi(tail(timed.log, 200))
-        if timed.timed_out:
-            measured.error = f"killed after {self.options.timeout:g} s"
-        elif timed.returncode != 0:
-            measured.error = f"exit status {timed.returncode}: {workload.last_lines(log)}"
-        else:
-            measured.error = workload.plakar_failure(plakar, log) or judge(log)
+        measured.error = failure(timed, self.options.timeout, plakar) or judge()
         if measured.error is None:
             measured.seconds = timed.seconds
         outcome = f"{timed.seconds:.1f} s" if measured.error is None else measured.error
@@ -468,7 +463,7 @@ class _Bench:
             ["backup", "-o", f"password={source.password}", source.uri(database)],
             f"plakar at STORE backup -o password=... {source.uri(database)}",
             size.label,
-            lambda _log: None,
+            lambda: None,
         )
         size.store_bytes = workload.tree_bytes(Path(plakar.store))
         if size.backup.error is not None:
@@ -490,7 +485,7 @@ class _Bench:
             ],
             f"plakar at STORE restore -to {target.uri(database)} -o password=... SNAPSHOT",
             size.label,
-            lambda _log: workload.copy_differs(target, database, counts, objects),
+            lambda: workload.copy_differs(target, database, counts, objects),
         )
         target.drop_database(database)
 
@@ -589,13 +584,6 @@ class _Bench:
 
 def run(options: MemoryOptions, progress: Callable[[str], None] = print) -> MemoryResult:
     """Run the memory benchmark; never raises for a figure, only reports."""
-    owned = options.workdir is None
-    workdir = (
-        Path(tempfile.mkdtemp(prefix="plakar-mysql-bench-"))
-        if options.workdir is None
-        else options.workdir.resolve()
-    )
-    workdir.mkdir(parents=True, exist_ok=True)
     result = MemoryResult(
         options={
             "sizes_mb": list(options.sizes_mb),
@@ -608,32 +596,19 @@ def run(options: MemoryOptions, progress: Callable[[str], None] = print) -> Memo
         },
         environment=describe_environment({}),
     )
-    bench = _Bench(options, workdir, result)
-    progress(f"bench: memory, work directory {workdir}")
-    try:
-        bench.start()
-        result.baseline = bench.baseline()
-        result.startup = bench.startup()
+    space = Workspace("memory", result, options.workdir, keep=options.keep, progress=progress)
+    measure = _Measure(options, space, result)
+    with space:
+        measure.start()
+        result.baseline = measure.baseline()
+        result.startup = measure.startup()
         result.environment = describe_environment(
-            workload.versions(bench.target, bench.package, myloader=False)
+            workload.versions(measure.target, measure.package, myloader=False)
         )
         for size_mb in sorted(set(options.sizes_mb)):
-            bench.one_size(size_mb)
-    except Exception as exc:  # a set-up failure: reported, with what was measured so far
-        result.failure = f"{type(exc).__name__}: {exc}"
-        progress(f"bench: FAILED: {result.failure}")
-    finally:
-        if not result.environment.versions:
-            result.environment = describe_environment(
-                workload.versions(bench.target, bench.package, myloader=False)
-            )
-        for server in (bench.source, bench.target):
-            if server is not None:
-                server.cleanup()
-        if bench.plakar is not None:
-            bench.plakar.close()
-        if owned and not options.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            progress(f"bench: work directory kept: {workdir}")
+            measure.one_size(size_mb)
+    if not result.environment.versions:
+        result.environment = describe_environment(
+            workload.versions(measure.target, measure.package, myloader=False)
+        )
     return result

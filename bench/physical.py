@@ -1,5 +1,5 @@
 """Physical backups (``mysql+bin://``) measured side by side in one run:
-``python -m bench.physical [--size-mb 300] [--runs 3]``.
+``python -m bench.physical [--size-mb 300] [--runs 3]`` or ``python -m bench physical``.
 
 - backup time: ``plakar backup mysql+bin://`` into an empty store against
   ``mariadb-backup --backup --stream=mbstream > /dev/null`` on the same server,
@@ -38,9 +38,9 @@ from pathlib import Path
 
 from bench import RESULTS, datagen, dedup, workload
 from bench.servers import SOURCE_ARGS, TARGET_ARGS, BenchServer
-from bench.timing import run_timed, tail
-from tests.support.datadir import DatadirServer
-from tests.support.plakar import Plakar, find_ptar, make_plakar
+from plakar_mysql_harness.datadir import DatadirServer
+from plakar_mysql_harness.plakar import Plakar, find_ptar, make_plakar
+from plakar_mysql_harness.timing import run_timed, tail
 
 LOG_BIN = ("--log-bin=binlog", "--server-id=1")
 
@@ -345,18 +345,31 @@ def markdown(result: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def measure(size_mb: float, runs: int, workdir: Path | None = None) -> dict[str, object]:
+    """:func:`run` in ``workdir/physical`` (kept), or in a temporary directory (removed)."""
+    if workdir is not None:
+        return run(size_mb, runs, workdir.resolve() / "physical")
+    with tempfile.TemporaryDirectory(prefix="bench-physical-") as tmp:
+        return run(size_mb, runs, Path(tmp))
+
+
+def write(result: dict[str, object], results: Path = RESULTS) -> Path:
+    """``physical.json`` and ``physical.md`` in ``results``; returns the Markdown path."""
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "physical.json").write_text(json.dumps(result, indent=2) + "\n")
+    path = results / "physical.md"
+    path.write_text(markdown(result))
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m bench.physical``: the same as ``python -m bench physical``, with its
+    own defaults (300 MB, 3 rounds)."""
     parser = argparse.ArgumentParser(prog="python -m bench.physical")
     parser.add_argument("--size-mb", type=float, default=300.0)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-physical-") as tmp:
-        result = run(args.size_mb, args.runs, Path(tmp))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "physical.json").write_text(json.dumps(result, indent=2) + "\n")
-    text = markdown(result)
-    (RESULTS / "physical.md").write_text(text)
-    print(text)
+    print(write(measure(args.size_mb, args.runs)).read_text())
     return 0
 
 

@@ -236,7 +236,7 @@ def render_restore(result: RestoreResult, command: str) -> str:
         "",
         "## Servers",
         "",
-        "Private `mariadbd` instances (`tests/support/mariadb.py`), one source and one "
+        "Private `mariadbd` instances (`src/plakar_mysql_harness/mariadb.py`), one source and one "
         "target, on loopback TCP; every contender connects over TCP.",
         "",
         f"- target arguments: `{' '.join(map(str, options['target_server_args']))}`"  # type: ignore[call-overload]

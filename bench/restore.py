@@ -5,7 +5,7 @@ Set-up (once, not timed for the comparison):
 1. two private servers: a *source*, filled by :mod:`bench.datagen` with
    ``benchdb``, and a *target* that every contender restores into;
 2. a local encrypted plakar store with the package from ``dist/`` installed
-   (the tests' :func:`~tests.support.plakar.make_plakar`), and one backup of
+   (the tests' :func:`~plakar_mysql_harness.plakar.make_plakar`), and one backup of
    ``benchdb`` into it, exactly as the tests take one;
 3. the dump the single-stream contender loads: ``mariadb-dump`` run with the
    arguments the integration recorded in the snapshot's ``/manifest.json``
@@ -49,9 +49,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,20 +57,17 @@ from pathlib import Path
 
 from bench import datagen, official, workload
 from bench.environment import Environment, describe_environment
+from bench.rounds import Contender, Round, failure, median, play, round_ratios, run_times
 from bench.servers import SOURCE_ARGS, TARGET_ARGS, BenchServer, find_program
-from bench.timing import (
-    Contender,
-    Timed,
+from bench.workspace import Workspace
+from plakar_mysql_harness.plakar import Plakar, find_ptar
+from plakar_mysql_harness.timing import (
     busy_cpu_seconds,
     load_average,
-    median,
-    round_ratios,
     run_timed,
-    run_times,
     tail,
     wait_for_quiet,
 )
-from tests.support.plakar import Plakar, find_ptar, make_plakar, strip_ansi
 
 __all__ = ["Contender", "RestoreOptions", "RestoreResult", "Run", "run"]
 
@@ -127,12 +122,7 @@ class RestoreOptions:
 
 
 @dataclass
-class Run:
-    round: int
-    contender: str
-    seconds: float | None = None
-    """Wall time; None when the run failed."""
-    error: str | None = None
+class Run(Round):
     client_cpu_seconds: float = 0.0
     server_cpu_seconds: float = 0.0
     max_rss_kib: int = 0
@@ -208,29 +198,26 @@ class RestoreResult:
         return median(self.ratios(key, base, alone=alone))
 
 
-class _Bench:
-    """The state of one restore benchmark while it runs."""
+class _SetUp:
+    """The one-off steps before the rounds: servers, data, backups, dumps, probe."""
 
-    def __init__(self, options: RestoreOptions, workdir: Path, result: RestoreResult) -> None:
+    def __init__(self, options: RestoreOptions, space: Workspace, result: RestoreResult) -> None:
         self.options = options
-        self.workdir = workdir
+        self.space = space
+        self.workdir = space.path
         self.result = result
-        self.logs = workdir / "logs"
-        self.source: BenchServer | None = None
         self.target: BenchServer | None = None
         self.plakar: Plakar | None = None
         self.snapshot = ""
         self.official: Plakar | None = None
         self.official_snapshot = ""
-        self.dump_file = workdir / "dump.sql"
-        self.mydumper_dir = workdir / "mydumper"
+        self.dump_file = space.path / "dump.sql"
+        self.mydumper_dir = space.path / "mydumper"
         self.source_counts: dict[str, int] = {}
         self.source_objects: list[str] = []
         self.charset = workload.CHARSET
         self.jobs_available = False
         self.package = ""
-
-    # --- set-up -------------------------------------------------------------------
 
     def step(self, name: str, seconds: float, detail: str = "") -> None:
         self.result.steps.append(Step(name, seconds, detail))
@@ -238,10 +225,10 @@ class _Bench:
 
     def start_servers(self) -> tuple[BenchServer, BenchServer]:
         started = time.perf_counter()
-        self.source = BenchServer(self.workdir / "source", SOURCE_ARGS)
-        self.target = BenchServer(self.workdir / "target", self.options.target_args)
+        source = self.space.server("source", SOURCE_ARGS)
+        self.target = self.space.server("target", self.options.target_args)
         self.step("start two servers", time.perf_counter() - started)
-        return self.source, self.target
+        return source, self.target
 
     def fill_source(self, source: BenchServer) -> None:
         stats = workload.generate(source, self.options.size_mb, self.options.seed, self.charset)
@@ -257,8 +244,7 @@ class _Bench:
         ptar = self.options.ptar or find_ptar()
         # Read before installing it: `make build` elsewhere may replace dist/ meanwhile.
         self.package = workload.package_description(ptar)
-        plakar = make_plakar(self.workdir / "plakar", ptar=ptar)
-        self.plakar = plakar
+        plakar = self.plakar = self.space.plakar("plakar", ptar)
         self.step("plakar store and package", time.perf_counter() - started, str(ptar))
         started = time.perf_counter()
         self.snapshot = plakar.backup(
@@ -279,9 +265,7 @@ class _Bench:
         if self.options.official_ptar is None:
             return
         started = time.perf_counter()
-        self.official = make_plakar(
-            self.workdir / "plakar-official", ptar=self.options.official_ptar
-        )
+        self.official = self.space.plakar("plakar-official", self.options.official_ptar)
         self.official_snapshot = self.official.backup(
             official.uri(source.uri(datagen.DATABASE)),
             f"password={source.password}",
@@ -310,7 +294,7 @@ class _Bench:
         self.result.dump_arguments = arguments
         timed = run_timed(
             source.dump_command(arguments),
-            self.logs / "mariadb-dump.log",
+            self.space.logs / "mariadb-dump.log",
             stdout=self.dump_file,
             timeout=self.options.timeout,
         )
@@ -387,7 +371,7 @@ class _Bench:
                 *("--database", datagen.DATABASE, "--outputdir", str(self.mydumper_dir)),
                 *("--threads", threads, "--routines", "--triggers", "--events", "--verbose", "2"),
             ],
-            self.logs / "mydumper.log",
+            self.space.logs / "mydumper.log",
             timeout=self.options.timeout,
         )
         if timed.returncode != 0:
@@ -443,9 +427,17 @@ class _Bench:
             )
         print(f"bench: jobs option: {self.result.jobs_option}", flush=True)
 
-    # --- the contenders -----------------------------------------------------------
 
-    def contenders(self, target: BenchServer, with_myloader: bool) -> list[Contender]:
+class _Rounds:
+    """The timed part: the contenders, their commands, each run and its check."""
+
+    def __init__(self, setup: _SetUp, target: BenchServer) -> None:
+        self.setup = setup
+        self.options = setup.options
+        self.target = target
+
+    def contenders(self, with_myloader: bool) -> list[Contender]:
+        uri = self.target.uri(TARGET_DB)
         found = [
             Contender(
                 "single",
@@ -455,27 +447,25 @@ class _Bench:
             Contender(
                 "plakar",
                 f"plakar restore, jobs default (= {os.cpu_count()} CPUs)"
-                if self.jobs_available
+                if self.setup.jobs_available
                 else "plakar restore (jobs option not available)",
-                f"plakar at STORE restore -to {target.uri(TARGET_DB)} -o password=... SNAPSHOT",
+                f"plakar at STORE restore -to {uri} -o password=... SNAPSHOT",
             ),
         ]
-        if self.jobs_available:
+        if self.setup.jobs_available:
             found.append(
                 Contender(
                     "plakar-jobs1",
                     "plakar restore, jobs=1",
-                    f"plakar at STORE restore -to {target.uri(TARGET_DB)} -o password=..."
-                    " -o jobs=1 SNAPSHOT",
+                    f"plakar at STORE restore -to {uri} -o password=... -o jobs=1 SNAPSHOT",
                 )
             )
-        if self.official is not None:
+        if self.setup.official is not None:
             found.append(
                 Contender(
                     official.KEY,
                     "Plakar's official mysql integration: plakar restore",
-                    f"plakar at STORE restore -to {official.uri(target.uri(TARGET_DB))}"
-                    " -o password=... SNAPSHOT",
+                    f"plakar at STORE restore -to {official.uri(uri)} -o password=... SNAPSHOT",
                 )
             )
         if with_myloader:
@@ -489,68 +479,63 @@ class _Bench:
             )
         return found
 
-    def command(self, key: str, target: BenchServer) -> tuple[list[str], Path | None]:
-        """The command line of a contender, and the file on its standard input."""
-        if key == "single":
-            return target.client(TARGET_DB), self.dump_file
-        if key.startswith("plakar"):
-            assert self.plakar is not None
-            opts = ["-o", f"password={target.password}"]
-            if key == "plakar-jobs1":
-                opts += ["-o", "jobs=1"]
-            return [
-                str(self.plakar.binary),
-                "at",
-                str(self.plakar.store),
-                "restore",
-                "-to",
-                target.uri(TARGET_DB),
-                *opts,
-                self.snapshot,
-            ], None
+    def home(self, key: str) -> Plakar | None:
+        """The plakar home a contender runs in; None for the stock tools."""
         if key == official.KEY:
-            assert self.official is not None
-            return [
-                str(self.official.binary),
-                "at",
-                str(self.official.store),
-                "restore",
-                "-to",
-                official.uri(target.uri(TARGET_DB)),
-                "-o",
-                f"password={target.password}",
-                self.official_snapshot,
-            ], None
+            return self.setup.official
+        return self.setup.plakar if key.startswith("plakar") else None
+
+    def command(self, key: str) -> tuple[list[str], Path | None]:
+        """The command line of a contender, and the file on its standard input."""
+        setup, target = self.setup, self.target
+        if key == "single":
+            return target.client(TARGET_DB), setup.dump_file
         if key == "myloader":
             return [
                 find_program("myloader") or "myloader",
                 f"--defaults-file={target.option_file}",
                 *("--host", target.host, "--port", str(target.port), "--user", "root"),
-                *("--database", TARGET_DB, "--directory", str(self.mydumper_dir)),
+                *("--database", TARGET_DB, "--directory", str(setup.mydumper_dir)),
                 *("--threads", str(self.options.myloader_threads), "--verbose", "2"),
             ], None
-        raise ValueError(key)
+        home = self.home(key)
+        if home is None:
+            raise ValueError(key)
+        uri = target.uri(TARGET_DB)
+        snapshot = setup.official_snapshot if key == official.KEY else setup.snapshot
+        opts = ["-o", f"password={target.password}"]
+        if key == "plakar-jobs1":
+            opts += ["-o", "jobs=1"]
+        to = official.uri(uri) if key == official.KEY else uri
+        return [
+            str(home.binary),
+            "at",
+            str(home.store),
+            "restore",
+            "-to",
+            to,
+            *opts,
+            snapshot,
+        ], None
 
-    def run_one(self, number: int, contender: Contender, target: BenchServer) -> Run:
+    def run_one(self, number: int, contender: Contender) -> Run:
+        target = self.target
         run = Run(number, contender.key)
-        target.recreate_database(TARGET_DB, *self.charset)
-        settled = target.settle()
-        run.settle_seconds = settled.seconds
+        target.recreate_database(TARGET_DB, *self.setup.charset)
+        run.settle_seconds = target.settle().seconds
         if self.options.quiet_timeout > 0:
             run.quiet_wait_seconds, run.quiet = wait_for_quiet(self.options.quiet_timeout)
-        cmd, stdin = self.command(contender.key, target)
-        env = self.plakar.env if contender.key.startswith("plakar") and self.plakar else None
-        if contender.key == official.KEY and self.official is not None:
-            env = self.official.env
+        cmd, stdin = self.command(contender.key)
+        home = self.home(contender.key)
         run.load_before = load_average()
         lsn, written = target.redo_lsn(), target.written_bytes()
         server_cpu, busy = target.cpu_seconds(), busy_cpu_seconds()
         timed = run_timed(
             cmd,
-            self.logs / f"round{number}-{contender.key}.log",
+            self.setup.space.logs / f"round{number}-{contender.key}.log",
             stdin=stdin,
-            env=env,
-            cwd=self.workdir,
+            env=home.env if home is not None else None,
+            cwd=self.setup.workdir,
             timeout=self.options.timeout,
         )
         run.server_cpu_seconds = target.cpu_seconds() - server_cpu
@@ -563,7 +548,9 @@ class _Bench:
         run.max_rss_kib = timed.max_rss_kib
         run.tree_rss_kib = timed.tree_rss_kib
         run.left_running = list(timed.left_running)
-        run.error = self.check(contender.key, timed, target)
+        run.error = failure(timed, self.options.timeout, home) or workload.copy_differs(
+            target, TARGET_DB, self.setup.source_counts, self.setup.source_objects
+        )
         if run.error is None:
             run.seconds = timed.seconds
         shown = f"{timed.seconds:.1f} s" if run.error is None else f"FAILED: {run.error}"
@@ -576,49 +563,27 @@ class _Bench:
         )
         return run
 
-    def check(self, key: str, timed: Timed, target: BenchServer) -> str | None:
-        """Why the run does not count, or None."""
-        log = strip_ansi(tail(timed.log, 200))
-        if timed.timed_out:
-            return f"killed after {self.options.timeout:g} s"
-        if timed.returncode != 0:
-            return f"exit status {timed.returncode}: {workload.last_lines(log)}"
-        if key.startswith("plakar") or key == official.KEY:
-            plakar = self.official if key == official.KEY else self.plakar
-            assert plakar is not None
-            failure = workload.plakar_failure(plakar, log)
-            if failure is not None:
-                return failure
-        return workload.copy_differs(target, TARGET_DB, self.source_counts, self.source_objects)
-
-    def warm_up(self, target: BenchServer, contenders: list[Contender]) -> None:
-        warm = self.run_one(0, contenders[0], target)
-        self.step(
+    def warm_up(self, contenders: list[Contender]) -> None:
+        warm = self.run_one(0, contenders[0])
+        self.setup.step(
             "warm-up: one untimed single-stream restore",
             warm.seconds or 0.0,
             warm.error or "",
         )
 
-    def rounds(self, target: BenchServer, contenders: list[Contender]) -> None:
-        for number in range(1, self.options.runs + 1):
-            for contender in contenders:
-                try:
-                    self.result.runs.append(self.run_one(number, contender, target))
-                except Exception as exc:
-                    self.result.runs.append(Run(number, contender.key, error=str(exc)))
-                    print(f"bench: round {number} {contender.key}: FAILED: {exc}", flush=True)
-        target.drop_database(TARGET_DB)
+    def rounds(self, contenders: list[Contender]) -> list[Run]:
+        runs = play(
+            self.options.runs,
+            contenders,
+            self.run_one,
+            lambda number, contender, exc: Run(number, contender.key, error=str(exc)),
+        )
+        self.target.drop_database(TARGET_DB)
+        return runs
 
 
 def run(options: RestoreOptions, progress: Callable[[str], None] = print) -> RestoreResult:
     """Run the restore benchmark; never raises for a timing, only reports."""
-    owned = options.workdir is None
-    workdir = (
-        Path(tempfile.mkdtemp(prefix="plakar-mysql-bench-"))
-        if options.workdir is None
-        else options.workdir.resolve()
-    )
-    workdir.mkdir(parents=True, exist_ok=True)
     result = RestoreResult(
         options={
             "size_mb": options.size_mb,
@@ -634,13 +599,13 @@ def run(options: RestoreOptions, progress: Callable[[str], None] = print) -> Res
         },
         environment=describe_environment({}),
     )
-    bench = _Bench(options, workdir, result)
-    progress(f"bench: restore, work directory {workdir}")
+    space = Workspace("restore", result, options.workdir, keep=options.keep, progress=progress)
+    setup = _SetUp(options, space, result)
     if options.official_ptar is None:
         result.notes.append(official.skipped_note())
         progress(f"bench: {official.skipped_note()}")
-    try:
-        source, target = bench.start_servers()
+    with space:
+        source, target = setup.start_servers()
         result.target_settings = [
             f"{name}={target.variable(name)}"
             for name in (
@@ -651,34 +616,18 @@ def run(options: RestoreOptions, progress: Callable[[str], None] = print) -> Res
                 "max_allowed_packet",
             )
         ]
-        bench.fill_source(source)
-        plakar = bench.backup(source)
-        bench.make_dump(source, plakar)
-        bench.backup_official(source)
-        with_myloader = bench.make_mydumper(source)
-        bench.probe_jobs(source, target, plakar)
-        result.environment = describe_environment(workload.versions(target, bench.package))
-        contenders = bench.contenders(target, with_myloader)
-        result.contenders = contenders
+        setup.fill_source(source)
+        plakar = setup.backup(source)
+        setup.make_dump(source, plakar)
+        setup.backup_official(source)
+        with_myloader = setup.make_mydumper(source)
+        setup.probe_jobs(source, target, plakar)
+        result.environment = describe_environment(workload.versions(target, setup.package))
+        timed = _Rounds(setup, target)
+        result.contenders = timed.contenders(with_myloader)
         if options.warmup:
-            bench.warm_up(target, contenders)
-        bench.rounds(target, contenders)
-    except Exception as exc:  # a set-up failure: reported, with what was measured so far
-        result.failure = f"{type(exc).__name__}: {exc}"
-        progress(f"bench: FAILED: {result.failure}")
-    finally:
-        if not result.environment.versions:
-            result.environment = describe_environment(
-                workload.versions(bench.target, bench.package)
-            )
-        for server in (bench.source, bench.target):
-            if server is not None:
-                server.cleanup()
-        for home in (bench.plakar, bench.official):
-            if home is not None:
-                home.close()
-        if owned and not options.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            progress(f"bench: work directory kept: {workdir}")
+            timed.warm_up(result.contenders)
+        result.runs = timed.rounds(result.contenders)
+    if not result.environment.versions:
+        result.environment = describe_environment(workload.versions(setup.target, setup.package))
     return result

@@ -1,6 +1,6 @@
 """Private MariaDB servers for the benchmarks, and the stock client tools run against them.
 
-The servers are the tests' throwaway servers (:class:`tests.support.mariadb.MariaDBServer`,
+The servers are the tests' throwaway servers (:class:`plakar_mysql_harness.mariadb.MariaDBServer`,
 imported, not copied): a private ``mariadbd`` on a free loopback port with a
 random root password.  On top of it this module keeps an option file (0600,
 in the server's directory) so that ``mariadb``, ``mariadb-dump``, ``mydumper``
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.mariadb import MariaDBServer, quote_identifier
+from plakar_mysql_harness.mariadb import MariaDBServer, quote_identifier
 
 __all__ = [
     "SOURCE_ARGS",

@@ -29,7 +29,7 @@ from typing import IO
 
 from bench import datagen
 from bench.servers import BenchServer, find_program, tool_version
-from tests.support.plakar import PLAKAR_BIN, Plakar
+from plakar_mysql_harness.plakar import PLAKAR_BIN, Plakar
 
 __all__ = [
     "CHARSET",

@@ -22,9 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from support.compare import describe_database, diff  # noqa: E402
-from support.mariadb import MariaDBServer  # noqa: E402
-from support.plakar import Plakar, find_ptar  # noqa: E402
 from support.shop import load_shop  # noqa: E402
+
+from plakar_mysql_harness.mariadb import MariaDBServer  # noqa: E402
+from plakar_mysql_harness.plakar import Plakar, find_ptar  # noqa: E402
 
 DEMO = ROOT / "demo"
 

@@ -13,9 +13,10 @@ from typing import Any
 
 from conftest import MariaDBFactory
 from support.compare import AccountDescription, describe_accounts, diff_accounts
-from support.mariadb import MariaDBServer
-from support.plakar import Plakar
 from test_backup_restore import password, uri
+
+from plakar_mysql_harness.mariadb import MariaDBServer
+from plakar_mysql_harness.plakar import Plakar
 
 Accounts = tuple[dict[str, AccountDescription], list[tuple[Any, ...]]]
 

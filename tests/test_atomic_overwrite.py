@@ -31,10 +31,11 @@ import pymysql
 import pytest
 from conftest import MariaDBFactory
 from support.compare import describe_accounts, describe_database, diff, diff_accounts
-from support.mariadb import MariaDBServer
-from support.plakar import Plakar
 from test_backup_restore import password, uri
 from test_faults import children, gone, start, wait_for_query
+
+from plakar_mysql_harness.mariadb import MariaDBServer
+from plakar_mysql_harness.plakar import Plakar
 
 #: Rows of the larger tables: enough for real loads, small enough for 20 restores.
 ROWS = 300

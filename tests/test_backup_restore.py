@@ -17,9 +17,10 @@ import pytest
 from conftest import MariaDBFactory
 from support import shop
 from support.compare import describe_database, describe_server, diff
-from support.mariadb import MariaDBServer, quote_identifier
-from support.plakar import Plakar
 from support.scripts import executable
+
+from plakar_mysql_harness.mariadb import MariaDBServer, quote_identifier
+from plakar_mysql_harness.plakar import Plakar
 
 AWKWARD_DB = "we`ird db ü'\""
 AWKWARD_TABLE = "ta ble'\"`x"

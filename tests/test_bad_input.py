@@ -15,11 +15,11 @@ from urllib.parse import quote
 import pytest
 from conftest import MariaDBFactory
 from support.compare import describe_database, diff
-from support.mariadb import MariaDBServer, quote_identifier
-from support.plakar import Plakar
 from test_backup_restore import password
 
 from plakar_mysql.logical.layout import object_path
+from plakar_mysql_harness.mariadb import MariaDBServer, quote_identifier
+from plakar_mysql_harness.plakar import Plakar
 
 
 @pytest.fixture

@@ -28,14 +28,14 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from support.datadir import DatadirServer
-from support.mariadb import MariaDBServer
-from support.plakar import Plakar, make_plakar
 from support.scripts import executable
 
 from kloset_sdk.guard import Guard
 from plakar_mysql.core.gtid import Position
 from plakar_mysql.physical.replay_point import set_point_in_datadir
+from plakar_mysql_harness.datadir import DatadirServer
+from plakar_mysql_harness.mariadb import MariaDBServer
+from plakar_mysql_harness.plakar import Plakar, make_plakar
 
 LOG_BIN = ("--log-bin=mysql-bin", "--server-id=1")
 ACCOUNTS = 40

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from conftest import MariaDBFactory
 from support import shop
-from support.mariadb import MariaDBServer, quote_identifier
-from support.plakar import Plakar
 from test_backup_restore import password, uri
+
+from plakar_mysql_harness.mariadb import MariaDBServer, quote_identifier
+from plakar_mysql_harness.plakar import Plakar
 
 
 def options(server: MariaDBServer, *more: str) -> tuple[str, ...]:

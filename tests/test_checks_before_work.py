@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 from conftest import MariaDBFactory
-from support.mariadb import MariaDBServer
-from support.plakar import Plakar
 from test_backup_restore import password
+
+from plakar_mysql_harness.mariadb import MariaDBServer
+from plakar_mysql_harness.plakar import Plakar
 
 LOG_BIN = ["--log-bin=binlog", "--server-id=1"]
 HAS_BACKUP_TOOL = shutil.which("mariadb-backup") is not None

@@ -25,9 +25,10 @@ from types import TracebackType
 import pymysql
 import pytest
 from conftest import MariaDBFactory
-from support.mariadb import MariaDBServer
-from support.plakar import Plakar
 from test_backup_restore import password, uri
+
+from plakar_mysql_harness.mariadb import MariaDBServer
+from plakar_mysql_harness.plakar import Plakar
 
 ACCOUNTS = 1000  # in each database
 BALANCE = 1000  # each account's opening balance

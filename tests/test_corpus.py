@@ -44,8 +44,9 @@ from support.corpus import (
     TYPES_DB,
     load_corpus,
 )
-from support.mariadb import MariaDBServer, quote_identifier
-from support.plakar import Plakar
+
+from plakar_mysql_harness.mariadb import MariaDBServer, quote_identifier
+from plakar_mysql_harness.plakar import Plakar
 
 #: Longest a backup or restore of the corpus may take; it takes seconds.
 PLAKAR_TIMEOUT = 120.0

@@ -38,10 +38,7 @@ from support.compare import (
     diff,
     diff_accounts,
 )
-from support.datadir import DatadirServer
 from support.docs import Block, Shell, fenced_blocks, marked_blocks
-from support.mariadb import MariaDBServer
-from support.plakar import ROOT, Plakar, find_ptar
 
 from plakar_mysql.binlog.backup import _check_privileges as check_binlog_privileges
 from plakar_mysql.core.flavour import Flavour
@@ -50,6 +47,9 @@ from plakar_mysql.core.options import Connection
 from plakar_mysql.core.server import connect, current_user, missing_privileges
 from plakar_mysql.logical.preflight import check_overwrite_grants
 from plakar_mysql.physical.backup import missing_privileges as physical_missing_privileges
+from plakar_mysql_harness.datadir import DatadirServer
+from plakar_mysql_harness.mariadb import MariaDBServer
+from plakar_mysql_harness.plakar import ROOT, Plakar, find_ptar
 
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"

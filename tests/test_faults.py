@@ -36,10 +36,11 @@ from pathlib import Path
 import pytest
 from conftest import MariaDBFactory
 from support.compare import describe_database, diff
-from support.mariadb import MariaDBServer
-from support.plakar import Plakar, describe
 from support.scripts import executable
 from test_backup_restore import password, uri
+
+from plakar_mysql_harness.mariadb import MariaDBServer
+from plakar_mysql_harness.plakar import Plakar, describe
 
 #: Rows of ``big.t``: about 100 MiB of dump, a few seconds of backup.
 BIG_ROWS = 1_000_000

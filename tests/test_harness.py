@@ -19,7 +19,8 @@ import pymysql
 import pytest
 from support import shop
 from support.compare import describe_database, describe_server, diff
-from support.mariadb import MariaDBError, MariaDBServer, quote_identifier
+
+from plakar_mysql_harness.mariadb import MariaDBError, MariaDBServer, quote_identifier
 
 _counter = itertools.count(1)
 

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.mariadb import MariaDBServer
-from support.plakar import Plakar, make_plakar
 from test_binlog import LOG_BIN, binlog_uri, password
+
+from plakar_mysql_harness.mariadb import MariaDBServer
+from plakar_mysql_harness.plakar import Plakar, make_plakar
 
 LOG = "mysql-bin.000002"
 ROWS = 20

@@ -25,11 +25,11 @@ from typing import Any
 
 import pytest
 from support.compare import describe_accounts, describe_database, describe_server, diff
-from support.mariadb import MariaDBServer
-from support.plakar import Plakar, make_plakar
 from test_backup_restore import password, uri
 
 from plakar_mysql.logical.layout import HEADER_PREFIX, HELD_LIMIT, JSON_LIMIT
+from plakar_mysql_harness.mariadb import MariaDBServer
+from plakar_mysql_harness.plakar import Plakar, make_plakar
 
 SOURCE_SQL = (
     "CREATE DATABASE src",

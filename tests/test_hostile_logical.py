@@ -39,10 +39,10 @@ from support.hostile import (
     without_dump_sandbox,
     write_layout,
 )
-from support.mariadb import MariaDBServer
-from support.plakar import Plakar, make_plakar
 
 from plakar_mysql.logical.layout import DatabaseEntry, DumpHeader
+from plakar_mysql_harness.mariadb import MariaDBServer
+from plakar_mysql_harness.plakar import Plakar, make_plakar
 
 SOURCE = "victim"
 PREAMBLE_END = b"/*!40111 SET @OLD_SQL_NOTES"  # the dump's last session line before any object

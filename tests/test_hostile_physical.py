@@ -26,14 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.datadir import DatadirServer
-from support.mariadb import MariaDBServer
 from support.mounts import tmpfs
-from support.plakar import Plakar, make_plakar
 from test_backup_restore import password
 from test_physical import LOG_BIN, bin_uri, restore_uri
 
 from plakar_mysql.physical.manifest import MANIFEST_LIMIT
+from plakar_mysql_harness.datadir import DatadirServer
+from plakar_mysql_harness.mariadb import MariaDBServer
+from plakar_mysql_harness.plakar import Plakar, make_plakar
 
 pytestmark = pytest.mark.skipif(
     shutil.which("mariadb-backup") is None, reason="mariadb-backup missing: run `make deps`"

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 from support.interrupt import HOW, interrupted_run, running, settle
-from support.mariadb import MariaDBServer
-from support.plakar import Plakar, make_plakar
 
 from plakar_mysql.core.gtid import Position
+from plakar_mysql_harness.mariadb import MariaDBServer
+from plakar_mysql_harness.plakar import Plakar, make_plakar
 
 TRANSACTIONS = 2000
 PTAR = os.environ.get("PLAKAR_MYSQL_PTAR")  # as the plakar fixture: a package to test

@@ -34,9 +34,10 @@ import pymysql
 import pytest
 from support.compare import DatabaseDescription, describe_database, describe_server, diff
 from support.interrupt import HOW, interrupted_run, settle
-from support.mariadb import MariaDBServer
-from support.plakar import Plakar, make_plakar
 from test_backup_restore import password, uri
+
+from plakar_mysql_harness.mariadb import MariaDBServer
+from plakar_mysql_harness.plakar import Plakar, make_plakar
 
 #: Rows of ``big.bulk``: a few seconds of loading, so a poll finds it mid-way.
 ROWS = 300_000

@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from support.mysql import MySQLServer, mysql_bin_dir
+from plakar_mysql_harness.mysql import MySQLServer, mysql_bin_dir
 
 TOOLS = ("mysqld", "mysql", "mysqldump", "mysqlbinlog", "mysqladmin")
 

@@ -13,7 +13,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from support.plakar import DIST, ROOT, Plakar, find_ptar
+
+from plakar_mysql_harness.plakar import DIST, ROOT, Plakar, find_ptar
 
 MANIFEST = ROOT / "packaging" / "manifest.yaml"
 STAGE = ROOT / "build" / "pkg"

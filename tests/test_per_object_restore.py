@@ -11,11 +11,11 @@ import json
 from conftest import MariaDBFactory
 from support import shop
 from support.compare import describe_database, diff
-from support.mariadb import MariaDBServer, quote_identifier
-from support.plakar import Plakar
 from test_backup_restore import AWKWARD_DB, AWKWARD_TABLE, fill_awkward, password, uri
 
 from plakar_mysql.logical.layout import encode_segment, object_path
+from plakar_mysql_harness.mariadb import MariaDBServer, quote_identifier
+from plakar_mysql_harness.plakar import Plakar
 
 
 def restore_fails(plakar: Plakar, source: str, target: str, *opts: str) -> str:

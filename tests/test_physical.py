@@ -21,12 +21,13 @@ import pytest
 from conftest import MariaDBFactory
 from support.compare import describe_accounts, describe_server, diff, diff_accounts
 from support.corpus import load_corpus
-from support.datadir import DatadirServer
-from support.mariadb import MariaDBServer
-from support.plakar import Plakar
 from support.scripts import executable
 from test_backup_restore import password
 from test_consistency import ACCOUNTS, BALANCE, TOTAL, TOTALS, Transfers
+
+from plakar_mysql_harness.datadir import DatadirServer
+from plakar_mysql_harness.mariadb import MariaDBServer
+from plakar_mysql_harness.plakar import Plakar
 
 pytestmark = pytest.mark.skipif(
     shutil.which("mariadb-backup") is None, reason="mariadb-backup missing: run `make deps`"

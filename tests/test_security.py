@@ -7,8 +7,9 @@ import subprocess
 from pathlib import Path
 
 from conftest import MariaDBFactory
-from support.plakar import Plakar, assert_no_clear_data
 from test_backup_restore import password, uri
+
+from plakar_mysql_harness.plakar import Plakar, assert_no_clear_data
 
 MARKER = "plakar-marker-5f1c2a9e-in-clear"
 

@@ -6,9 +6,9 @@ import subprocess
 from pathlib import Path
 
 from support import shop
-from support.mariadb import MariaDBServer, quote_identifier
 
 from plakar_mysql.logical.split import DumpSplitter
+from plakar_mysql_harness.mariadb import MariaDBServer, quote_identifier
 
 
 def dump(server: MariaDBServer, tmp_path: Path, *databases: str) -> Path:

@@ -20,11 +20,12 @@ import pytest
 from conftest import MariaDBFactory
 from support.compare import describe_database, diff
 from support.fuse import MountedServer
-from support.mariadb import MariaDBServer
-from support.plakar import Plakar, assert_no_clear_data, find_ptar, make_plakar
 from support.s3 import S3Server, s3_tools_missing
 from support.sftp import SFTPServer, ssh_tools_missing
 from test_backup_restore import password, uri
+
+from plakar_mysql_harness.mariadb import MariaDBServer
+from plakar_mysql_harness.plakar import Plakar, assert_no_clear_data, find_ptar, make_plakar
 
 Server = TypeVar("Server", bound=MountedServer)
 MARKER = "plakar-marker-0d5e7b31-in-clear"

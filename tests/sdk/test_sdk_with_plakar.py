@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 from support.interrupt import HOW, interrupted_run, settle
-from support.plakar import Plakar
 from support.scripts import executable
 from test_faults import children, gone, start
 
+from plakar_mysql_harness.plakar import Plakar
 from sdk.synthetic import BLOCK, block
 
 SYNTHETIC = Path(__file__).with_name("synthetic.py")

@@ -63,7 +63,7 @@ from typing import Any, TypeAlias
 import pymysql.connections
 import pymysql.cursors
 
-from .mariadb import MariaDBServer, quote_identifier
+from plakar_mysql_harness.mariadb import MariaDBServer, quote_identifier
 
 __all__ = [
     "SERVER_ACCOUNT_USERS",

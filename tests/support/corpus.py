@@ -73,7 +73,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping
 
-from .mariadb import MariaDBServer, quote_identifier
+from plakar_mysql_harness.mariadb import MariaDBServer, quote_identifier
 
 __all__ = [
     "ACCOUNTS",

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from support.plakar import Plakar, describe, strip_ansi
+from plakar_mysql_harness.plakar import Plakar, describe, strip_ansi
 
 _MARKED = re.compile(
     r"^<!-- tested: (?P<name>[\w-]+) -->\n```(?P<language>\w+)\n(?P<text>.*?)^```$",

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from plakar_mysql_harness.mariadb import MariaDBServer
+from plakar_mysql_harness.plakar import Plakar
 from support.compare import describe_accounts, describe_server
-from support.mariadb import MariaDBServer
-from support.plakar import Plakar
 
 #: The line a recent mariadb-dump writes first so that its own client enters
 #: sandbox mode: crafted files leave it out, so that a test proves the restore's

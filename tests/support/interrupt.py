@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from support.plakar import Plakar, strip_ansi
+from plakar_mysql_harness.plakar import Plakar, strip_ansi
 
 HOW = ("int-plakar", "int-group", "term-plakar", "kill-plakar")
 

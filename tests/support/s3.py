@@ -20,9 +20,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from plakar_mysql_harness.mariadb import free_port
+from plakar_mysql_harness.plakar import ROOT
+
 from .fuse import MountedServer, fuse_missing
-from .mariadb import free_port
-from .plakar import ROOT
 
 VERSITYGW = ROOT / "bin" / "versitygw"
 

@@ -15,8 +15,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from plakar_mysql_harness.mariadb import free_port
+
 from .fuse import MountedServer, fuse_missing
-from .mariadb import free_port
 
 SSHD = "/usr/sbin/sshd"
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from support.mariadb import MariaDBServer
+    from plakar_mysql_harness.mariadb import MariaDBServer
 
 __all__ = [
     "DATABASE",

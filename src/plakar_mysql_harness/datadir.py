@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .mariadb import MariaDBServer
+from plakar_mysql_harness.mariadb import MariaDBServer
 
 
 class DatadirServer(MariaDBServer):

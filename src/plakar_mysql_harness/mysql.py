@@ -4,7 +4,7 @@ Debian 12 has no MySQL package, so ``make mysql`` (``scripts/mysql_tree.sh``)
 unpacks Debian sid's MySQL server and clients into ``build/mysql-sid/tree`` and
 writes wrappers in ``build/mysql-sid/bin`` that run each tool through the
 tree's own loader.  :class:`MySQLServer` runs that ``mysqld`` the way
-:class:`~support.mariadb.MariaDBServer` runs ``mariadbd`` (private data
+:class:`~plakar_mysql_harness.mariadb.MariaDBServer` runs ``mariadbd`` (private data
 directory, loopback port, socket, root password, bounded waits; the lifecycle
 and the clients are that class's own code), and the integration finds MySQL's
 ``mysqldump``, ``mysql`` and ``mysqlbinlog`` through ``-o bin_dir=`` with
@@ -26,7 +26,7 @@ from typing import Any
 import pymysql.connections
 import pymysql.cursors
 
-from support.mariadb import MariaDBError, MariaDBServer
+from plakar_mysql_harness.mariadb import MariaDBError, MariaDBServer
 
 __all__ = ["MySQLServer", "mysql_bin_dir"]
 
@@ -56,7 +56,7 @@ def mysql_bin_dir() -> Path:
 class MySQLServer(MariaDBServer):
     """A private Oracle MySQL server (``make mysql``'s) in its own temporary directory.
 
-    The same interface as :class:`~support.mariadb.MariaDBServer` (the same
+    The same interface as :class:`~plakar_mysql_harness.mariadb.MariaDBServer` (the same
     constructor, lifecycle and clients), with :attr:`flavour` ``"mysql"`` and
     :attr:`bin_dir` naming MySQL's client tools.  The data directory is made
     with ``mysqld --initialize-insecure``; root then gets its password as on
@@ -85,25 +85,18 @@ class MySQLServer(MariaDBServer):
     def _install_command(self) -> list[str]:
         """``mysqld --initialize-insecure``: ``root@localhost`` without a password."""
         return [
-            self._mariadbd,
-            "--no-defaults",
-            *self._tree_args(),
-            *self._as_root_args(),
-            f"--datadir={self.datadir}",
-            f"--tmpdir={self._tmpdir}",
+            *self._base_args(self._mariadbd),
             f"--log-error={self.error_log}",
             _REDO_LOG_CAPACITY,
-            # The page size is fixed when the system tablespace is created.
-            *(arg for arg in self.extra_args if arg.startswith("--innodb-page-size=")),
+            *self._page_size_args(),
             "--initialize-insecure",
         ]
 
     def _server_args(self) -> list[str]:
-        """The tree's paths, a small footprint, and the binary log with GTIDs."""
+        """A small footprint, and the binary log with GTIDs (the tree's paths come first)."""
         files = self.base_dir / "files"
         files.mkdir(exist_ok=True)
         return [
-            *self._tree_args(),
             "--innodb-buffer-pool-size=64M",
             _REDO_LOG_CAPACITY,
             # The X Protocol listens on port 33060 by default: two servers would clash.

@@ -9,7 +9,7 @@ the end the CPU time of the descendants ``wait4`` could not see (those still
 running, and those reaped by init) is added from their last sample.  The
 sampler also gives the peak of the tree's summed resident memory, and can hand
 the tree's live processes to an observer at every sample (``on_sample``), which
-is how :mod:`bench.memory` follows the memory of each kind of process.
+is how the memory benchmark follows the memory of each kind of process.
 
 Output goes to a log file, never to a pipe that could fill up.
 """
@@ -17,27 +17,21 @@ Output goes to a log file, never to a pipe that could fill up.
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
 
 __all__ = [
-    "Contender",
-    "RoundRun",
+    "ProcessWatch",
     "SampleObserver",
     "Timed",
     "busy_cpu_seconds",
     "load_average",
-    "median",
     "read_proc",
-    "round_ratios",
     "run_timed",
-    "run_times",
     "tail",
     "wait_for_quiet",
 ]
@@ -280,10 +274,6 @@ def run_timed(
     )
 
 
-def median(values: Sequence[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
 def busy_cpu_seconds() -> float:
     """CPU time the whole machine spent busy so far, all CPUs together (``/proc/stat``)."""
     try:
@@ -323,46 +313,3 @@ def wait_for_quiet(
             return time.monotonic() - started, True
         if time.monotonic() - started >= timeout:
             return time.monotonic() - started, False
-
-
-@dataclass(frozen=True)
-class Contender:
-    """One way of doing the job a benchmark measures."""
-
-    key: str
-    label: str
-    command: str
-    """How it is run, for the report (no secret)."""
-
-
-class RoundRun(Protocol):
-    """A timed run of one contender in one round (round 0 is a warm-up)."""
-
-    round: int
-    contender: str
-    seconds: float | None
-    """Wall time; None when the run failed."""
-
-
-R = TypeVar("R", bound=RoundRun)
-
-
-def run_times(runs: Iterable[RoundRun], key: str) -> list[float]:
-    """The times of ``key``'s runs that succeeded."""
-    return [r.seconds for r in runs if r.contender == key and r.seconds is not None]
-
-
-def round_ratios(
-    runs: Sequence[R], key: str, base: str, keep: Callable[[R, R], bool] | None = None
-) -> list[float]:
-    """``key``'s time over ``base``'s, round by round (warm-up left out), for the rounds
-    where both succeeded and, with ``keep``, where ``keep(key's run, base's run)``."""
-    out = []
-    for number in sorted({r.round for r in runs if r.round > 0}):
-        by = {r.contender: r for r in runs if r.round == number}
-        mine, theirs = by.get(key), by.get(base)
-        if mine is None or theirs is None or mine.seconds is None or not theirs.seconds:
-            continue
-        if keep is None or keep(mine, theirs):
-            out.append(mine.seconds / theirs.seconds)
-    return out

@@ -304,19 +304,34 @@ class MariaDBServer:
                 + "\n".join(output.splitlines()[-40:])
             )
 
+    def _tree_args(self) -> list[str]:
+        """Where a server of a tree of its own finds its messages and plugins: nothing
+        for the system's MariaDB."""
+        return []
+
+    def _base_args(self, program: str) -> list[str]:
+        """``program`` without option files, as root if need be, on this data directory,
+        with a private tmpdir: bootstraps running at once in the same /tmp
+        intermittently fail with "Unknown table 'mysql.tmp_user_sys'"."""
+        return [
+            program,
+            "--no-defaults",
+            *self._tree_args(),
+            *self._as_root_args(),
+            f"--datadir={self.datadir}",
+            f"--tmpdir={self._tmpdir}",
+        ]
+
+    def _page_size_args(self) -> list[str]:
+        """The page size of :attr:`extra_args`: fixed when the system tablespace is created."""
+        return [arg for arg in self.extra_args if arg.startswith("--innodb-page-size=")]
+
     def _install_command(self) -> list[str]:
         """The command that creates the system tables (``mariadb-install-db``)."""
         return [
-            self._install_db,
-            "--no-defaults",
-            *self._as_root_args(),
-            f"--datadir={self.datadir}",
-            # A private tmpdir: bootstraps running at once in the same /tmp
-            # intermittently fail with "Unknown table 'mysql.tmp_user_sys'".
-            f"--tmpdir={self._tmpdir}",
+            *self._base_args(self._install_db),
             _REDO_LOG_SIZE,
-            # The page size is fixed when the system tablespace is created.
-            *(arg for arg in self.extra_args if arg.startswith("--innodb-page-size=")),
+            *self._page_size_args(),
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
         ]
@@ -324,16 +339,12 @@ class MariaDBServer:
     def _command(self) -> list[str]:
         """The ``mariadbd`` command line for the current port."""
         return [
-            self._mariadbd,
-            "--no-defaults",
-            *self._as_root_args(),
-            f"--datadir={self.datadir}",
+            *self._base_args(self._mariadbd),
             f"--socket={self.socket}",
             f"--port={self.port}",
             f"--bind-address={self.host}",
             f"--pid-file={self._pid_file}",
             f"--log-error={self.error_log}",
-            f"--tmpdir={self._tmpdir}",
             "--skip-name-resolve",
             *self._server_args(),
             *self.extra_args,
