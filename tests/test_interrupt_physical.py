@@ -263,18 +263,7 @@ def assert_server_free(server: MariaDBServer) -> None:
         cursor.execute("BACKUP STAGE END")
 
 
-@pytest.mark.parametrize(
-    "how",
-    [
-        "int-group",
-        pytest.param(
-            "kill-plakar",
-            # Open bug: in 2 of 12 runs the importer outlived a kill -9 of plakar
-            # (its scan waits for a record nobody will read); being fixed.
-            marks=pytest.mark.xfail(reason="importer may outlive kill -9 of plakar", strict=False),
-        ),
-    ],
-)
+@pytest.mark.parametrize("how", ["int-group", "kill-plakar"])
 def test_a_backup_interrupted_while_the_tool_streams_leaves_nothing(
     source: Source, tmp_path: Path, how: str
 ) -> None:

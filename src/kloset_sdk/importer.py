@@ -67,16 +67,24 @@ ImporterFactory = Callable[[Options, str, Mapping[str, str]], Importer]
 
 
 class _HeldReaders:
-    """Openers of records sent to Plakar whose content has not been taken yet."""
+    """Openers of records sent to Plakar whose content has not been taken yet.
+
+    :meth:`shut` (the ``Import`` call was cut short) closes them all, and any
+    record held after it at once: nobody will ever read them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._openers: dict[str, Opener] = {}
+        self._shut = False
 
     def hold(self, record: Record) -> None:
-        if record.opener is not None and record.has_content:
-            with self._lock:
+        if record.opener is None or not record.has_content:
+            return
+        with self._lock:
+            if not self._shut:
                 self._openers[record.key] = record.opener
+                return
+        record.opener().close()
 
     def take(self, key: str) -> Opener | None:
         with self._lock:
@@ -92,6 +100,11 @@ class _HeldReaders:
             openers, self._openers = list(self._openers.values()), {}
         for opener in openers:
             opener().close()
+
+    def shut(self) -> None:
+        with self._lock:
+            self._shut = True
+        self.discard_all()
 
 
 class ImporterService(pb_grpc.ImporterServicer):
@@ -112,18 +125,29 @@ class ImporterService(pb_grpc.ImporterServicer):
         self, request_iterator: Iterator[pb.ImportRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.ImportResponse]:
         importer = self._session.get(context)
+        held = self._held = _HeldReaders()
         acks_done = threading.Event()
+        completed = threading.Event()
         ack_error: list[BaseException] = []
+
         # Plakar gone mid-import (killed, or the stream cut): nobody will ever read
         # the records sent and not read yet, so their contents are closed, and an
         # importer waiting for one to be read (as a stream's next part) goes on.
-        context.add_callback(lambda: None if acks_done.is_set() else self._held.discard_all())
+        # Whether the acknowledgements ended too says nothing: a cut stream ends
+        # them, often before gRPC runs this.  Closing a content may read the rest
+        # of a stream, so not in gRPC's own thread, which runs the callback.
+        def cut_short() -> None:
+            if not completed.is_set():
+                _in_thread(held.shut, "import-cut")
+
+        if not context.add_callback(cut_short):  # the call is over already
+            cut_short()
 
         def receive_acks() -> None:
             try:
                 for request in request_iterator:
                     result = result_from_proto(request.result)
-                    self._held.discard(result.record.key)
+                    held.discard(result.record.key)
                     importer.acknowledge(result)
             except Exception as exc:
                 if context.is_active():
@@ -131,10 +155,10 @@ class ImporterService(pb_grpc.ImporterServicer):
             finally:
                 acks_done.set()
 
-        threading.Thread(target=receive_acks, name="import-acks", daemon=True).start()
+        _in_thread(receive_acks, "import-acks")
         try:
             for record in importer.scan():
-                self._held.hold(record)
+                held.hold(record)
                 yield pb.ImportResponse(record=record_to_proto(record))
                 if ack_error:
                     raise ack_error[0]
@@ -143,6 +167,7 @@ class ImporterService(pb_grpc.ImporterServicer):
         yield pb.ImportResponse(finished=True)
         # Plakar keeps sending results after "finished"; answer them all before ending.
         acks_done.wait()
+        completed.set()
 
     def Open(self, request: pb.OpenRequest, context: grpc.ServicerContext) -> Iterator[bytes]:
         """The record's content, as the pieces its reader returns; each is sent
@@ -166,6 +191,10 @@ class ImporterService(pb_grpc.ImporterServicer):
         self._held.discard_all()
         self._session.close(context)
         return pb.CloseResponse()
+
+
+def _in_thread(target: Callable[[], None], name: str) -> None:
+    threading.Thread(target=target, name=name, daemon=True).start()
 
 
 def _open_key(request: pb.OpenRequest) -> str:

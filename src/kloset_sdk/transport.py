@@ -12,9 +12,10 @@ block (see :func:`relay`); anything else (a file, a terminal, a socket) falls ba
 writes of the same size.  The pipes are enlarged to :data:`_PIPE_CHUNK` when
 the system lets us, so that each wake-up moves a large block.
 
-The process ends when Plakar closes our stdin (after ``Close``, or because
+The session ends when Plakar closes our stdin (after ``Close``, or because
 Plakar itself went away): the server stops, in-flight calls are cancelled, and
-``serve`` returns.
+``serve`` returns, without waiting for the calls' threads; the entry point
+(:mod:`kloset_sdk.entrypoint`) then ends the process without joining them.
 """
 
 from __future__ import annotations

@@ -5,7 +5,12 @@ bytes, some small files in a subdirectory, and optionally fails at the end of
 its scan (``fail=true``), to prove that an error raised by ``scan`` aborts the
 backup.  The exporter writes, for every file it receives, its path, size and
 SHA-256 as one JSON line to the file named by ``out``; it never holds a file
-in memory.  With ``hold=PATH`` it reads content slowly (touching ``PATH.started``),
+in memory.  With ``stall=PATH``, the importer's scan starts a child
+(``sleep``) under the guard and registers an action that touches
+``PATH.guarded``, hands over one record, touches ``PATH.started`` and then waits
+for ever on something no one will ever end (as a thread blocked on a pipe
+does), so that a test can kill plakar and see the plugin end all the same.
+With ``hold=PATH`` the exporter reads content slowly (touching ``PATH.started``),
 so that a test can kill plakar in the middle, and its clean-up takes a second
 before it touches ``PATH.cleaned``; for the time of the export it registers with
 the guardian an action that touches ``PATH.guarded``.
@@ -18,7 +23,9 @@ import hashlib
 import io
 import json
 import os
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -65,7 +72,9 @@ class GeneratedStream(io.RawIOBase):
 
 
 class SyntheticImporter(Importer):
-    def __init__(self, config: Mapping[str, str]) -> None:
+    def __init__(self, options: Options, config: Mapping[str, str]) -> None:
+        self.guard = options.guard
+        self.stall = config.get("stall")
         self.size = int(config.get("size", str(BLOCK)))
         self.fail = config.get("fail") == "true"
         self.rss_file = config.get("rss")
@@ -76,6 +85,8 @@ class SyntheticImporter(Importer):
 
     def scan(self) -> Iterator[Record]:
         yield Record.directory("/", self.when)
+        if self.stall:
+            yield from self._stalled(self.stall)
         yield Record.file("/big.bin", lambda: GeneratedStream(self.size), self.when)
         yield Record.directory("/small", self.when)
         for i in range(3):
@@ -83,6 +94,14 @@ class SyntheticImporter(Importer):
             yield Record.file(f"/small/{i}.txt", lambda t=text: io.BytesIO(t), self.when)
         if self.fail:
             raise RuntimeError("synthetic failure after the last record")
+
+    def _stalled(self, path: str) -> Iterator[Record]:
+        self.guard.on_exit(partial(touch, f"{path}.guarded"), f"touch {path}.guarded")
+        child = subprocess.Popen(["sleep", "3600"])
+        with self.guard.child(child):
+            yield Record.file("/stalled.txt", lambda: io.BytesIO(b"stalled\n"), self.when)
+            touch(f"{path}.started")
+            threading.Event().wait()  # nobody sets it: the scan never ends by itself
 
     def close(self) -> None:
         if self.rss_file:
@@ -153,7 +172,7 @@ def peak_rss_kib() -> int:
 def main() -> None:
     role = sys.argv.pop(1)
     if role == "importer":
-        run_importer(lambda _o, _p, config: SyntheticImporter(config))
+        run_importer(lambda options, _p, config: SyntheticImporter(options, config))
     else:
         run_exporter(lambda options, _p, config: DigestExporter(options, config))
 

@@ -177,3 +177,30 @@ def test_a_finished_export_leaves_the_guardian_nothing_to_do(
     assert Path(f"{hold}.cleaned").exists()
     assert not Path(f"{hold}.guarded").exists()
     assert "clean-up after the run" not in out.stdout + out.stderr
+
+
+def test_plakar_killed_while_the_scan_is_stuck_ends_the_importer(
+    plakar: Plakar, tmp_path: Path
+) -> None:
+    """``kill -9`` of plakar while the importer's scan waits on something that will
+    never come (here, for ever; in the MySQL importer, a record nobody will read):
+    the importer ends all the same, at once, and its guardian kills the child the
+    scan started and runs what it registered.  Before, the process joined its
+    gRPC worker threads on the way out, so a stuck scan kept it (and its
+    guardian and child) alive for ever."""
+    stall = tmp_path / "stall"
+    run = interrupted_run(
+        plakar,
+        ["backup", "-o", f"stall={stall}", "synthetic://x"],
+        how="kill-plakar",
+        when=Path(f"{stall}.started").exists,
+        timeout=60,
+    )
+    settle(plakar, timeout=30)  # plugin, guardian and the scan's child all ended
+    assert run.returncode != 0, run.output
+    assert "Traceback" not in run.output, run.output
+    assert f"clean-up after the run: touch {stall}.guarded: done" in run.output, run.output
+    assert Path(f"{stall}.guarded").exists(), run.output
+    # plakar's own packfile directory stays (a Go defer a SIGKILL skips): plakar's, not ours
+    assert [n for n in run.tmp_entries() if not n.startswith("plakar-backup-")] == []
+    assert plakar.snapshots() == []
