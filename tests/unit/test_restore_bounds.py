@@ -15,7 +15,8 @@ import pytest
 import plakar_mysql
 from kloset_sdk.guard import Guard
 from plakar_mysql.core.options import parse
-from plakar_mysql.logical.restorer import MAX_JOBS, Restorer, capped_jobs, connection_margin
+from plakar_mysql.logical.restorer import Restorer
+from plakar_mysql.logical.scheduler import MAX_JOBS, capped_jobs, connection_margin
 from plakar_mysql.logical.shadow import _leftovers, owner_tag
 
 SCHEMA = Path(plakar_mysql.__file__).parent / "schemas" / "exporter.json"
@@ -35,7 +36,7 @@ def test_default_jobs_never_exceeds_the_maximum(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr("os.cpu_count", lambda: 192)
     made = restorer()
     try:
-        assert made.jobs == MAX_JOBS
+        assert made.scheduler.jobs == MAX_JOBS
     finally:
         made.close()
 
@@ -62,7 +63,7 @@ def _blocks(size: int) -> Iterator[bytes]:
 def test_at_most_jobs_spools_exist_at_once() -> None:
     """Spools are taken under the semaphore: with jobs=2 and slow loads, never
     more than two temporary files exist (before: jobs + 2)."""
-    made = restorer(jobs="2")
+    made = restorer(jobs="2").scheduler
     open_spools: list[IO[bytes]] = []
     most = 0
     lock = threading.Lock()
@@ -85,8 +86,8 @@ def test_at_most_jobs_spools_exist_at_once() -> None:
     made._spool = counting_spool  # type: ignore[method-assign]
     try:
         for _ in range(10):
-            made._spool_and_load(_blocks(4096), slow_load)
-        made._wait_tables()
+            made.submit(_blocks(4096), slow_load)
+        made.wait()
     finally:
         made.close()
     assert loaded == [4096] * 10
@@ -95,7 +96,7 @@ def test_at_most_jobs_spools_exist_at_once() -> None:
 
 
 def test_a_failed_spool_gives_its_slot_back() -> None:
-    made = restorer(jobs="2")
+    made = restorer(jobs="2").scheduler
 
     def broken() -> Iterator[bytes]:
         yield b"x"
@@ -104,9 +105,9 @@ def test_a_failed_spool_gives_its_slot_back() -> None:
     try:
         for _ in range(3):  # would block on the third without the release
             with pytest.raises(OSError, match="No space left"):
-                made._spool_and_load(broken(), lambda file: None)
-        made._spool_and_load(iter([b"ok"]), lambda file: None)
-        made._wait_tables()
+                made.submit(broken(), lambda file: None)
+        made.submit(iter([b"ok"]), lambda file: None)
+        made.wait()
     finally:
         made.close()
 

@@ -8,9 +8,9 @@ import pickle
 from typing import Any
 
 from plakar_mysql.core.options import Connection
-from plakar_mysql.logical.restorer import _is_or_uses_sequence
 from plakar_mysql.logical.rollback import Rollback, Undo, routine_objects
 from plakar_mysql.logical.shadow import Trigger
+from plakar_mysql.logical.tables import is_or_uses_sequence
 
 
 class RecordingGuard:
@@ -95,8 +95,8 @@ def test_routine_entries_become_objects_to_drop() -> None:
 
 
 def test_a_sequence_or_a_table_using_one_is_told_by_its_definition_not_its_rows() -> None:
-    assert _is_or_uses_sequence(b"-- plakar-mysql {}\n--\n-- Sequence structure for `s`\n")
+    assert is_or_uses_sequence(b"-- plakar-mysql {}\n--\n-- Sequence structure for `s`\n")
     table = b"CREATE TABLE `t` (\n  `id` int DEFAULT nextval(`db`.`s`)\n);\n"
-    assert _is_or_uses_sequence(table + b"INSERT INTO `t` VALUES (1);\n")
+    assert is_or_uses_sequence(table + b"INSERT INTO `t` VALUES (1);\n")
     rows = b"CREATE TABLE `t` (`v` text);\nINSERT INTO `t` VALUES ('nextval(x)');\n"
-    assert not _is_or_uses_sequence(rows)
+    assert not is_or_uses_sequence(rows)

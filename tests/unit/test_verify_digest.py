@@ -4,7 +4,7 @@ that set), the rows never."""
 
 from __future__ import annotations
 
-from plakar_mysql.logical.restorer import _TableDigest
+from plakar_mysql.logical.verify import TableDigest
 
 DUMPED = (
     b"CREATE TABLE `store` (\n"
@@ -21,7 +21,7 @@ ROWS = b"INSERT INTO `store` VALUES (1,' CHARACTER SET utf8mb4 COLLATE utf8mb4_b
 
 def digest(canonical: bool, data: bytes, block: int) -> str:
     """The digest of ``data`` fed in blocks of ``block`` bytes."""
-    table = _TableDigest(canonical_create=canonical)
+    table = TableDigest(canonical_create=canonical)
     for start in range(0, len(data), block):
         table.update(data[start : start + block])
     return table.hexdigest()

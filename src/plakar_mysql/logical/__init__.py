@@ -5,8 +5,13 @@
   :mod:`.users` and :mod:`.filters`;
 - :mod:`.layout` - the snapshot's format: paths, headers, catalog and manifest;
 - :mod:`.restore` - the exporter: each file checked, then handed to the
-  :mod:`.restorer` (tables in parallel, the rest in order), with
-  :mod:`.preflight`, :mod:`.shadow` (atomic overwrite) and :mod:`.rollback`.
+  :mod:`.restorer`, which wires one part per job around the :mod:`.target`
+  (connection, packet size, databases): :mod:`.admission` and :mod:`.preflight`
+  (checks before anything is written), :mod:`.tables` and :mod:`.scheduler`
+  (tables in parallel, into :mod:`.shadow` databases for an atomic overwrite,
+  undone by :mod:`.rollback`), :mod:`.deferred` (routines, views, events and
+  accounts, in order, at the end) and :mod:`.verify`.  A single dump file is
+  loaded by :mod:`.restore` itself through the same target and checks.
 """
 
 SCHEME = "mysql"

@@ -274,6 +274,84 @@ class Catalog:
         )
 
 
+# -- /manifest.json ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ManifestServer:
+    """The source server as the manifest describes it."""
+
+    address: str
+    version: str
+    version_comment: str
+    character_set: str
+    collation: str
+    max_allowed_packet: int
+    log_bin: bool
+
+
+@dataclass(frozen=True)
+class ManifestTool:
+    """The dump tool that made the snapshot, and how it was run."""
+
+    path: str
+    version: str
+    arguments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ManifestBinlog:
+    """Where the dump stands in the source's binary log."""
+
+    file: str
+    position: int
+    gtid: str | None
+
+
+@dataclass(frozen=True)
+class ManifestTable:
+    """A table (or view, sequence) of a database backed up, with its rows if counted."""
+
+    name: str
+    type: str
+    engine: str | None
+    rows: int | None
+    rows_estimate: int | None
+    data_bytes: int | None
+
+
+@dataclass(frozen=True)
+class ManifestDatabase:
+    name: str
+    character_set: str
+    collation: str
+    tables: tuple[ManifestTable, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
+    """``/manifest.json``: the backup's volatile facts (server, times, binlog point,
+    file map), which no ``.sql`` file carries.  A restore reads only its format
+    and binlog point (:func:`check_manifest`); people read the rest."""
+
+    format: int = FORMAT
+    generator: str
+    scope: Scope
+    flavour: str
+    server: ManifestServer
+    dump_tool: ManifestTool
+    binlog: ManifestBinlog | None
+    options: dict[str, str]  # the backup's options, without secrets
+    databases: tuple[ManifestDatabase, ...]
+    grants: dict[str, list[str] | str] | None  # one database's grants, or why not read
+    files: dict[str, dict[str, str | None]]  # path -> kind, database, name
+    started_at: str
+    finished_at: str
+
+    def encode(self) -> bytes:
+        return (json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n").encode()
+
+
 def _json(data: bytes) -> Any:
     try:
         return json.loads(data)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import pymysql
 
@@ -44,13 +43,16 @@ from plakar_mysql.logical.layout import (
     Catalog,
     DumpHeader,
     FileHeader,
+    Inventory,
     SnapshotError,
     check_manifest,
     check_path,
     read_capped,
     read_header,
 )
-from plakar_mysql.logical.restorer import RestoreError, Restorer, log
+from plakar_mysql.logical.preflight import existing, refuse_existing
+from plakar_mysql.logical.restorer import Restorer
+from plakar_mysql.logical.target import RestoreError, Target, create_options, log
 
 __all__ = ["MySQLExporter", "RestoreError", "plan_load", "quote_identifier", "read_first_line"]
 
@@ -281,63 +283,52 @@ class MySQLExporter(Exporter):
         plan: LoadPlan,
         chunks: Iterator[bytes],
     ) -> None:
-        db = restorer._connection()
-        self._prepare(db, plan, header)
+        target = restorer.target
+        self._prepare(target, plan)
         if header is not None:
-            restorer._fit_packet(header.max_allowed_packet)
+            target.fit_packet(header.max_allowed_packet)
         where = f"into {plan.database!r}" if plan.database else "under the snapshot's names"
         log(f"restoring {path} {where}")
         # The header is a comment: load it too, so error line numbers match the file.
         try:
-            ignored = restorer.client().load(f"{path} {where}", plan.database, chunks=chunks)
+            ignored = target.client().load(f"{path} {where}", plan.database, chunks=chunks)
         except LoadError as exc:
-            raise restorer.load_error(exc, plan.tables or [plan.database or ""]) from None
+            raise target.load_error(exc, plan.tables or [plan.database or ""]) from None
         if ignored:
             log(f"{path}: errors ignored (force=true): {ignored}")
         if plan.blind:
             # A whole-server dump (the official integration's /all.sql) loads the
             # mysql schema's tables: the accounts take effect only once reloaded.
-            with db.cursor() as cursor:
-                cursor.execute("FLUSH PRIVILEGES")
+            target.query("FLUSH PRIVILEGES")
             log("reloaded the privilege tables (FLUSH PRIVILEGES)")
         log(f"restored {path}")
 
-    def _prepare(
-        self, db: pymysql.connections.Connection[Any], plan: LoadPlan, header: DumpHeader | None
-    ) -> None:
-        overwrite = self.config.flag("overwrite", False)
-        if plan.blind and not overwrite:
+    def _prepare(self, target: Target, plan: LoadPlan) -> None:
+        """Refuse to write over what the target holds (unless ``overwrite``), and
+        create the plan's missing databases (unless ``create_db=false``)."""
+        target.connection()
+        if plan.blind and not target.overwrite:
             raise RestoreError(
                 "this plain dump creates its own databases and may replace any table in them: "
                 "nothing was restored; set overwrite=true to load it"
             )
-        with db.cursor() as cursor:
-            for database, tables in plan.tables.items():
-                if tables == () or overwrite:
-                    continue
-                cursor.execute(
-                    "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
-                    (database,),
-                )
-                present = {row[0] for row in cursor.fetchall()}
-                existing = sorted(present if tables is None else set(tables) & present)
-                if existing:
-                    shown = ", ".join(existing[:5]) + (
-                        f" and {len(existing) - 5} more" if len(existing) > 5 else ""
-                    )
-                    raise RestoreError(
-                        f"database {database!r} already holds {shown}: nothing was restored; "
-                        "restore into another database, or set overwrite=true"
-                    )
-            for database, charset, collation in plan.creates:
-                cursor.execute(
-                    "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (database,)
-                )
-                if cursor.fetchone():
-                    continue
-                if not self.config.flag("create_db", True):
-                    raise RestoreError(f"database {database!r} does not exist and create_db=false")
-                sql = f"CREATE DATABASE {quote_identifier(database)}"
-                if charset:
-                    sql += f" CHARACTER SET {charset} COLLATE {collation}"
-                cursor.execute(sql)
+        if not target.overwrite:
+            refuse_existing(
+                {
+                    database: found
+                    for database, tables in plan.tables.items()
+                    if tables != ()
+                    and (found := existing(target, database, _tables_only(database, tables)))
+                }
+            )
+        for database, charset, collation in plan.creates:
+            if target.database_exists(database):
+                continue
+            if not self.config.flag("create_db", True):
+                raise RestoreError(f"database {database!r} does not exist and create_db=false")
+            target.create_database(database, create_options(charset, collation))
+
+
+def _tables_only(database: str, tables: tuple[str, ...] | None) -> Inventory | None:
+    """What a dump writes in ``database``: its ``tables`` (None: it may write any)."""
+    return None if tables is None else Inventory(database, "", "", tables=tables)
