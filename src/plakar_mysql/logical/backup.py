@@ -22,7 +22,7 @@ from kloset_sdk import ConnectorInfo, Flags, Importer, Options, Record
 from plakar_mysql import __version__
 from plakar_mysql.core.flavour import Flavour, find_tool
 from plakar_mysql.core.kinds import LOGICAL, refuse_foreign_options
-from plakar_mysql.core.options import Config, parse
+from plakar_mysql.core.option_models import LogicalBackupOptions
 from plakar_mysql.core.server import (
     ServerError,
     connect,
@@ -44,7 +44,7 @@ from plakar_mysql.logical.writer import SnapshotWriter, SourceFacts
 _SECRET_OPTIONS = frozenset({"password", "location", "username"})
 
 
-def _scope(config: Config) -> Scope:
+def _scope(config: LogicalBackupOptions) -> Scope:
     if len(config.databases) == 1:
         return "database"
     return "databases" if config.databases else "server"
@@ -55,7 +55,7 @@ class MySQLImporter(Importer):
 
     def __init__(self, options: Options, scheme: str, config: Mapping[str, str]) -> None:
         refuse_foreign_options(config, LOGICAL, backup=True)
-        self.config = parse("importer", scheme, config)
+        self.config = LogicalBackupOptions.parse(config, scheme)
 
     def info(self) -> ConnectorInfo:
         conn = self.config.connection
@@ -85,9 +85,9 @@ class MySQLImporter(Importer):
                 db,
                 server.flavour,
                 names,
-                routines=self.config.flag("routines", True),
-                triggers=self.config.flag("triggers", True),
-                events=self.config.flag("events", True),
+                routines=self.config.routines,
+                triggers=self.config.triggers,
+                events=self.config.events,
             )
             if missing:
                 raise ServerError(
@@ -96,13 +96,13 @@ class MySQLImporter(Importer):
             objects = database_objects(db, names)
             # Accounts are not transactional: reading them just before the dump
             # is as consistent as reading them inside it.
-            with_users = scope == "server" and self.config.flag("users", True)
+            with_users = scope == "server" and self.config.users
             users = list(dump_accounts(db)) if with_users else None
             grants = {names[0]: grants_on(db, names[0])} if scope == "database" else None
             events = {
                 name: dump_events(db, name, list(objects[name].events))
                 for name in names
-                if self.config.flag("events", True) and objects[name].events
+                if self.config.events and objects[name].events
             }
         tool = find_tool(server.flavour.dump_names, server.flavour, conn.bin_dir)
         args = dump_arguments(
@@ -163,7 +163,7 @@ class MySQLImporter(Importer):
             if binlog is None
             else {"file": binlog.file, "position": binlog.position, "gtid": binlog.gtid},
             "options": {
-                k: v for k, v in sorted(self.config.values.items()) if k not in _SECRET_OPTIONS
+                k: v for k, v in sorted(self.config.given.items()) if k not in _SECRET_OPTIONS
             },
             "databases": [
                 {
