@@ -133,7 +133,9 @@ docs/logical.md, docs/physical.md, docs/binlog.md in the source tree.
 def _escape(text: str) -> str:
     """Roff-safe text: backslashes doubled, no line starting with a control character."""
     text = text.replace("\\", "\\e")
-    return "\n".join("\\&" + line if line[:1] in ".'" else line for line in text.split("\n"))
+    return "\n".join(
+        "\\&" + line if line[:1] and line[:1] in ".'" else line for line in text.split("\n")
+    )
 
 
 def _facts(item: OptionField) -> str:
