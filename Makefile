@@ -8,7 +8,8 @@
 #   make venv       .venv with the project and its [dev] extra, plus the
 #                   generated gRPC modules in src/kloset_sdk/_pb/
 #   make build      bin/plakar (the pinned Plakar CLI) and the Plakar package
-#                   dist/<name>_<version>_<os>_<arch>.ptar
+#                   dist/<name>_<version>_<os>_<arch>.ptar, after the option
+#                   schemas and the man page (scripts/gen_options.py)
 #   make lint       ruff check + ruff format --check
 #   make typecheck  mypy --strict
 #   make test       all of the above and bin/versitygw (an S3 server), then pytest
@@ -50,7 +51,7 @@ GOARCH := $(shell $(GO) env GOARCH 2>/dev/null)
 PTAR := dist/$(PKG_NAME)_$(PKG_VERSION)_$(GOOS)_$(GOARCH).ptar
 STAGED := build/pkg/mysql-importer build/pkg/mysql-exporter
 PKG_INPUTS := pyproject.toml packaging/manifest.yaml packaging/build_ptar.py \
-	packaging/launch_importer.py packaging/launch_exporter.py \
+	packaging/launch_importer.py packaging/launch_exporter.py scripts/gen_options.py \
 	$(shell find src -type f \( -name '*.py' -o -name '*.pyi' -o -name '*.json' \) \
 		-not -path '*/__pycache__/*' 2>/dev/null)
 
@@ -122,6 +123,7 @@ $(PLAKAR): $(PLAKAR_MOD)
 
 $(PTAR): $(PLAKAR) $(PROTOS_STAMP) $(PKG_INPUTS) \
 		$(if $(and $(wildcard build/pkg/mysql-importer),$(wildcard build/pkg/mysql-exporter)),,FORCE)
+	$(VPY) scripts/gen_options.py
 	$(VPY) packaging/build_ptar.py --plakar $(PLAKAR) --version $(PKG_VERSION) --out $@
 
 build: $(PLAKAR) $(PTAR)

@@ -18,8 +18,9 @@ Steps:
    leave that copy behind whenever Plakar kills it on cancellation.)
 2. They are staged in ``build/pkg/`` with ``packaging/manifest.yaml`` (its
    ``extra_files`` filled with the bundle's files) and the connectors' JSON
-   Schema validators (``importer.json``, ``exporter.json``, copied from
-   ``src/plakar_mysql/schemas/``).
+   Schema validators the manifest names (one per kind and role, copied from
+   ``src/plakar_mysql/schemas/``, where ``scripts/gen_options.py`` writes
+   them from the option models).
 3. ``plakar pkg create`` packs the staging directory into the ``.ptar``.
    plakar runs with a throw-away HOME (and XDG directories) under ``build/``
    so the user's own plakar configuration, cache and plugins are never
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -58,12 +60,7 @@ COLLECT_ALL = [
     "grpc",
     "google.protobuf",
     "pymysql",
-    "jsonschema_specifications",
 ]
-# jsonschema's data files (its meta-schemas' vocabularies) but not all of
-# its submodules: those include its test suite, which needs pytest.
-COLLECT_DATA = ["jsonschema"]
-HIDDEN_IMPORTS = ["jsonschema"]
 
 # Development tools that the analysis would otherwise drag in through
 # optional imports (grpc -> grpc_tools -> setuptools, test helpers ->
@@ -81,8 +78,7 @@ EXCLUDE = [
     "distutils",
     "mypy",
     "PyInstaller",
-    "jsonschema.tests",
-    "jsonschema.benchmarks",
+    "jsonschema",  # the tests' only: the connectors validate with their own code
     "tkinter",
 ]
 
@@ -111,10 +107,6 @@ def pyinstaller(name: str, launcher: Path) -> Path:
     ]
     for package in COLLECT_ALL:
         args += ["--collect-all", package]
-    for package in COLLECT_DATA:
-        args += ["--collect-data", package]
-    for module in HIDDEN_IMPORTS:
-        args += ["--hidden-import", module]
     for module in EXCLUDE:
         args += ["--exclude-module", module]
     print(f"pyinstaller: building {name}", flush=True)
@@ -148,14 +140,14 @@ def stage(bundles: dict[str, Path]) -> Path:
     for name, bundle in bundles.items():
         shutil.copy2(bundle / name, STAGE / name)
         (STAGE / name).chmod(0o755)
-    for kind in ("importer", "exporter"):
-        schema = SCHEMAS / f"{kind}.json"
+    text = (PACKAGING / "manifest.yaml").read_text()
+    for name in re.findall(r"^    validator: \./(\S+\.json)$", text, re.M):
+        schema = SCHEMAS / name
         if not schema.is_file():
             raise SystemExit(f"missing connector schema {schema}")
-        shutil.copyfile(schema, STAGE / f"{kind}.json")
+        shutil.copyfile(schema, STAGE / name)
     manifest = STAGE / "manifest.yaml"
     placeholder = "    extra_files: []  # filled in by packaging/build_ptar.py\n"
-    text = (PACKAGING / "manifest.yaml").read_text()
     if text.count(placeholder) != 1:
         raise SystemExit("packaging/manifest.yaml: missing the extra_files placeholder")
     listed = "".join(f"      - {path}\n" for path in shared)

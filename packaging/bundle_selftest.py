@@ -2,9 +2,8 @@
 
 Plakar always starts the connectors without arguments, so this never runs
 in production. It imports everything the connectors need at run time and
-checks that the bundled package data (the connectors' JSON Schemas, and the
-JSON Schema meta-schemas jsonschema reads through jsonschema_specifications)
-is readable, then prints one JSON line describing the interpreter. The
+checks that the bundled package data (the connectors' JSON Schemas) is
+readable, then prints one JSON line describing the interpreter. The
 packaging tests run it with an empty environment to prove that the
 executable carries its own Python and every package it needs.
 """
@@ -24,8 +23,6 @@ RUNTIME_MODULES = [
     "grpc",
     "google.protobuf",
     "pymysql",
-    "jsonschema",
-    "jsonschema_specifications",
     "kloset_sdk",
     "plakar_mysql",
     "plakar_mysql.entry",
@@ -43,10 +40,6 @@ def _import_package_tree(name: str) -> list[str]:
 
 
 def run() -> int:
-    # Imported here, not at the top: the launchers import this module on
-    # every start, and a connector should not pay for what it doesn't use.
-    import jsonschema  # noqa: PLC0415
-
     versions: dict[str, str] = {}
     for name in RUNTIME_MODULES:
         module = importlib.import_module(name)
@@ -54,11 +47,11 @@ def run() -> int:
     modules = _import_package_tree("kloset_sdk") + _import_package_tree("plakar_mysql")
 
     schemas: dict[str, str] = {}
-    for kind in ("importer", "exporter", "binlog_importer", "binlog_exporter"):
-        text = resources.files("plakar_mysql").joinpath("schemas", f"{kind}.json").read_text()
-        schema: Any = json.loads(text)
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-        schemas[kind] = str(schema.get("$schema", "")) if isinstance(schema, dict) else ""
+    for path in resources.files("plakar_mysql").joinpath("schemas").iterdir():
+        schema: Any = json.loads(path.read_text())
+        schemas[path.name.removesuffix(".json")] = (
+            str(schema.get("$schema", "")) if isinstance(schema, dict) else ""
+        )
 
     report = {
         "frozen": bool(getattr(sys, "frozen", False)),

@@ -20,6 +20,10 @@ MANIFEST = ROOT / "packaging" / "manifest.yaml"
 STAGE = ROOT / "build" / "pkg"
 EXECUTABLES = ["mysql-importer", "mysql-exporter"]
 PROTOCOLS = ["mysql", "mariadb", "mysql+mariadb", "mysql+bin", "mysql+binlog"]
+# One validator (a JSON schema) per kind and role.
+SCHEMAS = [
+    f"{kind}_{role}" for kind in ("logical", "physical", "binlog") for role in ("backup", "restore")
+]
 # Nothing listens there: whatever a connector does with it, it can't succeed.
 NOWHERE = "127.0.0.1:1"
 
@@ -80,9 +84,11 @@ def test_staging_directory_matches_manifest() -> None:
     for exe in EXECUTABLES:
         assert (STAGE / exe).is_file()
         assert (STAGE / exe).stat().st_mode & 0o111, f"{exe} is not executable"
-    for kind in ("importer", "exporter"):
-        staged = json.loads((STAGE / f"{kind}.json").read_text())
-        source = json.loads((ROOT / "src/plakar_mysql/schemas" / f"{kind}.json").read_text())
+    validators = re.findall(r"^    validator: \./(\S+)$", MANIFEST.read_text(), re.M)
+    assert sorted(validators) == sorted(f"{name}.json" for name in SCHEMAS)
+    for name in validators:
+        staged = json.loads((STAGE / name).read_text())
+        source = json.loads((ROOT / "src/plakar_mysql/schemas" / name).read_text())
         assert staged == source
 
 
@@ -95,7 +101,7 @@ def test_pkg_add_installs_importer_and_exporter(tmp_path: Path) -> None:
 
     installed = plakar.plugin_dir(ptar.name)
     assert sorted(p.name for p in installed.iterdir()) == sorted(
-        ["manifest.yaml", "importer.json", "exporter.json", "_internal", *EXECUTABLES]
+        ["manifest.yaml", *(f"{name}.json" for name in SCHEMAS), "_internal", *EXECUTABLES]
     )
     assert (installed / "manifest.yaml").read_text() == (STAGE / "manifest.yaml").read_text()
     for path in staged_extra_files():
@@ -153,7 +159,7 @@ def test_executable_carries_its_own_python(exe: str, tmp_path: Path) -> None:
     assert report["python"].startswith("3.11.")
     for module in ("kloset_sdk._pb.importer_pb2_grpc", "kloset_sdk._pb.exporter_pb2_grpc"):
         assert module in report["modules"]
-    assert set(report["schemas"]) == {"importer", "exporter", "binlog_importer", "binlog_exporter"}
+    assert set(report["schemas"]) == set(SCHEMAS)
 
 
 @pytest.mark.parametrize("exe", EXECUTABLES)

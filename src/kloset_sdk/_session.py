@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Generic, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, NoReturn, Protocol, TypeVar
 
 import grpc
 
-from kloset_sdk._pb import exporter_pb2, importer_pb2
 from kloset_sdk.records import ConnectorInfo, Options
+
+if TYPE_CHECKING:  # each side loads only its own protocol
+    from kloset_sdk._pb import exporter_pb2, importer_pb2
 
 
 class Connector(Protocol):

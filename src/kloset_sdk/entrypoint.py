@@ -25,16 +25,17 @@ import sys
 import traceback
 from collections.abc import Callable, Mapping
 from types import FrameType
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import grpc
 
-from kloset_sdk._pb import exporter_pb2_grpc
-from kloset_sdk.exporter import ExporterFactory, ExporterService
 from kloset_sdk.guard import Guard
-from kloset_sdk.importer import ImporterFactory, ImporterService, add_to_server
 from kloset_sdk.records import Options
 from kloset_sdk.transport import serve
+
+if TYPE_CHECKING:
+    from kloset_sdk.exporter import ExporterFactory
+    from kloset_sdk.importer import ImporterFactory
 
 C = TypeVar("C")
 
@@ -66,12 +67,17 @@ def _guarded(
 
 def run_importer(factory: ImporterFactory) -> NoReturn:
     """Serve the importer built by ``factory`` on stdin/stdout until Plakar hangs up."""
+    from kloset_sdk.importer import ImporterService, add_to_server  # not the exporter's
+
     service = ImporterService(_guarded(factory, _start("importer")))
     _serve_then_exit(lambda server: add_to_server(service, server))
 
 
 def run_exporter(factory: ExporterFactory) -> NoReturn:
     """Serve the exporter built by ``factory`` on stdin/stdout until Plakar hangs up."""
+    from kloset_sdk._pb import exporter_pb2_grpc  # not the importer's
+    from kloset_sdk.exporter import ExporterService
+
     service = ExporterService(_guarded(factory, _start("exporter")))
     _serve_then_exit(
         lambda server: exporter_pb2_grpc.add_ExporterServicer_to_server(service, server),  # type: ignore[no-untyped-call]

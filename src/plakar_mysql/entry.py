@@ -9,12 +9,15 @@ these imports and bundles them).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from kloset_sdk import Exporter, Importer, Options, run_exporter, run_importer
 from plakar_mysql.binlog import SCHEME as BINLOG
 from plakar_mysql.core.heap import bound_malloc
 from plakar_mysql.physical import SCHEME as PHYSICAL
+
+if TYPE_CHECKING:
+    from kloset_sdk import Exporter, Importer, Options
 
 
 def _scheme(scheme: str, config: Mapping[str, str]) -> str:
@@ -56,10 +59,14 @@ def make_exporter(options: Options, scheme: str, config: Mapping[str, str]) -> E
 
 
 def importer_main() -> None:
+    from kloset_sdk import run_importer  # the importer's side only
+
     bound_malloc()
     run_importer(make_importer)
 
 
 def exporter_main() -> None:
+    from kloset_sdk import run_exporter  # the exporter's side only
+
     bound_malloc()
     run_exporter(make_exporter)

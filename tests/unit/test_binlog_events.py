@@ -33,6 +33,7 @@ from plakar_mysql.binlog.scanner import (
     Scanner,
 )
 from plakar_mysql.core.gtid import Gtid, GtidError, Position
+from plakar_mysql.core.option_models import BinlogRestoreOptions
 from plakar_mysql.core.options import ConfigError
 
 QUERY = 2
@@ -174,18 +175,24 @@ def test_positions() -> None:
         Position.parse("0-1")
 
 
+def bounds(**options: str) -> Bounds:
+    return Bounds.from_options(
+        BinlogRestoreOptions.parse({"location": "mysql+binlog://h", **options})
+    )
+
+
 def test_bounds_from_options() -> None:
-    assert Bounds.from_options({"stop_position": "mysql-bin.000012:4711"}).stop == FilePosition(
+    assert bounds(stop_position="mysql-bin.000012:4711").stop == FilePosition(
         "mysql-bin.000012", 4711
     )
     with pytest.raises(ConfigError, match="not 'YYYY-MM-DD HH:MM:SS'"):
-        Bounds.from_options({"stop_datetime": "14:02"})
+        bounds(stop_datetime="14:02")
     with pytest.raises(ConfigError, match="not both"):
-        Bounds.from_options({"stop_datetime": "2026-01-01 00:00:00", "stop_position": "0-1-2"})
+        bounds(stop_datetime="2026-01-01 00:00:00", stop_position="0-1-2")
     with pytest.raises(ConfigError, match="is not after start_position"):
-        Bounds.from_options({"start_position": "0-1-9", "stop_position": "0-1-5"})
+        bounds(start_position="0-1-9", stop_position="0-1-5")
     with pytest.raises(ConfigError, match="neither a GTID position"):
-        Bounds.from_options({"start_position": "yesterday"})
+        bounds(start_position="yesterday")
 
 
 def test_a_file_position_stop_at_a_transaction_start_keeps_the_one_before() -> None:

@@ -30,7 +30,8 @@ from plakar_mysql.core.kinds import (
     refuse_foreign_options,
     wrong_kind,
 )
-from plakar_mysql.core.options import ConfigError, parse
+from plakar_mysql.core.option_models import LogicalBackupOptions
+from plakar_mysql.core.options import ConfigError
 from plakar_mysql.core.server import ServerError, error_text, server_errors
 from plakar_mysql.logical.backup import MySQLImporter
 from plakar_mysql.logical.layout import Inventory
@@ -180,10 +181,10 @@ def test_a_world_writable_option_file_is_refused(tmp_path: Path) -> None:
     cnf.write_text("[client]\nuser=backup\n")
     cnf.chmod(0o666)
     with pytest.raises(ConfigError, match=f"chmod 600 {cnf}"):
-        parse("importer", "mysql", {"location": "mysql://h", "defaults_file": str(cnf)})
+        LogicalBackupOptions.parse({"location": "mysql://h", "defaults_file": str(cnf)})
     cnf.chmod(0o640)  # group-writable or readable is what the tools accept
     assert stat.S_IMODE(cnf.stat().st_mode) == 0o640
-    parse("importer", "mysql", {"location": "mysql://h", "defaults_file": str(cnf)})
+    LogicalBackupOptions.parse({"location": "mysql://h", "defaults_file": str(cnf)})
 
 
 def test_a_logical_backup_refuses_the_physical_backup_s_options() -> None:

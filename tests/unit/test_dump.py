@@ -12,7 +12,8 @@ from support.scripts import executable
 
 from plakar_mysql.core.credentials import option_file_text, option_pipe
 from plakar_mysql.core.flavour import Flavour, Tool, ToolError, detect, find_tool, version_tuple
-from plakar_mysql.core.options import ConfigError, parse
+from plakar_mysql.core.option_models import LogicalBackupOptions
+from plakar_mysql.core.options import ConfigError
 from plakar_mysql.logical.dump import dump_arguments, large_writes, parse_binlog_position
 
 MARIADB_DUMP = Tool(
@@ -32,8 +33,8 @@ MYSQLDUMP_57 = Tool(
 )
 
 
-def config(**options: str):  # type: ignore[no-untyped-def]
-    return parse("importer", "mysql", {"location": "mysql://h", **options})
+def config(**options: str) -> LogicalBackupOptions:
+    return LogicalBackupOptions.parse({"location": "mysql://h", **options}, "mysql")
 
 
 def test_flavour_detection() -> None:
@@ -141,8 +142,8 @@ def test_find_tool_names_the_binary_to_install(tmp_path: Path) -> None:
 
 
 def test_option_file_quotes_and_never_leaks(tmp_path: Path) -> None:
-    conn = parse(
-        "importer", "mysql", {"location": "mysql://u@h:1234", "password": 'p#"\\ x'}
+    conn = LogicalBackupOptions.parse(
+        {"location": "mysql://u@h:1234", "password": 'p#"\\ x'}
     ).connection
     text = option_file_text(conn, Flavour.MARIADB)
     assert 'password="p#\\"\\\\ x"' in text
@@ -153,7 +154,7 @@ def test_option_file_quotes_and_never_leaks(tmp_path: Path) -> None:
         assert os.read(fd, 65536).decode() == text
     with pytest.raises(OSError):
         os.fstat(fd)
-    bad = parse("importer", "mysql", {"location": "mysql://u@h", "password": "a\nb"}).connection
+    bad = LogicalBackupOptions.parse({"location": "mysql://u@h", "password": "a\nb"}).connection
     with pytest.raises(ConfigError, match="line break"):
         option_file_text(bad, Flavour.MARIADB)
 
@@ -161,8 +162,8 @@ def test_option_file_quotes_and_never_leaks(tmp_path: Path) -> None:
 def test_tls_settings_per_flavour(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("")
-    conn = parse(
-        "importer", "mysql", {"location": "mysql://h", "ssl_mode": "verify_ca", "ssl_ca": str(ca)}
+    conn = LogicalBackupOptions.parse(
+        {"location": "mysql://h", "ssl_mode": "verify_ca", "ssl_ca": str(ca)}
     ).connection
     assert "ssl-verify-server-cert" in option_file_text(conn, Flavour.MARIADB)
     assert "ssl-mode=VERIFY_CA" in option_file_text(conn, Flavour.MYSQL)

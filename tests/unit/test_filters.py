@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from plakar_mysql.core.options import ConfigError, parse
+from plakar_mysql.core.option_models import LogicalBackupOptions
+from plakar_mysql.core.options import ConfigError
 from plakar_mysql.core.server import DatabaseInfo, TableInfo
 from plakar_mysql.logical.filters import Selection, select
 
@@ -26,7 +27,7 @@ CATALOGUE = [
 
 
 def selection(location: str = "mysql://h", **options: str) -> Selection:
-    return select(parse("importer", "mysql", {"location": location, **options}), CATALOGUE)
+    return select(LogicalBackupOptions.parse({"location": location, **options}), CATALOGUE)
 
 
 def test_no_filter_keeps_everything() -> None:
@@ -66,9 +67,7 @@ def test_filters_that_cannot_be_right_are_errors(options: dict[str, str], messag
 def test_requested_and_excluded_database_contradict() -> None:
     with pytest.raises(ConfigError, match="both requested and excluded"):
         select(
-            parse(
-                "importer",
-                "mysql",
+            LogicalBackupOptions.parse(
                 {"location": "mysql://h", "databases": "shop,log", "exclude_databases": "log"},
             ),
             CATALOGUE[:2],

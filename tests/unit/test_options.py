@@ -6,13 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from plakar_mysql.core.options import Config, ConfigError, parse
+from plakar_mysql.core.locks import DEFAULT_LOCK_WAIT_TIMEOUT
+from plakar_mysql.core.option_models import LogicalBackupOptions, LogicalRestoreOptions
+from plakar_mysql.core.options import ConfigError
 from plakar_mysql.physical.restore import target_directory
 
+MODELS = {"importer": LogicalBackupOptions, "exporter": LogicalRestoreOptions}
 
-def imp(location: str, **options: str) -> Config:
+
+def imp(location: str, **options: str) -> LogicalBackupOptions:
     scheme = location.split("://", maxsplit=1)[0]
-    return parse("importer", scheme, {"location": location, **options})
+    return LogicalBackupOptions.parse({"location": location, **options}, scheme)
 
 
 def test_uri_parts_and_defaults() -> None:
@@ -25,7 +29,7 @@ def test_uri_parts_and_defaults() -> None:
         "s@cret",
     )
     assert config.databases == ("shop",)
-    assert config.flag("single_transaction", True) is True
+    assert config.single_transaction is True
     assert "s@cret" not in repr(conn)
 
 
@@ -40,7 +44,7 @@ def test_options_override_uri_and_are_typed() -> None:
     assert config.connection.host == "other"
     assert config.connection.port == 3310
     assert config.connection.connect_timeout == 3
-    assert config.flag("single_transaction", True) is False
+    assert config.single_transaction is False
 
 
 def test_whole_server_and_several_databases() -> None:
@@ -109,7 +113,7 @@ def test_path_options_are_checked_before_connecting(
         path.write_text("")
         path = path / "client.cnf"
     with pytest.raises(ConfigError) as error:
-        parse(kind, "mysql", {"location": "mysql://h", option: str(path)})
+        MODELS[kind].parse({"location": "mysql://h", option: str(path)}, "mysql")
     assert str(error.value).startswith(message.format(path=path)), str(error.value)
     assert "\n" not in str(error.value)
 
@@ -117,31 +121,39 @@ def test_path_options_are_checked_before_connecting(
 def test_readable_path_options_pass(tmp_path: Path) -> None:
     cnf = tmp_path / "client.cnf"
     cnf.write_text("[client]\n")
-    config = parse(
-        "importer",
-        "mysql",
-        {"location": "mysql://h", "defaults_file": str(cnf), "ssl_ca": str(cnf), "bin_dir": "/usr"},
+    config = LogicalBackupOptions.parse(
+        {"location": "mysql://h", "defaults_file": str(cnf), "ssl_ca": str(cnf), "bin_dir": "/usr"}
     )
     assert config.connection.defaults_file == str(cnf)
     assert config.connection.bin_dir == "/usr"
 
 
 def test_exporter_options() -> None:
-    config = parse("exporter", "mysql", {"location": "mysql://h/copy", "overwrite": "true"})
-    assert config.flag("overwrite", False) is True
+    config = LogicalRestoreOptions.parse({"location": "mysql://h/copy", "overwrite": "true"})
+    assert config.overwrite is True
+    assert (config.create_db, config.force, config.users, config.verify) == (
+        True,
+        False,
+        False,
+        False,
+    )
+    assert (config.definer, config.jobs, config.restore_point) == ("keep", None, None)
     with pytest.raises(ConfigError, match="unknown option routines"):
-        parse("exporter", "mysql", {"location": "mysql://h", "routines": "true"})
+        LogicalRestoreOptions.parse({"location": "mysql://h", "routines": "true"})
 
 
 def test_lock_wait_timeout() -> None:
     """A whole number of seconds, at least 1; absent, the restore uses its default."""
-    config = parse("exporter", "mysql", {"location": "mysql://h", "lock_wait_timeout": "5"})
-    assert config.values["lock_wait_timeout"] == 5
-    assert "lock_wait_timeout" not in parse("exporter", "mysql", {"location": "mysql://h"}).values
+    config = LogicalRestoreOptions.parse({"location": "mysql://h", "lock_wait_timeout": "5"})
+    assert config.lock_wait_timeout == 5
+    assert config.given["lock_wait_timeout"] == 5
+    default = LogicalRestoreOptions.parse({"location": "mysql://h"})
+    assert "lock_wait_timeout" not in default.given
+    assert default.lock_wait_timeout == DEFAULT_LOCK_WAIT_TIMEOUT
     with pytest.raises(ConfigError, match="option lock_wait_timeout: 0 is out of range"):
-        parse("exporter", "mysql", {"location": "mysql://h", "lock_wait_timeout": "0"})
+        LogicalRestoreOptions.parse({"location": "mysql://h", "lock_wait_timeout": "0"})
     with pytest.raises(ConfigError, match="option lock_wait_timeout: 'soon' is not a whole number"):
-        parse("exporter", "mysql", {"location": "mysql://h", "lock_wait_timeout": "soon"})
+        LogicalRestoreOptions.parse({"location": "mysql://h", "lock_wait_timeout": "soon"})
 
 
 SECRET = "S3cretPW"
@@ -153,7 +165,7 @@ SECRET = "S3cretPW"
     [
         (f"mysql://root:{SECRET}@host:abc/db", "mysql://root:***@host:abc/db", "is malformed"),
         (f"mysql://root:{SECRET}@host:99999/db", "mysql://root:***@host:99999/db", "malformed"),
-        (f"mysql+bin://root:{SECRET}@host/db", "mysql+bin://root:***@host/db", "scheme must be"),
+        (f"mysql+bin://root:{SECRET}@host/db", "mysql+bin://root:***@host/db", "must start with"),
         (f"postgres://root:{SECRET}@host/db", "postgres://root:***@host/db", "must start with"),
         (f"mysql://root:{SECRET}@host/db?x=1", "mysql://root:***@host/db?x=***", "-o key=value"),
         (f"mysql://root@host/db?password={SECRET}", "mysql://root@host/db?password=***", "-o"),
@@ -169,7 +181,7 @@ def test_a_bad_location_never_shows_its_password(
 ) -> None:
     """The message still shows the location (user, host, port, path) and the problem."""
     with pytest.raises(ConfigError) as error:
-        parse(kind, location.split("://", maxsplit=1)[0], {"location": location})
+        MODELS[kind].parse({"location": location}, location.split("://", maxsplit=1)[0])
     message = str(error.value)
     assert "S3c" not in message and "retPW" not in message
     assert f"location '{shown}'" in message

@@ -33,17 +33,16 @@ def test_the_scheme_chooses_the_kind_of_backup(tmp_path: Path) -> None:
 
 
 def test_physical_options() -> None:
-    config = parse_physical(
-        "importer", "mysql+bin", {"location": "mysql+bin://u@db:3307", "parallel": "4"}
-    )
+    config = parse_physical("mysql+bin", {"location": "mysql+bin://u@db:3307", "parallel": "4"})
     assert (config.connection.host, config.connection.port) == ("db", 3307)
-    assert config.values["parallel"] == 4
+    assert config.parallel == 4
+    assert parse_physical("mysql+bin", {"location": "mysql+bin://db"}).parallel == 1
     with pytest.raises(ConfigError, match="copies the whole data directory"):
-        parse_physical("importer", "mysql+bin", {"location": "mysql+bin://u@db/shop"})
+        parse_physical("mysql+bin", {"location": "mysql+bin://u@db/shop"})
     with pytest.raises(ConfigError, match="option tables applies to logical backups"):
-        parse_physical("importer", "mysql+bin", {"location": "mysql+bin://db", "tables": "a.b"})
+        parse_physical("mysql+bin", {"location": "mysql+bin://db", "tables": "a.b"})
     with pytest.raises(ConfigError, match="parallel"):
-        parse_physical("importer", "mysql+bin", {"location": "mysql+bin://db", "parallel": "0"})
+        parse_physical("mysql+bin", {"location": "mysql+bin://db", "parallel": "0"})
 
 
 def test_restore_target_is_a_local_absolute_directory() -> None:

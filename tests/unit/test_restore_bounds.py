@@ -14,22 +14,24 @@ import pytest
 
 import plakar_mysql
 from kloset_sdk.guard import Guard
-from plakar_mysql.core.options import parse
+from plakar_mysql.core.option_models import LogicalRestoreOptions
+from plakar_mysql.core.options import option_fields
 from plakar_mysql.logical.restorer import Restorer
 from plakar_mysql.logical.scheduler import MAX_JOBS, capped_jobs, connection_margin
 from plakar_mysql.logical.shadow import _leftovers, owner_tag
 
-SCHEMA = Path(plakar_mysql.__file__).parent / "schemas" / "exporter.json"
+SCHEMA = Path(plakar_mysql.__file__).parent / "schemas" / "logical_restore.json"
 
 
 def restorer(**options: str) -> Restorer:
-    config = parse("exporter", "mysql", {"location": "mysql://root@127.0.0.1/", **options})
+    config = LogicalRestoreOptions.parse({"location": "mysql://root@127.0.0.1/", **options})
     return Restorer(config, None, Guard.off())
 
 
 def test_max_jobs_is_the_schemas_maximum() -> None:
     schema = json.loads(SCHEMA.read_text())
     assert schema["properties"]["jobs"]["maximum"] == MAX_JOBS
+    assert option_fields(LogicalRestoreOptions)["jobs"].spec.maximum == MAX_JOBS
 
 
 def test_default_jobs_never_exceeds_the_maximum(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -46,7 +46,8 @@ from plakar_mysql.core.credentials import option_pipe
 from plakar_mysql.core.flavour import Flavour, Tool
 from plakar_mysql.core.grants import session_grants
 from plakar_mysql.core.kinds import BINLOG, refuse_foreign_options
-from plakar_mysql.core.options import Config, Connection, parse
+from plakar_mysql.core.option_models import BinlogBackupOptions
+from plakar_mysql.core.options import Connection
 from plakar_mysql.core.server import ServerError, connect, current_user, server_errors, server_info
 from plakar_mysql.core.tools import binlog_tool
 
@@ -232,7 +233,7 @@ class BinlogImporter(Importer):
 
     def __init__(self, options: Options, scheme: str, config: Mapping[str, str]) -> None:
         refuse_foreign_options(config, BINLOG, backup=True)
-        self.config: Config = parse("binlog_importer", scheme, config, (SCHEME,))
+        self.config = BinlogBackupOptions.parse(config, scheme)
         self.guard = options.guard
 
     def info(self) -> ConnectorInfo:
@@ -253,7 +254,7 @@ class BinlogImporter(Importer):
                     "to archive; start the server with log-bin"
                 )
             _check_privileges(db, server.flavour, current_user(db))
-            if self.config.flag("flush", True):
+            if self.config.flush:
                 _flush(db, current_user(db))
             with db.cursor() as cursor:
                 cursor.execute("SELECT @@server_id, @@binlog_format")
@@ -289,7 +290,7 @@ class BinlogImporter(Importer):
             "gtid_end": files[-1].get("gtid_end") if files else None,
             "files": files,
             "options": {
-                k: v for k, v in sorted(self.config.values.items()) if k not in _SECRET_OPTIONS
+                k: v for k, v in sorted(self.config.given.items()) if k not in _SECRET_OPTIONS
             },
             "started_at": started.isoformat(),
             "finished_at": datetime.now(UTC).isoformat(),

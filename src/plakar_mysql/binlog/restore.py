@@ -71,8 +71,9 @@ from plakar_mysql.core.flavour import Flavour, Tool
 from plakar_mysql.core.grants import session_grants
 from plakar_mysql.core.gtid import Gtid, GtidError, Position
 from plakar_mysql.core.kinds import BINLOG, not_ours, refuse_foreign_options
-from plakar_mysql.core.locks import DEFAULT_LOCK_WAIT_TIMEOUT, bounds_sql, holders
-from plakar_mysql.core.options import Config, ConfigError, parse
+from plakar_mysql.core.locks import bounds_sql, holders
+from plakar_mysql.core.option_models import BinlogRestoreOptions
+from plakar_mysql.core.options import ConfigError
 from plakar_mysql.core.restore_point import (
     RECORD_COLUMNS,
     RECORD_TABLE,
@@ -143,10 +144,10 @@ class Bounds:
     stop: Position | FilePosition | None = None
 
     @classmethod
-    def from_options(cls, values: Mapping[str, Any]) -> Bounds:
-        start = values.get("start_position")
-        stop = values.get("stop_position")
-        stop_datetime = values.get("stop_datetime")
+    def from_options(cls, options: BinlogRestoreOptions) -> Bounds:
+        start = options.start_position
+        stop = options.stop_position
+        stop_datetime = options.stop_datetime
         if stop is not None and stop_datetime is not None:
             raise ConfigError("give stop_datetime or stop_position, not both")
         stop_time = None
@@ -423,7 +424,7 @@ class _Client:
     names an event and a transaction.
     """
 
-    def __init__(self, tool: Tool, config: Config, lock_wait: int) -> None:
+    def __init__(self, tool: Tool, config: BinlogRestoreOptions, lock_wait: int) -> None:
         self.name = tool.path.rsplit("/", 1)[-1]
         self.lines = 0
         self.markers: deque[_Marker] = deque(maxlen=_RECENT)
@@ -539,12 +540,12 @@ class _Feeder(threading.Thread):
 class Replay:
     """One replay into one target: the logs arrive one by one through :meth:`file`."""
 
-    def __init__(self, config: Config, bounds: Bounds, guard: Guard) -> None:
+    def __init__(self, config: BinlogRestoreOptions, bounds: Bounds, guard: Guard) -> None:
         self.config = config
         self.bounds = bounds
         self.guard = guard
         self.database = config.databases[0] if config.databases else None
-        self.lock_wait = int(config.values.get("lock_wait_timeout", DEFAULT_LOCK_WAIT_TIMEOUT))
+        self.lock_wait = config.lock_wait_timeout
         self.seen: dict[str, int | None] = {}  # each log received: its size (None: not read)
         self.read: list[FileFacts] = []  # what each log read holds (the archive's range)
         self.comments = Comments(self.database)
@@ -1154,13 +1155,13 @@ class BinlogExporter(Exporter):
 
     def __init__(self, options: Options, scheme: str, config: Mapping[str, str]) -> None:
         refuse_foreign_options(config, BINLOG, backup=False)
-        self.config: Config = parse("binlog_exporter", scheme, config, (SCHEME,))
+        self.config = BinlogRestoreOptions.parse(config, scheme)
         if len(self.config.databases) > 1:
             raise ConfigError(
                 "option databases: the replay filters one database (as mariadb-binlog "
                 "--database); give one, or none to replay every database"
             )
-        self.bounds = Bounds.from_options(self.config.values)
+        self.bounds = Bounds.from_options(self.config)
         self.guard = options.guard
 
     def info(self) -> ConnectorInfo:

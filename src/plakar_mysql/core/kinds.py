@@ -13,8 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from plakar_mysql.core.options import ConfigError, load_schema
-from plakar_mysql.physical import BACKUP_ONLY_OPTIONS, BACKUP_OPTIONS
+from plakar_mysql.core.option_models import (
+    BinlogBackupOptions,
+    BinlogRestoreOptions,
+    LogicalBackupOptions,
+    LogicalRestoreOptions,
+    PhysicalBackupOptions,
+)
+from plakar_mysql.core.options import ConfigError, OptionModel, option_fields
 
 
 @dataclass(frozen=True)
@@ -77,20 +83,21 @@ def not_ours(path: str, restoring: Kind) -> str:
     return f"{path} is not part of a {restoring.snapshot}"
 
 
-def _properties(schema: str) -> frozenset[str]:
-    return frozenset(load_schema(schema)["properties"])
+def _names(model: type[OptionModel]) -> frozenset[str]:
+    return frozenset(option_fields(model))
 
 
 def options_by_kind(backup: bool) -> dict[Kind, frozenset[str]]:
-    """The options each kind reads, for a backup or a restore.  (A physical
-    restore takes only its location and ``bin_dir``: it refuses the others itself.)"""
+    """The options each kind reads, for a backup or a restore, from its model.  (A
+    physical restore takes only its location and ``bin_dir``: it refuses the others
+    itself.)"""
     if backup:
         return {
-            LOGICAL: _properties("importer") - BACKUP_ONLY_OPTIONS,
-            PHYSICAL: BACKUP_OPTIONS,
-            BINLOG: _properties("binlog_importer"),
+            LOGICAL: _names(LogicalBackupOptions),
+            PHYSICAL: _names(PhysicalBackupOptions),
+            BINLOG: _names(BinlogBackupOptions),
         }
-    return {LOGICAL: _properties("exporter"), BINLOG: _properties("binlog_exporter")}
+    return {LOGICAL: _names(LogicalRestoreOptions), BINLOG: _names(BinlogRestoreOptions)}
 
 
 def refuse_foreign_options(config: Mapping[str, str], kind: Kind, *, backup: bool) -> None:

@@ -24,7 +24,7 @@ from kloset_sdk import ConnectorInfo, Flags, Importer, Options, Record
 from plakar_mysql import __version__
 from plakar_mysql.core.flavour import Flavour, Tool, find_tool
 from plakar_mysql.core.kinds import LOGICAL, refuse_foreign_options
-from plakar_mysql.core.options import Config, parse
+from plakar_mysql.core.option_models import LogicalBackupOptions
 from plakar_mysql.core.server import (
     DatabaseInfo,
     DatabaseObjects,
@@ -59,7 +59,7 @@ from plakar_mysql.logical.writer import SnapshotWriter, SourceFacts
 _SECRET = frozenset({"password", "location", "username"})
 
 
-def _scope(config: Config) -> Scope:
+def _scope(config: LogicalBackupOptions) -> Scope:
     if len(config.databases) == 1:
         return "database"
     return "databases" if config.databases else "server"
@@ -70,7 +70,7 @@ class MySQLImporter(Importer):
 
     def __init__(self, options: Options, scheme: str, config: Mapping[str, str]) -> None:
         refuse_foreign_options(config, LOGICAL, backup=True)
-        self.config = parse("importer", scheme, config)
+        self.config = LogicalBackupOptions.parse(config, scheme)
 
     def info(self) -> ConnectorInfo:
         conn = self.config.connection
@@ -117,7 +117,7 @@ class MySQLImporter(Importer):
             binlog=None
             if binlog is None
             else ManifestBinlog(binlog.file, binlog.position, binlog.gtid),
-            options={k: v for k, v in sorted(self.config.values.items()) if k not in _SECRET},
+            options={k: v for k, v in sorted(self.config.given.items()) if k not in _SECRET},
             databases=tuple(_manifest_database(d, writer.rows) for d in survey.databases),
             grants=survey.grants,
             files=writer.files,
@@ -140,9 +140,9 @@ class MySQLImporter(Importer):
             db,
             server.flavour,
             names,
-            routines=self.config.flag("routines", True),
-            triggers=self.config.flag("triggers", True),
-            events=self.config.flag("events", True),
+            routines=self.config.routines,
+            triggers=self.config.triggers,
+            events=self.config.events,
         )
         if missing:
             raise ServerError(
@@ -151,7 +151,7 @@ class MySQLImporter(Importer):
         objects = database_objects(db, names)
         # Accounts are not transactional: reading them just before the dump
         # is as consistent as reading them inside it.
-        with_users = scope == "server" and self.config.flag("users", True)
+        with_users = scope == "server" and self.config.users
         return _Survey(
             scope=scope,
             databases=selection.databases,
@@ -162,7 +162,7 @@ class MySQLImporter(Importer):
             events={
                 name: dump_events(db, name, list(objects[name].events))
                 for name in names
-                if self.config.flag("events", True) and objects[name].events
+                if self.config.events and objects[name].events
             },
         )
 

@@ -27,7 +27,8 @@ from plakar_mysql.core.client import MAX_PACKET
 from plakar_mysql.core.credentials import option_pipe
 from plakar_mysql.core.flavour import Flavour, Tool
 from plakar_mysql.core.heap import release_free_memory
-from plakar_mysql.core.options import Config, Connection
+from plakar_mysql.core.option_models import LogicalBackupOptions
+from plakar_mysql.core.options import Connection
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -99,7 +100,7 @@ def base_arguments() -> list[str]:
 
 def dump_arguments(
     tool: Tool,
-    config: Config,
+    config: LogicalBackupOptions,
     databases: Sequence[str],
     *,
     log_bin: bool,
@@ -107,25 +108,29 @@ def dump_arguments(
 ) -> list[str]:
     """The tool's arguments (after ``--defaults-file``) for one consistent dump."""
     args = base_arguments()
-    if config.flag("single_transaction", True):
+    if config.single_transaction:
         args.append("--single-transaction")
-    args.append("--routines" if config.flag("routines", True) else "--skip-routines")
+    args.append("--routines" if config.routines else "--skip-routines")
     args.append("--skip-events")  # read with SQL instead: see events.py
-    if not config.flag("triggers", True):
+    if not config.triggers:
         args.append("--skip-triggers")
-    for name in ("no_data", "no_create_info", "hex_blob"):
-        if config.flag(name, False):
-            args.append("--" + name.replace("_", "-"))
-    if config.flag("no_tablespaces", True):
+    for name, wanted in (
+        ("no-data", config.no_data),
+        ("no-create-info", config.no_create_info),
+        ("hex-blob", config.hex_blob),
+    ):
+        if wanted:
+            args.append("--" + name)
+    if config.no_tablespaces:
         args.append("--no-tablespaces")
     if tool.flavour is Flavour.MARIADB:
         args.append("--dump-history")  # system-versioned tables keep their history
         if log_bin:
             args += ["--master-data=2", "--gtid"]
     else:
-        if not config.flag("column_statistics", False):
+        if not config.column_statistics:
             args.append("--column-statistics=0")
-        args.append(f"--set-gtid-purged={config.text('set_gtid_purged') or 'AUTO'}")
+        args.append(f"--set-gtid-purged={config.set_gtid_purged}")
         if log_bin:
             source_data = "--source-data=2" if tool.version >= (8, 0, 26) else "--master-data=2"
             args.append(source_data)

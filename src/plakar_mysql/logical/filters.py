@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 
-from plakar_mysql.core.options import Config, ConfigError
+from plakar_mysql.core.option_models import LogicalBackupOptions
+from plakar_mysql.core.options import ConfigError
 from plakar_mysql.core.server import DatabaseInfo
 
 
-def patterns(config: Config, name: str) -> tuple[str, ...]:
-    raw = config.text(name)
+def patterns(raw: str | None, name: str) -> tuple[str, ...]:
+    """The comma-separated patterns of option ``name`` (None: not given)."""
     if raw is None:
         return ()
     items = tuple(item.strip() for item in raw.split(","))
@@ -36,10 +37,11 @@ class Selection:
     ignored: tuple[tuple[str, str], ...]  # (database, table) for --ignore-table
 
 
-def select(config: Config, databases: Sequence[DatabaseInfo]) -> Selection:
+def select(config: LogicalBackupOptions, databases: Sequence[DatabaseInfo]) -> Selection:
     """Apply the filters; raise :class:`ConfigError` for a pattern that matches nothing."""
-    include, exclude = patterns(config, "tables"), patterns(config, "exclude_tables")
-    drop_dbs = patterns(config, "exclude_databases")
+    include = patterns(config.tables, "tables")
+    exclude = patterns(config.exclude_tables, "exclude_tables")
+    drop_dbs = patterns(config.exclude_databases, "exclude_databases")
 
     for pattern in drop_dbs:
         if not any(fnmatchcase(d.name, pattern) for d in databases):

@@ -16,28 +16,3 @@ They share the connection, options and credentials of :mod:`plakar_mysql.core`.
 """
 
 SCHEME = "mysql+bin"
-
-#: Backup options that only a physical backup reads: a logical backup refuses them.
-BACKUP_ONLY_OPTIONS = frozenset({"parallel"})
-
-#: Every option a physical backup reads; the others are the logical dump's.
-BACKUP_OPTIONS = frozenset(
-    {
-        "location",
-        "host",
-        "port",
-        "username",
-        "password",
-        "socket",
-        "defaults_file",
-        "ssl_mode",
-        "ssl_ca",
-        "ssl_cert",
-        "ssl_key",
-        "bin_dir",
-        "mysql_bin_dir",
-        "mariadb_bin_dir",
-        "connect_timeout",
-        *BACKUP_ONLY_OPTIONS,
-    }
-)

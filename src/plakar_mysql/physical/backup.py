@@ -35,9 +35,10 @@ from plakar_mysql import __version__
 from plakar_mysql.core.flavour import Flavour, version_tuple
 from plakar_mysql.core.grants import session_grants
 from plakar_mysql.core.kinds import PHYSICAL, refuse_foreign_options
-from plakar_mysql.core.options import Config, ConfigError, parse
+from plakar_mysql.core.option_models import PhysicalBackupOptions
+from plakar_mysql.core.options import ConfigError
 from plakar_mysql.core.server import ServerError, connect, current_user, server_errors, server_info
-from plakar_mysql.physical import BACKUP_OPTIONS, SCHEME
+from plakar_mysql.physical import SCHEME
 from plakar_mysql.physical.backup_tool import (
     BackupProcess,
     PhysicalBackupError,
@@ -56,14 +57,11 @@ from plakar_mysql.physical.manifest import (
 )
 from plakar_mysql.physical.mbstream import Entry, MbstreamReader
 
-#: Options that mean something to a physical backup; the others are the logical dump's.
-OPTIONS = BACKUP_OPTIONS
 
-
-def parse_physical(kind: str, scheme: str, config: Mapping[str, str]) -> Config:
-    """The connection of a ``mysql+bin://`` backup; refuses options of other kinds."""
+def parse_physical(scheme: str, config: Mapping[str, str]) -> PhysicalBackupOptions:
+    """The options of a ``mysql+bin://`` backup; refuses options of other kinds."""
     refuse_foreign_options(config, PHYSICAL, backup=True)
-    parsed = parse(kind, scheme, config, (SCHEME,))
+    parsed = PhysicalBackupOptions.parse(config, scheme)
     if parsed.databases:
         raise ConfigError(
             f"{SCHEME}:// copies the whole data directory: give no database "
@@ -133,8 +131,8 @@ class PhysicalImporter(Importer):
     """Backs up a whole server's data directory with its own physical backup tool."""
 
     def __init__(self, options: Options, scheme: str, config: Mapping[str, str]) -> None:
-        self.config = parse_physical("importer", scheme, config)
-        self.parallel = int(self.config.values.get("parallel", 1))
+        self.config = parse_physical(scheme, config)
+        self.parallel = self.config.parallel
         self.guard = options.guard
 
     def info(self) -> ConnectorInfo:

@@ -38,13 +38,12 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from urllib.parse import unquote, urlsplit
 
-import jsonschema
-
 from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, Reporter, export_each
 from kloset_sdk.guard import Guard
 from plakar_mysql.core.flavour import Flavour, ToolError, version_tuple
 from plakar_mysql.core.kinds import PHYSICAL, kind_of_path, wrong_kind
-from plakar_mysql.core.options import ConfigError, load_schema, redact
+from plakar_mysql.core.option_models import PhysicalRestoreOptions
+from plakar_mysql.core.options import ConfigError, redact
 from plakar_mysql.physical import SCHEME
 from plakar_mysql.physical.backup_tool import (
     BackupTool,
@@ -76,7 +75,6 @@ from plakar_mysql.physical.mbstream import MbstreamError, safe_path
 from plakar_mysql.physical.replay_point import find_server, leave_point
 from plakar_mysql.physical.target import Target, TargetError
 
-OPTIONS = frozenset({"location", "bin_dir", "mysql_bin_dir", "mariadb_bin_dir"})
 _BLOCK = 1 << 20
 _PREPARE_TIMEOUT = 24 * 3600.0
 _CANCELLED = "Plakar went away (the restore was cancelled): what was restored is removed"
@@ -137,28 +135,9 @@ class PhysicalExporter(Exporter):
     """Restores a physical snapshot into an empty local directory, prepared for the server."""
 
     def __init__(self, options: Options, scheme: str, config: Mapping[str, str]) -> None:
-        foreign = sorted(set(config) - OPTIONS)
-        if foreign:
-            raise ConfigError(
-                f"option {', '.join(foreign)} does not apply to {SCHEME}:// restores "
-                f"(known: {', '.join(sorted(OPTIONS))})"
-            )
-        schema = load_schema("exporter")
-        error = jsonschema.exceptions.best_match(
-            jsonschema.Draft202012Validator(schema).iter_errors(dict(config))
-        )
-        if error is not None:
-            name = ".".join(map(str, error.path)) or "location"
-            if list(error.path) == ["location"]:  # the schema's message would quote it whole
-                raise ConfigError(f"location {redact(str(error.instance))!r} is not valid")
-            raise ConfigError(f"option {name}: {error.message}")
-        if "location" not in config:
-            raise ConfigError(f"missing location ({SCHEME}:///path/to/dir)")
-        self.target = target_directory(config["location"])
-        dirs = {config[k] for k in ("bin_dir", "mysql_bin_dir", "mariadb_bin_dir") if k in config}
-        if len(dirs) > 1:
-            raise ConfigError("bin_dir, mysql_bin_dir and mariadb_bin_dir disagree; give one")
-        self.bin_dir = next(iter(dirs), None)
+        parsed = PhysicalRestoreOptions.parse(config, scheme)
+        self.target = target_directory(parsed.location)
+        self.bin_dir = parsed.bin_dir
         self.guard: Guard = options.guard
         self._check_target()  # refuse at once, before Plakar reads anything
         self._received: dict[str, int] = {}

@@ -1,35 +1,33 @@
-"""Write the man page ``docs/plakar-mysql.1`` from the package's option schemas.
+"""Write the package's option schemas and the man page from the option models.
 
-Every option is declared once, with its description, in
-``src/plakar_mysql/schemas/*.json``; the page is made from them so that it
-cannot drift from what the connectors accept.  ``--check`` exits 1 when the
-committed page differs from what the schemas give (the unit tests run it).
+Every option is declared once, with its type, default, bounds and description,
+in the models of :mod:`plakar_mysql.core.option_models`.  This script writes
+from them the JSON schemas shipped in the package
+(``src/plakar_mysql/schemas/<kind>_<role>.json``, each connector's
+``validator`` in the package manifest) and the man page
+``docs/plakar-mysql.1``, so that neither can drift from what the connectors
+accept.  A file is rewritten only when its text changes.  ``--check`` writes
+nothing and exits 1 when a committed file differs from what the models give
+(the unit tests run it); ``make build`` runs the script first.
 
-    python scripts/gen_manpage.py            # rewrite docs/plakar-mysql.1
-    python scripts/gen_manpage.py --check    # compare only
+    python scripts/gen_options.py            # rewrite what changed
+    python scripts/gen_options.py --check    # compare only
 """
 
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Iterable, Mapping
+from dataclasses import MISSING
 from pathlib import Path
-from typing import Any
 
 from plakar_mysql import __version__
-from plakar_mysql.core.options import load_schema
-from plakar_mysql.physical.backup import OPTIONS as PHYSICAL_BACKUP_OPTIONS
-from plakar_mysql.physical.restore import OPTIONS as PHYSICAL_RESTORE_OPTIONS
+from plakar_mysql.core.option_models import MODELS
+from plakar_mysql.core.options import OptionField, OptionModel, json_schema, option_fields
 
-PAGE = Path(__file__).resolve().parent.parent / "docs" / "plakar-mysql.1"
-
-#: (schema, section title, options that mysql+bin:// takes too)
-SECTIONS: tuple[tuple[str, str, frozenset[str]], ...] = (
-    ("importer", "BACKUP OPTIONS (mysql://, mysql+bin://)", PHYSICAL_BACKUP_OPTIONS),
-    ("exporter", "RESTORE OPTIONS (mysql://, mysql+bin://)", PHYSICAL_RESTORE_OPTIONS),
-    ("binlog_importer", "BINARY-LOG ARCHIVE OPTIONS (mysql+binlog://, backup)", frozenset()),
-    ("binlog_exporter", "BINARY-LOG REPLAY OPTIONS (mysql+binlog://, restore)", frozenset()),
-)
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = ROOT / "docs" / "plakar-mysql.1"
+SCHEMAS = ROOT / "src" / "plakar_mysql" / "schemas"
 
 HEAD = r""".TH PLAKAR-MYSQL 1 "" "plakar-mysql {version}" "Plakar integrations"
 .SH NAME
@@ -135,54 +133,82 @@ docs/logical.md, docs/physical.md, docs/binlog.md in the source tree.
 def _escape(text: str) -> str:
     """Roff-safe text: backslashes doubled, no line starting with a control character."""
     text = text.replace("\\", "\\e")
-    return "\n".join("\\&" + line if line[:1] in ".'" else line for line in text.split("\n"))
+    return "\n".join(
+        "\\&" + line if line[:1] and line[:1] in ".'" else line for line in text.split("\n")
+    )
 
 
-def _facts(spec: Mapping[str, Any]) -> str:
+def _facts(item: OptionField) -> str:
     facts = []
-    if "enum" in spec:
-        facts.append("one of " + ", ".join(str(v) for v in spec["enum"]))
-    elif spec.get("type") in ("integer", "boolean"):
-        facts.append(str(spec["type"]))
-    if "minimum" in spec or "maximum" in spec:
-        facts.append(f"{spec.get('minimum', '')} to {spec.get('maximum', '')}")
-    if "default" in spec:
-        default = spec["default"]
+    if item.choices is not None:
+        facts.append("one of " + ", ".join(item.choices))
+    elif item.kind in ("integer", "boolean"):
+        facts.append(item.kind)
+    elif item.kind == "list":
+        facts.append("comma-separated")
+    if item.spec.minimum is not None or item.spec.maximum is not None:
+        facts.append(f"{item.spec.minimum} to {item.spec.maximum}")
+    default = item.default
+    if default not in (None, (), MISSING):
         facts.append(f"default {str(default).lower() if isinstance(default, bool) else default}")
     return f" ({'; '.join(facts)})" if facts else ""
 
 
-def _options(schema: str, physical: Iterable[str]) -> str:
-    properties: Mapping[str, Mapping[str, Any]] = load_schema(schema)["properties"]
-    also = set(physical)
+def _options(model: type[OptionModel]) -> str:
     lines = []
-    for name in sorted(properties):
-        spec = properties[name]
+    for name, item in sorted(option_fields(model).items()):
         lines.append(".TP")
-        lines.append(f"\\fB{name}\\fR" + (" \\fI(also mysql+bin)\\fR" if name in also else ""))
-        lines.append(_escape(str(spec.get("description", ""))) + _escape(_facts(spec)))
+        lines.append(f"\\fB{name}\\fR")
+        lines.append(_escape(model.describe(name, item.spec)) + _escape(_facts(item)))
     return "\n".join(lines) + "\n"
 
 
 def render() -> str:
-    """The whole page, from the schemas."""
+    """The whole page, from the models."""
     parts = [HEAD.format(version=__version__)]
-    for schema, title, physical in SECTIONS:
-        parts.append(f".SH {title}\n")
-        parts.append(_options(schema, physical))
+    for model in MODELS:
+        parts.append(f".SH {model.NAME.upper()} OPTIONS ({model.locations()})\n")
+        parts.append(_options(model))
     parts.append(TAIL)
     return "".join(parts)
 
 
+def outputs() -> dict[Path, str]:
+    """Every generated file and its text."""
+    files = {
+        SCHEMAS / f"{model.SCHEMA}.json": json.dumps(json_schema(model), indent=2) + "\n"
+        for model in MODELS
+    }
+    files[PAGE] = render()
+    return files
+
+
+def stale() -> list[Path]:
+    """The generated files that are missing or differ from what the models give, and
+    the schemas no model gives any more."""
+    files = outputs()
+    changed = [
+        path
+        for path, text in files.items()
+        if not path.is_file() or path.read_text(encoding="utf-8") != text
+    ]
+    return changed + sorted(set(SCHEMAS.glob("*.json")) - set(files))
+
+
 def main(argv: list[str]) -> int:
-    page = render()
     if "--check" in argv:
-        if not PAGE.is_file() or PAGE.read_text(encoding="utf-8") != page:
-            print(f"{PAGE} is out of date: run python scripts/gen_manpage.py", file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(page, encoding="utf-8")
-    print(f"wrote {PAGE}")
+        old = stale()
+        for path in old:
+            print(f"{path} is out of date: run python scripts/gen_options.py", file=sys.stderr)
+        return 1 if old else 0
+    files = outputs()
+    for path in stale():
+        if path in files:
+            path.write_text(files[path], encoding="utf-8")
+            print(f"wrote {path.relative_to(ROOT)}")
+        else:
+            path.unlink()
+            print(f"removed {path.relative_to(ROOT)}")
     return 0
 
 
