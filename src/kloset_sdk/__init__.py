@@ -7,12 +7,14 @@ their content) or an :class:`Exporter` (takes records and reports a
 """
 
 from kloset_sdk.entrypoint import run_exporter, run_importer
+from kloset_sdk.errors import ConnectorError
 from kloset_sdk.exporter import Exporter, ExporterFactory, Report, Reporter, export_each
 from kloset_sdk.guard import Guard
 from kloset_sdk.importer import Importer, ImporterFactory
 from kloset_sdk.records import ConnectorInfo, FileInfo, Flags, Options, Record, Result
 
 __all__ = [
+    "ConnectorError",
     "ConnectorInfo",
     "Exporter",
     "ExporterFactory",

@@ -3,7 +3,8 @@
 Each kind of backup is imported only once the URI has chosen it, and an
 importer never imports the restore side: start-up time and the resident set
 of every backup pay only for what that backup runs (PyInstaller still finds
-these imports and bundles them).
+these imports and bundles them).  Each ``main`` sets up, before anything
+runs, where progress and notices go (:mod:`plakar_mysql.core.logs`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 from kloset_sdk import Exporter, Importer, Options, run_exporter, run_importer
 from plakar_mysql.binlog import SCHEME as BINLOG
 from plakar_mysql.core.heap import bound_malloc
+from plakar_mysql.core.logs import configure as configure_logging
 from plakar_mysql.physical import SCHEME as PHYSICAL
 
 
@@ -57,9 +59,11 @@ def make_exporter(options: Options, scheme: str, config: Mapping[str, str]) -> E
 
 def importer_main() -> None:
     bound_malloc()
+    configure_logging()
     run_importer(make_importer)
 
 
 def exporter_main() -> None:
     bound_malloc()
+    configure_logging()
     run_exporter(make_exporter)

@@ -2,13 +2,14 @@
 
 The importer (``synthetic://``) produces a deterministic file of ``size``
 bytes, some small files in a subdirectory, and optionally fails at the end of
-its scan (``fail=true``), to prove that an error raised by ``scan`` aborts the
-backup.  The exporter writes, for every file it receives, its path, size and
-SHA-256 as one JSON line to the file named by ``out``; it never holds a file
-in memory.  With ``hold=PATH`` it reads content slowly (touching ``PATH.started``),
-so that a test can kill plakar in the middle, and its clean-up takes a second
-before it touches ``PATH.cleaned``; for the time of the export it registers with
-the guardian an action that touches ``PATH.guarded``.
+its scan (``fail=true``, a user's error; ``bug=true``, a ``KeyError``), to prove
+that an error raised by ``scan`` aborts the backup, and how each is told.
+The exporter writes, for every file it receives, its path, size and SHA-256
+as one JSON line to the file named by ``out``; it never holds a file in memory.
+With ``hold=PATH`` it reads content slowly (touching ``PATH.started``), so that a
+test can kill plakar in the middle, and its clean-up takes a second before it
+touches ``PATH.cleaned``; for the time of the export it registers with the
+guardian an action that touches ``PATH.guarded``.
 Run as ``python synthetic.py importer|exporter``.
 """
 
@@ -25,6 +26,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 from kloset_sdk import (
+    ConnectorError,
     ConnectorInfo,
     Exporter,
     Flags,
@@ -68,6 +70,8 @@ class SyntheticImporter(Importer):
     def __init__(self, config: Mapping[str, str]) -> None:
         self.size = int(config.get("size", str(BLOCK)))
         self.fail = config.get("fail") == "true"
+        self.bug = config.get("bug") == "true"
+        self.config = config
         self.rss_file = config.get("rss")
         self.when = datetime.now(UTC)
 
@@ -82,7 +86,9 @@ class SyntheticImporter(Importer):
             text = f"file {i}\n".encode()
             yield Record.file(f"/small/{i}.txt", lambda t=text: io.BytesIO(t), self.when)
         if self.fail:
-            raise RuntimeError("synthetic failure after the last record")
+            raise ConnectorError("synthetic failure after the last record")
+        if self.bug:  # a connector's bug: an option looked up that nobody gave
+            self.size = int(self.config["no such option"])
 
     def close(self) -> None:
         if self.rss_file:

@@ -21,6 +21,8 @@ from urllib.parse import unquote, urlsplit
 
 import jsonschema
 
+from plakar_mysql.core.errors import PlakarMySQLError
+
 SCHEMES = ("mysql", "mariadb", "mysql+mariadb")
 DEFAULT_PORT = 3306
 DEFAULT_CONNECT_TIMEOUT = 10
@@ -28,7 +30,7 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
-class ConfigError(ValueError):
+class ConfigError(PlakarMySQLError, ValueError):
     """A bad URI or option; the message is one line meant for the user."""
 
 

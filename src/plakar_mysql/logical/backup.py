@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import sys
+import logging
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +40,8 @@ from plakar_mysql.logical.filters import select
 from plakar_mysql.logical.layout import MANIFEST_PATH, Inventory, Scope
 from plakar_mysql.logical.users import dump_accounts, grants_on
 from plakar_mysql.logical.writer import SnapshotWriter, SourceFacts
+
+_log = logging.getLogger(__name__)
 
 _SECRET_OPTIONS = frozenset({"password", "location", "username"})
 
@@ -129,10 +131,9 @@ class MySQLImporter(Importer):
                 for name, o in objects.items()
             },
         )
-        print(
-            f"plakar-mysql: dumping {len(names)} database(s) from {server.flavour.title} "
-            f"{server.version} at {conn.address} with {tool.path}",
-            file=sys.stderr,
+        _log.info(
+            f"dumping {len(names)} database(s) from {server.flavour.title} "
+            f"{server.version} at {conn.address} with {tool.path}"
         )
 
         writer = SnapshotWriter(facts, started)

@@ -19,6 +19,7 @@ naming the file.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +51,9 @@ from plakar_mysql.logical.layout import (
     read_capped,
     read_header,
 )
-from plakar_mysql.logical.restorer import RestoreError, Restorer, log
+from plakar_mysql.logical.restorer import RestoreError, Restorer
+
+log = logging.getLogger(__name__).info
 
 __all__ = ["MySQLExporter", "RestoreError", "plan_load", "quote_identifier", "read_first_line"]
 

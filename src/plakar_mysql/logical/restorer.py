@@ -39,9 +39,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import os
 import re
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -54,6 +54,7 @@ import pymysql
 from kloset_sdk.guard import Guard
 from kloset_sdk.records import Content
 from plakar_mysql.core.client import Client, DefinerRewriter, LoadError, TriggerRewriter, blocks
+from plakar_mysql.core.errors import PlakarMySQLError
 from plakar_mysql.core.flavour import Flavour, Tool, find_tool
 from plakar_mysql.core.grants import session_grants
 from plakar_mysql.core.locks import DEFAULT_LOCK_WAIT_TIMEOUT, bounds_sql, holders
@@ -94,12 +95,12 @@ Connection: TypeAlias = "pymysql.connections.Connection[Any]"
 MAX_JOBS = 64
 
 
-class RestoreError(RuntimeError):
+class RestoreError(PlakarMySQLError, RuntimeError):
     """The restore cannot go on; one line for the user."""
 
 
-def log(message: str) -> None:
-    print(f"plakar-mysql: {message}", file=sys.stderr, flush=True)
+log = logging.getLogger(__name__).info
+"""Progress and notices of the restore, as ``plakar-mysql: <message>`` lines."""
 
 
 def _names(items: Iterable[str], limit: int = 8) -> str:
