@@ -15,18 +15,20 @@ import logging
 import pkgutil
 from collections.abc import Iterator
 
+import pymysql
 import pytest
 
 import plakar_mysql
-from kloset_sdk import ConnectorError
-from kloset_sdk.errors import error_line, is_bug
+from kloset_sdk import ConnectorError, ConnectorInfo, Exporter, Record, Report
+from kloset_sdk.errors import error_line, is_bug, one_line
 from plakar_mysql.binlog.restore import ReplayError
 from plakar_mysql.binlog.restore import log as binlog_log
-from plakar_mysql.core.errors import PlakarMySQLError
+from plakar_mysql.core.errors import PlakarMySQLError, ServerAnswer
 from plakar_mysql.core.gtid import GtidError
 from plakar_mysql.core.logs import PREFIX, configure
 from plakar_mysql.core.options import ConfigError
 from plakar_mysql.core.server import ServerError
+from plakar_mysql.entry import _ToldExporter
 
 #: Raised and caught inside the package, never told to the user.
 INTERNAL = {"plakar_mysql.physical.backup_tool.ToolStopped"}
@@ -106,3 +108,31 @@ def test_the_replay_escapes_names_in_its_lines(package_logger: logging.Logger) -
     configure(out)
     binlog_log("db\nname: applied")
     assert out.getvalue() == f"{PREFIX}db\\nname: applied\n"
+
+
+class _Failing(Exporter):
+    """An exporter whose export raises what it was given."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    def info(self) -> ConnectorInfo:
+        return ConnectorInfo(origin="x", type="x")
+
+    def export(self, records: Iterator[Record], report: Report) -> None:
+        raise self.exc
+
+
+def test_a_driver_error_that_escapes_is_the_servers_answer_told_as_before() -> None:
+    lost = pymysql.err.OperationalError(2013, "Lost connection to server during query")
+    with pytest.raises(ServerAnswer) as caught:
+        _ToldExporter(_Failing(lost)).export(iter(()), lambda _r: None)
+    assert caught.value.__cause__ is lost
+    stderr = io.StringIO()
+    assert error_line(caught.value, stderr) == one_line(lost)  # the line users saw before
+    assert stderr.getvalue() == ""
+
+
+def test_a_bug_is_not_taken_for_the_servers_answer() -> None:
+    with pytest.raises(KeyError):
+        _ToldExporter(_Failing(KeyError("files"))).export(iter(()), lambda _r: None)
