@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from kloset_sdk.entrypoint import run_exporter, run_importer
+    from kloset_sdk.errors import ConnectorError
     from kloset_sdk.exporter import Exporter, ExporterFactory, Report, Reporter, export_each
     from kloset_sdk.guard import Guard
     from kloset_sdk.importer import Importer, ImporterFactory
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 _HOME = {
     "run_exporter": "entrypoint",
     "run_importer": "entrypoint",
+    "ConnectorError": "errors",
     "Exporter": "exporter",
     "ExporterFactory": "exporter",
     "Report": "exporter",
@@ -50,6 +52,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "ConnectorError",
     "ConnectorInfo",
     "Exporter",
     "ExporterFactory",

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Generic, NoReturn, Protocol, TypeVar
 
 import grpc
 
+from kloset_sdk.errors import error_line
 from kloset_sdk.records import ConnectorInfo, Options
 
 if TYPE_CHECKING:  # each side loads only its own protocol
@@ -23,14 +24,10 @@ C = TypeVar("C", bound=Connector)
 R = TypeVar("R")
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception as the single line Plakar prints after its own prefix."""
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
 def abort(context: grpc.ServicerContext, code: grpc.StatusCode, exc: BaseException) -> NoReturn:
-    context.abort(code, one_line(exc))
+    """End the call with ``exc`` as the line Plakar prints (a bug told as one:
+    :mod:`kloset_sdk.errors`)."""
+    context.abort(code, error_line(exc))
     raise AssertionError("unreachable: abort raises")
 
 

@@ -3,7 +3,8 @@
 Each kind of backup is imported only once the URI has chosen it, and an
 importer never imports the restore side: start-up time and the resident set
 of every backup pay only for what that backup runs (PyInstaller still finds
-these imports and bundles them).
+these imports and bundles them).  Each ``main`` sets up, before anything
+runs, where progress and notices go (:mod:`plakar_mysql.core.logs`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from plakar_mysql.binlog import SCHEME as BINLOG
+from plakar_mysql.core.errors import PlakarMySQLError  # noqa: F401 - registers the driver's errors
 from plakar_mysql.core.heap import bound_malloc
+from plakar_mysql.core.logs import configure as configure_logging
 from plakar_mysql.physical import SCHEME as PHYSICAL
 
 if TYPE_CHECKING:
@@ -62,6 +65,7 @@ def importer_main() -> None:
     from kloset_sdk import run_importer  # the importer's side only
 
     bound_malloc()
+    configure_logging()
     run_importer(make_importer)
 
 
@@ -69,4 +73,5 @@ def exporter_main() -> None:
     from kloset_sdk import run_exporter  # the exporter's side only
 
     bound_malloc()
+    configure_logging()
     run_exporter(make_exporter)

@@ -2,10 +2,11 @@
 
 The importer (``synthetic://``) produces a deterministic file of ``size``
 bytes, some small files in a subdirectory, and optionally fails at the end of
-its scan (``fail=true``), to prove that an error raised by ``scan`` aborts the
-backup.  The exporter writes, for every file it receives, its path, size and
-SHA-256 as one JSON line to the file named by ``out``; it never holds a file
-in memory.  With ``stall=PATH``, the importer's scan starts a child
+its scan (``fail=true``, a user's error; ``bug=true``, a ``KeyError``), to prove
+that an error raised by ``scan`` aborts the backup, and how each is told.
+The exporter writes, for every file it receives, its path, size and SHA-256
+as one JSON line to the file named by ``out``; it never holds a file in memory.
+With ``stall=PATH``, the importer's scan starts a child
 (``sleep``) under the guard and registers an action that touches
 ``PATH.guarded``, hands over one record, touches ``PATH.started`` and then waits
 for ever on something no one will ever end (as a thread blocked on a pipe
@@ -32,6 +33,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 from kloset_sdk import (
+    ConnectorError,
     ConnectorInfo,
     Exporter,
     Flags,
@@ -77,6 +79,8 @@ class SyntheticImporter(Importer):
         self.stall = config.get("stall")
         self.size = int(config.get("size", str(BLOCK)))
         self.fail = config.get("fail") == "true"
+        self.bug = config.get("bug") == "true"
+        self.config = config
         self.rss_file = config.get("rss")
         self.when = datetime.now(UTC)
 
@@ -93,7 +97,9 @@ class SyntheticImporter(Importer):
             text = f"file {i}\n".encode()
             yield Record.file(f"/small/{i}.txt", lambda t=text: io.BytesIO(t), self.when)
         if self.fail:
-            raise RuntimeError("synthetic failure after the last record")
+            raise ConnectorError("synthetic failure after the last record")
+        if self.bug:  # a connector's bug: an option looked up that nobody gave
+            self.size = int(self.config["no such option"])
 
     def _stalled(self, path: str) -> Iterator[Record]:
         self.guard.on_exit(partial(touch, f"{path}.guarded"), f"touch {path}.guarded")

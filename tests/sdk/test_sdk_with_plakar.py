@@ -105,8 +105,20 @@ def test_error_raised_by_scan_fails_the_backup_and_leaves_no_snapshot(plakar: Pl
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output
     assert "synthetic failure after the last record" in output
+    assert "Traceback" not in output and "bug" not in output  # the user's error: one line
     assert plakar.snapshots() == []
     assert plakar.backup("synthetic://x")  # the store is still usable
+
+
+def test_a_bug_in_a_connector_is_told_as_a_bug_with_its_last_frames(plakar: Plakar) -> None:
+    proc = plakar.at("backup", "-o", "bug=true", "synthetic://x", check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    assert "Traceback (most recent call last):" in proc.stderr, output
+    assert "in scan\n" in output and "KeyError: 'no such option'" in output
+    assert "internal error in synthetic.py: KeyError: 'no such option' - this is a bug" in output
+    assert "please report it" in output
+    assert plakar.snapshots() == []
 
 
 def test_bad_configuration_fails_at_init(plakar: Plakar) -> None:

@@ -9,6 +9,8 @@ the logical backup (they dispatch on the URI scheme, see
   --read-from-remote-server --raw``, and ``/manifest.json``;
 * :mod:`.restore` - the exporter: the events after the target's restored point,
   up to a stop, through ``mariadb-binlog | mariadb``;
+* :mod:`.layout` - the snapshot's format: its paths and ``/manifest.json``,
+  written by the one and read by the other;
 * :mod:`.scanner` - the little of the binary-log format this needs;
 * :mod:`.comments` - the tool's comment lines, made safe to send.
 

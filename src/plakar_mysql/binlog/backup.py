@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
+import logging
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -40,9 +39,11 @@ import pymysql
 from kloset_sdk import ConnectorInfo, Flags, Guard, Importer, Options, Record
 from plakar_mysql import __version__
 from plakar_mysql.binlog import SCHEME
+from plakar_mysql.binlog.layout import BINLOG_DIR, MANIFEST_PATH, log_path, manifest_bytes
 from plakar_mysql.binlog.scanner import FileFacts, Scanner
 from plakar_mysql.core.client import StderrTail
 from plakar_mysql.core.credentials import option_pipe
+from plakar_mysql.core.errors import PlakarMySQLError
 from plakar_mysql.core.flavour import Flavour, Tool
 from plakar_mysql.core.grants import session_grants
 from plakar_mysql.core.kinds import BINLOG, refuse_foreign_options
@@ -51,18 +52,15 @@ from plakar_mysql.core.options import Connection
 from plakar_mysql.core.server import ServerError, connect, current_user, server_errors, server_info
 from plakar_mysql.core.tools import binlog_tool
 
-MANIFEST_PATH = "/manifest.json"
-BINLOG_DIR = "/binlog"
 _BLOCK = 1 << 20
 _SECRET_OPTIONS = frozenset({"password", "location", "username"})
 
 
-class ArchiveError(RuntimeError):
+_log = logging.getLogger(__name__)
+
+
+class ArchiveError(PlakarMySQLError, RuntimeError):
     """A binary log could not be read whole; one line for the user."""
-
-
-def log(message: str) -> None:
-    print(f"plakar-mysql: {message}", file=sys.stderr, flush=True)
 
 
 class RemoteLog(io.RawIOBase):
@@ -221,7 +219,7 @@ def _flush(db: pymysql.connections.Connection[Any], who: str) -> None:
         with db.cursor() as cursor:
             cursor.execute("FLUSH BINARY LOGS")
     except pymysql.err.MySQLError as exc:
-        log(
+        _log.info(
             f"warning: {who} may not FLUSH BINARY LOGS (needs RELOAD): {exc.args[-1]}; the log "
             "being written is archived as it stands, and its end is stored again next time "
             "(set flush=false to silence this)"
@@ -264,7 +262,7 @@ class BinlogImporter(Importer):
             logs = _binary_logs(db, current_user(db))
         tool = binlog_tool(server.flavour, conn.bin_dir)
         total = sum(size for _, size in logs)
-        log(
+        _log.info(
             f"archiving {len(logs)} binary log(s), {total} bytes, from {server.flavour.title} "
             f"{server.version} at {conn.address} with {tool.path}"
         )
@@ -272,32 +270,28 @@ class BinlogImporter(Importer):
         yield Record.directory(BINLOG_DIR, started)
         remote = [RemoteLog(tool, conn, name, size, self.guard) for name, size in logs]
         for item in remote:
-            yield Record.file(f"{BINLOG_DIR}/{item.name}", item.opener, started, size=item.size)
+            yield Record.file(log_path(item.name), item.opener, started, size=item.size)
         files = [self._facts(item) for item in remote]
-        manifest: dict[str, Any] = {
-            "format": 1,
-            "kind": "binlog",
-            "generator": f"plakar-mysql {__version__}",
-            "flavour": server.flavour.value,
-            "server": {
+        data = manifest_bytes(
+            generator=f"plakar-mysql {__version__}",
+            flavour=server.flavour.value,
+            server={
                 "address": conn.address,
                 "version": server.version,
                 "version_comment": server.version_comment,
                 "binlog_format": binlog_format,
             },
-            "server_id": int(server_id),
-            "gtid_binlog_pos": gtid_binlog_pos,
-            "gtid_end": files[-1].get("gtid_end") if files else None,
-            "files": files,
-            "options": {
+            server_id=int(server_id),
+            gtid_binlog_pos=gtid_binlog_pos,
+            files=files,
+            options={
                 k: v for k, v in sorted(self.config.given.items()) if k not in _SECRET_OPTIONS
             },
-            "started_at": started.isoformat(),
-            "finished_at": datetime.now(UTC).isoformat(),
-        }
-        data = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
+            started_at=started.isoformat(),
+            finished_at=datetime.now(UTC).isoformat(),
+        )
         yield Record.file(MANIFEST_PATH, lambda: io.BytesIO(data), started, size=len(data))
-        log(f"archived {len(logs)} binary log(s), {total} bytes")
+        _log.info(f"archived {len(logs)} binary log(s), {total} bytes")
 
     def _facts(self, item: RemoteLog) -> dict[str, Any]:
         """What ``item`` holds, once Plakar has read it (or read here if Plakar did not)."""

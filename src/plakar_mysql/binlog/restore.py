@@ -30,11 +30,10 @@ cannot bring the target to the requested point fails (:func:`verdict`).
 from __future__ import annotations
 
 import contextlib
-import json
+import logging
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -49,8 +48,15 @@ from kloset_sdk import ConnectorInfo, Exporter, Guard, Options, Record, Report, 
 from kloset_sdk.records import Content
 from kloset_sdk.transport import enlarge_pipe
 from plakar_mysql.binlog import SCHEME
-from plakar_mysql.binlog.backup import BINLOG_DIR, MANIFEST_PATH
 from plakar_mysql.binlog.comments import Comments
+from plakar_mysql.binlog.layout import (
+    BINLOG_DIR,
+    MANIFEST_LIMIT,
+    MANIFEST_PATH,
+    ManifestError,
+    listed_logs,
+    log_path,
+)
 from plakar_mysql.binlog.scanner import (
     FL_COMPLETED_XA,
     FL_PREPARED_XA,
@@ -66,7 +72,7 @@ from plakar_mysql.binlog.scanner import (
 )
 from plakar_mysql.core.client import MAX_PACKET, StderrTail
 from plakar_mysql.core.credentials import hide_secrets, option_pipe
-from plakar_mysql.core.errors import shown
+from plakar_mysql.core.errors import PlakarMySQLError, shown
 from plakar_mysql.core.flavour import Flavour, Tool
 from plakar_mysql.core.grants import session_grants
 from plakar_mysql.core.gtid import Gtid, GtidError, Position
@@ -97,19 +103,22 @@ _EVENT_LINE = re.compile(
 _GTID_TEXT = re.compile(rb"\tGTID (\d+)-(\d+)-(\d+)")
 _ERROR_LINE = re.compile(r"at line (\d+)")
 _RECENT = 200_000  # events remembered to name the one that failed
-MANIFEST_LIMIT = 16 << 20  # some 40,000 logs' entries: a larger manifest is not ours
 _SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 # The pipes between the stages are widened to 1 MiB (enlarge_pipe): a stage writes
 # a whole block at once, and the three processes wake each other far less often.
 
 
-class ReplayError(RuntimeError):
+class ReplayError(PlakarMySQLError, RuntimeError):
     """The replay cannot go on; one line for the user."""
 
 
+_log = logging.getLogger(__name__)
+
+
 def log(message: str) -> None:
-    """One line on stderr (names in it escaped)."""
-    print(f"plakar-mysql: {escaped(message)}", file=sys.stderr, flush=True)
+    """Progress or a notice, on one line: the names in it escaped (they come from
+    the snapshot and the server, and may hold a line break)."""
+    _log.info(escaped(message))
 
 
 @dataclass(frozen=True, order=True)
@@ -669,18 +678,18 @@ class Replay:
         if len(data) > MANIFEST_LIMIT:
             self.fail(f"{path} is larger than {MANIFEST_LIMIT} bytes: not a binlog manifest")
         try:
-            listed = _listed_logs(path, data)
-        except ReplayError as exc:
+            listed = listed_logs(path, data)
+        except ManifestError as exc:
             self.fail(str(exc))
         absent = [name for name in listed if name not in self.seen]
         if absent:
             self.fail(f"{path} lists {_names(absent)}, absent from the snapshot")
         extra = [name for name in self.seen if name not in listed]
         if extra:
-            self.fail(f"{BINLOG_DIR}/{shown(extra[0])} is in the snapshot but not in {path}")
+            self.fail(f"{log_path(shown(extra[0]))} is in the snapshot but not in {path}")
         for name, size in self.seen.items():
             if size is not None and size != listed[name]:
-                self.fail(f"{BINLOG_DIR}/{name} holds {size} bytes, {path} says {listed[name]}")
+                self.fail(f"{log_path(name)} holds {size} bytes, {path} says {listed[name]}")
         self.manifest_checked = True
 
     def _check_follows(self, facts: FileFacts, selector: Selector) -> None:
@@ -1112,25 +1121,6 @@ def _read_upto(stream: Content, limit: int) -> bytes:
     while len(data) < limit and (block := stream.read(_BLOCK)):
         data += block
     return bytes(data)
-
-
-def _listed_logs(path: str, data: bytes) -> dict[str, int]:
-    """The logs a binlog manifest lists, with their sizes; raises ReplayError."""
-    try:
-        manifest = json.loads(data)
-    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-        raise ReplayError(f"{path} is not JSON ({exc})") from None
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(manifest, dict) or manifest.get("kind") != "binlog":
-        raise ReplayError(f'{path} is not the manifest of a binlog snapshot (no "kind": "binlog")')
-    listed: dict[str, int] = {}
-    for entry in files if isinstance(files, list) else [None]:
-        name = entry.get("name") if isinstance(entry, dict) else None
-        size = entry.get("size") if isinstance(entry, dict) else None
-        if not isinstance(name, str) or type(size) is not int or size < 0 or name in listed:
-            raise ReplayError(f'{path}: "files" must list each log once, with its name and size')
-        listed[name] = size
-    return listed
 
 
 def _names(names: list[str]) -> str:

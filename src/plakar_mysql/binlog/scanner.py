@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from plakar_mysql.core.errors import PlakarMySQLError
 from plakar_mysql.core.gtid import Gtid, Position
 
 MAGIC = b"\xfebin"
@@ -60,7 +61,7 @@ _BEFORE_GTID_LIST = frozenset({FORMAT_DESCRIPTION, START_ENCRYPTION})
 _LARGEST_DECODED = 1 << 20
 
 
-class BinlogFormatError(ValueError):
+class BinlogFormatError(PlakarMySQLError, ValueError):
     """The bytes are not a binary log, or end in the middle of an event."""
 
 

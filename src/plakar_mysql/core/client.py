@@ -24,6 +24,7 @@ from typing import IO
 from kloset_sdk.guard import Guard
 from kloset_sdk.records import Content
 from plakar_mysql.core.credentials import hide_secrets, option_pipe
+from plakar_mysql.core.errors import PlakarMySQLError
 from plakar_mysql.core.flavour import Tool
 from plakar_mysql.core.options import Connection
 
@@ -33,7 +34,7 @@ BLOCK = 1 << 20
 _LINE = 8 << 10  # of a child's stderr kept per line: no line is held whole
 
 
-class LoadError(RuntimeError):
+class LoadError(PlakarMySQLError, RuntimeError):
     """The client failed; the message holds its own error line."""
 
 

@@ -18,8 +18,10 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
+from plakar_mysql.core.errors import PlakarMySQLError
 
-class ToolError(RuntimeError):
+
+class ToolError(PlakarMySQLError, RuntimeError):
     """A client tool is missing, broken or of the wrong flavour; one line for the user."""
 
 

@@ -11,10 +11,12 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from plakar_mysql.core.errors import PlakarMySQLError
+
 _GTID = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 
 
-class GtidError(ValueError):
+class GtidError(PlakarMySQLError, ValueError):
     """A malformed GTID or position; one line for the user."""
 
 

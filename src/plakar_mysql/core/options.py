@@ -24,6 +24,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar, Literal, Self
 from urllib.parse import unquote, urlsplit
 
+from plakar_mysql.core.errors import PlakarMySQLError
+
 SCHEMES = ("mysql", "mariadb", "mysql+mariadb")
 DEFAULT_PORT = 3306
 DEFAULT_CONNECT_TIMEOUT = 10
@@ -35,7 +37,7 @@ SslMode = Literal["disabled", "preferred", "required", "verify_ca", "verify_iden
 PathKind = Literal["file", "directory", "socket"]
 
 
-class ConfigError(ValueError):
+class ConfigError(PlakarMySQLError, ValueError):
     """A bad URI or option; the message is one line meant for the user."""
 
 

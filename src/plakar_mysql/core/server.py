@@ -17,6 +17,7 @@ import pymysql
 import pymysql.connections
 import pymysql.cursors
 
+from plakar_mysql.core.errors import PlakarMySQLError
 from plakar_mysql.core.flavour import Flavour, detect
 from plakar_mysql.core.grants import session_grants
 from plakar_mysql.core.options import Connection
@@ -28,7 +29,7 @@ _UNKNOWN_DATABASE = 1049
 _SERVER_LOST = 2013
 
 
-class ServerError(RuntimeError):
+class ServerError(PlakarMySQLError, RuntimeError):
     """The server refused or could not be reached; one line for the user."""
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ from plakar_mysql.logical.layout import (
 from plakar_mysql.logical.users import dump_accounts, grants_on
 from plakar_mysql.logical.writer import SnapshotWriter, SourceFacts
 
+_log = logging.getLogger(__name__)
+
 _SECRET = frozenset({"password", "location", "username"})
 
 
@@ -95,10 +98,9 @@ class MySQLImporter(Importer):
         args = dump_arguments(
             tool, self.config, names, log_bin=server.log_bin, ignored=survey.ignored
         )
-        print(
-            f"plakar-mysql: dumping {len(names)} database(s) from {server.flavour.title} "
-            f"{server.version} at {conn.address} with {tool.path}",
-            file=sys.stderr,
+        _log.info(
+            f"dumping {len(names)} database(s) from {server.flavour.title} "
+            f"{server.version} at {conn.address} with {tool.path}"
         )
 
         writer = SnapshotWriter(_facts(server, tool, survey), started)

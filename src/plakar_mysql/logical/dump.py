@@ -12,10 +12,10 @@ signal, or a server that went away, fails either test.
 from __future__ import annotations
 
 import io
+import logging
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -25,10 +25,13 @@ from typing import TYPE_CHECKING, cast
 from kloset_sdk.transport import enlarge_pipe
 from plakar_mysql.core.client import MAX_PACKET
 from plakar_mysql.core.credentials import option_pipe
+from plakar_mysql.core.errors import PlakarMySQLError
 from plakar_mysql.core.flavour import Flavour, Tool
 from plakar_mysql.core.heap import release_free_memory
 from plakar_mysql.core.option_models import LogicalBackupOptions
 from plakar_mysql.core.options import Connection
+
+_log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -72,7 +75,7 @@ def large_writes() -> list[str]:
     return prefix if check.returncode == 0 else []
 
 
-class DumpError(RuntimeError):
+class DumpError(PlakarMySQLError, RuntimeError):
     """The dump failed; the message carries the tool's own error."""
 
 
@@ -311,11 +314,7 @@ class DumpStream(io.RawIOBase):
         if now - self._reported >= _PROGRESS_SECONDS:
             self._reported = now
             rate = self._bytes / 2**20 / (now - self._started)
-            print(
-                f"plakar-mysql: {self._dump.name}: {self._bytes / 2**20:.0f} MiB dumped"
-                f" ({rate:.1f} MiB/s)",
-                file=sys.stderr,
-            )
+            _log.info(f"{self._dump.name}: {self._bytes / 2**20:.0f} MiB dumped ({rate:.1f} MiB/s)")
 
     def close(self) -> None:
         """Skip what was not read, so the tool can finish and be judged."""

@@ -38,6 +38,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, cast, get_args
 
+from plakar_mysql.core.errors import PlakarMySQLError
+
 MANIFEST_PATH = "/manifest.json"
 CATALOG_PATH = "/catalog.json"
 USERS_PATH = "/server/users.sql"
@@ -58,7 +60,7 @@ Scope = Literal["database", "databases", "server"]
 Kind = Literal["schema", "table", "views", "routines", "events", "users"]
 
 
-class SnapshotError(ValueError):
+class SnapshotError(PlakarMySQLError, ValueError):
     """A file of the snapshot is malformed, too large or not what its place says:
     one line, which the caller prefixes with the file's path."""
 

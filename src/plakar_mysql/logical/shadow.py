@@ -55,6 +55,7 @@ from typing import Any, Protocol, TypeAlias
 import pymysql
 import pymysql.cursors
 
+from plakar_mysql.core.errors import PlakarMySQLError
 from plakar_mysql.core.locks import holders, is_lock_timeout
 from plakar_mysql.core.server import quote_identifier
 
@@ -90,7 +91,7 @@ class Noter(Protocol):
     def update(self, **changes: Any) -> None: ...
 
 
-class SwapError(RuntimeError):
+class SwapError(PlakarMySQLError, RuntimeError):
     """The swap failed; one line for the user, saying what state the target is in."""
 
 

@@ -27,6 +27,8 @@ from typing import Literal, Protocol
 
 import stringzilla
 
+from plakar_mysql.core.errors import PlakarMySQLError
+
 SectionKind = Literal[
     "preamble", "database", "table", "view", "events", "routines", "final_view", "trailer"
 ]
@@ -73,7 +75,7 @@ class Readable(Protocol):
     def readinto(self, buffer: bytearray, /) -> int | None: ...
 
 
-class SplitError(ValueError):
+class SplitError(PlakarMySQLError, ValueError):
     """The stream is not shaped like a dump this splitter knows."""
 
 

@@ -17,7 +17,7 @@ asks who holds the lock on a short-lived connection of its own.
 from __future__ import annotations
 
 import contextlib
-import sys
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any, TypeAlias
 
@@ -25,6 +25,7 @@ import pymysql
 
 from kloset_sdk.guard import Guard
 from plakar_mysql.core.client import Client, LoadError
+from plakar_mysql.core.errors import PlakarMySQLError
 from plakar_mysql.core.flavour import find_tool
 from plakar_mysql.core.locks import DEFAULT_LOCK_WAIT_TIMEOUT, bounds_sql, holders
 from plakar_mysql.core.options import Config
@@ -41,12 +42,12 @@ from plakar_mysql.logical.rollback import Rollback, Undo, undo
 Connection: TypeAlias = "pymysql.connections.Connection[Any]"
 
 
-class RestoreError(RuntimeError):
+class RestoreError(PlakarMySQLError, RuntimeError):
     """The restore cannot go on; one line for the user."""
 
 
-def log(message: str) -> None:
-    print(f"plakar-mysql: {message}", file=sys.stderr, flush=True)
+log = logging.getLogger(__name__).info
+"""Progress and notices of the restore, as ``plakar-mysql: <message>`` lines."""
 
 
 def names(items: Iterable[str], limit: int = 8) -> str:

@@ -19,8 +19,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
-import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
@@ -57,6 +57,7 @@ from plakar_mysql.physical.manifest import (
 )
 from plakar_mysql.physical.mbstream import Entry, MbstreamReader
 
+_log = logging.getLogger(__name__)
 
 def parse_physical(scheme: str, config: Mapping[str, str]) -> PhysicalBackupOptions:
     """The options of a ``mysql+bin://`` backup; refuses options of other kinds."""
@@ -158,10 +159,9 @@ class PhysicalImporter(Importer):
                     f"{', '.join(missing)} ON *.* (GRANT {', '.join(missing)} ON *.* TO ...)"
                 )
         tool = find_backup_tool(server.flavour, version_tuple(server.version), conn.bin_dir)
-        print(
-            f"plakar-mysql: copying the data directory {datadir} of {server.flavour.title} "
-            f"{server.version} at {conn.address} with {tool.path}",
-            file=sys.stderr,
+        _log.info(
+            f"copying the data directory {datadir} of {server.flavour.title} "
+            f"{server.version} at {conn.address} with {tool.path}"
         )
         yield Record.directory("/", started)
         files: dict[str, int] = {}
@@ -189,10 +189,9 @@ class PhysicalImporter(Importer):
                 f"{tool.name} finished without writing {CHECKPOINTS[0]}: the copy is unusable"
             )
         finished = datetime.now(UTC)
-        print(
-            f"plakar-mysql: copied {len(files)} files, {sum(files.values()) / 2**20:.1f} MiB "
-            f"(at most {reader.peak_spooled_bytes / 2**20:.1f} MiB held aside)",
-            file=sys.stderr,
+        _log.info(
+            f"copied {len(files)} files, {sum(files.values()) / 2**20:.1f} MiB "
+            f"(at most {reader.peak_spooled_bytes / 2**20:.1f} MiB held aside)"
         )
         manifest = build_manifest(
             generator=f"plakar-mysql {__version__}",

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,9 +31,12 @@ from typing import IO
 
 from kloset_sdk.guard import Guard
 from plakar_mysql.core.credentials import option_file_text
+from plakar_mysql.core.errors import PlakarMySQLError
 from plakar_mysql.core.flavour import Flavour, Tool, ToolError, detect
 from plakar_mysql.core.options import Connection
 from plakar_mysql.physical.errors import os_error_line
+
+_log = logging.getLogger(__name__)
 
 COMPLETED = "completed OK!"
 _STDERR_KEEP = 32 << 10
@@ -42,7 +45,7 @@ _PROGRESS_SECONDS = 10.0
 _STOP_POLL = 0.5
 
 
-class PhysicalBackupError(RuntimeError):
+class PhysicalBackupError(PlakarMySQLError, RuntimeError):
     """The backup tool failed; the message carries its own last error line."""
 
 
@@ -245,7 +248,7 @@ def drain(stream: IO[bytes], tail: bytearray) -> None:
         del tail[:-_STDERR_KEEP]
 
 
-class ToolTimeout(RuntimeError):
+class ToolTimeout(PlakarMySQLError, RuntimeError):
     """A child ran past its time limit and was killed."""
 
 
@@ -335,7 +338,6 @@ class Progress:
         if now - self._reported >= _PROGRESS_SECONDS:
             self._reported = now
             rate = done / 2**20 / max(now - self._started, 1e-9)
-            print(
-                f"plakar-mysql: {self._name}: {done / 2**20:.0f} MiB copied ({rate:.1f} MiB/s)",
-                file=sys.stderr,
+            _log.info(
+                f"{self._name}: {done / 2**20:.0f} MiB copied ({rate:.1f} MiB/s)",
             )

@@ -19,6 +19,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from plakar_mysql.core.errors import PlakarMySQLError
+
 FILE_NAME = "backup-my.cnf"
 SIZE_LIMIT = 64 << 10
 GROUP = "mysqld"
@@ -31,7 +33,7 @@ _KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
-class LayoutError(ValueError):
+class LayoutError(PlakarMySQLError, ValueError):
     """``backup-my.cnf`` is malformed or holds a value out of range; one line."""
 
 

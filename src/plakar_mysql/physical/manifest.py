@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from plakar_mysql.core.errors import PlakarMySQLError
+
 DATADIR = "/datadir"
 MANIFEST_PATH = "/manifest.json"
 KIND = "physical"
@@ -108,7 +110,7 @@ def build_manifest(
     }
 
 
-class ManifestError(ValueError):
+class ManifestError(PlakarMySQLError, ValueError):
     """``/manifest.json`` is missing, too large or malformed, or the files disagree with it."""
 
 

@@ -40,6 +40,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
+from plakar_mysql.core.errors import PlakarMySQLError
+
 MAGIC = b"XBSTCK01"
 BLOCK = 1 << 20
 FLAG_IGNORABLE = 0x01
@@ -58,7 +60,7 @@ def _copied_throughout(path: str) -> bool:
     return path in COPIED_THROUGHOUT
 
 
-class MbstreamError(RuntimeError):
+class MbstreamError(PlakarMySQLError, RuntimeError):
     """The stream is malformed, truncated or corrupt; one line for the user."""
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import pymysql
 
 from kloset_sdk.guard import Guard
+from plakar_mysql.core.errors import PlakarMySQLError
 from plakar_mysql.core.flavour import Flavour, ToolError, detect, version_tuple
 from plakar_mysql.core.gtid import GtidError, Position
 from plakar_mysql.physical.backup_tool import version_text
@@ -47,7 +48,7 @@ STOP_TIMEOUT = 300.0
 _POLL = 0.1
 
 
-class PointError(RuntimeError):
+class PointError(PlakarMySQLError, RuntimeError):
     """The private start failed; one line, with the server's own error."""
 
 

@@ -33,13 +33,14 @@ clean-up is discarded.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from urllib.parse import unquote, urlsplit
 
 from kloset_sdk import ConnectorInfo, Exporter, Options, Record, Report, Reporter, export_each
 from kloset_sdk.guard import Guard
+from plakar_mysql.core.errors import PlakarMySQLError
 from plakar_mysql.core.flavour import Flavour, ToolError, version_tuple
 from plakar_mysql.core.kinds import PHYSICAL, kind_of_path, wrong_kind
 from plakar_mysql.core.option_models import PhysicalRestoreOptions
@@ -80,7 +81,10 @@ _PREPARE_TIMEOUT = 24 * 3600.0
 _CANCELLED = "Plakar went away (the restore was cancelled): what was restored is removed"
 
 
-class PhysicalRestoreError(RuntimeError):
+_log = logging.getLogger(__name__)
+
+
+class PhysicalRestoreError(PlakarMySQLError, RuntimeError):
     """The restore failed; one line for the user."""
 
 
@@ -208,7 +212,7 @@ class PhysicalExporter(Exporter):
             parse_binlog_info(text) if text else None,
             tool.flavour,
             lambda: find_server(tool.path, tool.version, self.bin_dir),
-            _say,
+            _log.info,
             guard=self.guard,
             layout=layout.arguments(),
         )
@@ -285,7 +289,7 @@ class PhysicalExporter(Exporter):
             raise PhysicalRestoreError(str(exc)) from None
         ignored = layout.ignored_line()
         if ignored is not None:
-            _say(ignored)
+            _log.info(ignored)
         return layout
 
     def _metadata(self, target: Target, names: tuple[str, ...]) -> str | None:
@@ -313,7 +317,7 @@ class PhysicalExporter(Exporter):
             tool = find_backup_tool(flavour, version, self.bin_dir)
         except ToolError as exc:
             raise PhysicalRestoreError(f"cannot prepare the restored files: {exc}") from None
-        _say(f"{tool.name} --prepare in {self.target}")
+        _log.info(f"{tool.name} --prepare in {self.target}")
         command = [
             tool.path,
             "--no-defaults",
@@ -337,7 +341,7 @@ class PhysicalExporter(Exporter):
             raise PhysicalRestoreError(
                 f"{tool.name} --prepare failed (exit status {code}): {last.strip()}"
             )
-        _say(f"{self.target} is ready for mariadbd --datadir")
+        _log.info(f"{self.target} is ready for mariadbd --datadir")
         return tool
 
 
@@ -361,7 +365,3 @@ def _write_whole(fd: int, data: bytes, relative: str, target: str) -> None:
             view = view[os.write(fd, view) :]
         except OSError as exc:
             raise TargetError(f"cannot write {relative} in {target}: {describe(exc)}") from None
-
-
-def _say(line: str) -> None:
-    print(f"plakar-mysql: {line}", file=sys.stderr, flush=True)

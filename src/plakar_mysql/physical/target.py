@@ -34,6 +34,7 @@ import shutil
 import stat
 from collections.abc import Callable, Iterator
 
+from plakar_mysql.core.errors import PlakarMySQLError
 from plakar_mysql.physical.errors import describe, os_error_line
 
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -42,7 +43,7 @@ _DIR_MODE = 0o750
 _FILE_MODE = 0o640
 
 
-class TargetError(RuntimeError):
+class TargetError(PlakarMySQLError, RuntimeError):
     """The target directory cannot be used, or a file in it cannot be written; one line."""
 
 
