@@ -19,7 +19,7 @@ import pymysql
 import pytest
 
 import plakar_mysql
-from kloset_sdk import ConnectorError, ConnectorInfo, Exporter, Record, Report
+from kloset_sdk import ConnectorError
 from kloset_sdk.errors import error_line, is_bug, one_line
 from plakar_mysql.binlog.restore import ReplayError
 from plakar_mysql.binlog.restore import log as binlog_log

@@ -154,15 +154,6 @@ def test_defaults_are_typed_attributes() -> None:
     assert PhysicalBackupOptions.parse({"location": "mysql+bin://h"}).parallel == 1
 
 
-def test_the_logical_restore_keeps_its_by_name_accessors() -> None:
-    """logical/restore.py and restorer.py still read options by name (being split)."""
-    config = LogicalRestoreOptions.parse({"location": "mysql://h/db", "overwrite": "true"})
-    assert config.flag("overwrite", False) is True
-    assert config.flag("create_db", True) is True
-    assert config.text("definer") is None and config.definer == "keep"
-    assert "restore_point" not in config.values and config.values["database"] == "db"
-
-
 def test_the_manifest_options_are_what_was_given() -> None:
     config = LogicalBackupOptions.parse(
         {"location": "mysql://u:pw@h:3310", "databases": "a, b", "hex_blob": "yes"}

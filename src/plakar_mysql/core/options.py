@@ -378,24 +378,6 @@ class ServerOptions(ToolOptions):
         )
         return model
 
-    # --- compatibility, for the modules that still read options by name
-    # (logical/restore.py and logical/restorer.py); every other caller reads
-    # the typed attributes.
-
-    @property
-    def values(self) -> Mapping[str, Any]:
-        """What the user gave, typed, with the URI's parts (as :attr:`given`)."""
-        return self.given
-
-    def flag(self, name: str, default: bool) -> bool:
-        value = self.given.get(name, default)
-        assert isinstance(value, bool)
-        return value
-
-    def text(self, name: str) -> str | None:
-        value = self.given.get(name)
-        return None if value is None else str(value)
-
 
 def _connection(
     scheme: str, values: Mapping[str, Any], host: str, bin_dir: str | None
@@ -541,18 +523,3 @@ def json_schema(model: type[OptionModel]) -> dict[str, Any]:
     if clauses:
         schema["not"] = clauses[0] if len(clauses) == 1 else {"anyOf": clauses}
     return schema
-
-
-# --- compatibility: logical/restore.py and logical/restorer.py (being split) still
-# name the model "Config" and parse by the old schema names.
-
-Config = ServerOptions
-
-
-def parse(kind: str, scheme: str, config: Mapping[str, str]) -> ServerOptions:
-    """Validate ``config`` with the model the old schema name ``kind`` stood for."""
-    from plakar_mysql.core import option_models  # noqa: PLC0415 - it imports this module
-
-    if kind != "exporter":
-        raise ValueError(f"parse({kind!r}): use the kind's model (core.option_models)")
-    return option_models.LogicalRestoreOptions.parse(config, scheme)

@@ -82,7 +82,7 @@ class Deferred:
         target = self._target.database_for(source)
         log(f"loading {what} of {target!r}")
         chunks: Iterable[bytes] = [data]
-        if self._target.config.text("definer") == "current":
+        if self._target.config.definer == "current":
             chunks = DefinerRewriter()(chunks)
         try:
             ignored = self._target.client().load(f"{what} of {target!r}", target, chunks=chunks)
@@ -101,7 +101,7 @@ class Deferred:
                     "restored; restore that file with users=true to load them"
                 )
             return
-        if not self._target.config.flag("users", False):
+        if not self._target.config.users:
             log("accounts and grants (/server/users.sql) were not restored: set users=true")
             return
         restored, _ = restore_accounts(

@@ -202,7 +202,7 @@ class Preflight:
             refuse_existing({database: [table]})
 
     def _warn_definers(self, inventories: list[Inventory]) -> None:
-        if self._target.config.text("definer") == "current":
+        if self._target.config.definer == "current":
             return
         wanted = {d for inventory in inventories for d in inventory.definers} - self._warned
         self._warned |= wanted

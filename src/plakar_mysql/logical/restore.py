@@ -19,7 +19,6 @@ naming the file.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -31,7 +30,8 @@ from plakar_mysql.core.client import LoadError, blocks
 from plakar_mysql.core.errors import shown
 from plakar_mysql.core.gtid import GtidError
 from plakar_mysql.core.kinds import LOGICAL, not_ours, refuse_foreign_options
-from plakar_mysql.core.options import Config, ConfigError, parse
+from plakar_mysql.core.option_models import LogicalRestoreOptions
+from plakar_mysql.core.options import ConfigError
 from plakar_mysql.core.restore_point import base_point, record_restored_point, restored_point
 from plakar_mysql.core.server import ServerError, connect, error_text, quote_identifier
 from plakar_mysql.logical.layout import (
@@ -135,7 +135,7 @@ class MySQLExporter(Exporter):
 
     def __init__(self, options: Options, scheme: str, config: Mapping[str, str]) -> None:
         refuse_foreign_options(config, LOGICAL, backup=False)
-        self.config: Config = parse("exporter", scheme, config)
+        self.config = LogicalRestoreOptions.parse(config, scheme)
         if len(self.config.databases) > 1:
             raise ConfigError("restore into one database at most (the URI path or database=)")
         self.target = self.config.databases[0] if self.config.databases else None
@@ -179,7 +179,7 @@ class MySQLExporter(Exporter):
         restore of one database must not move the point of the others.  Says
         what it did either way."""
         if not self._base_point:
-            if self.config.flag("restore_point", False):
+            if self.config.restore_point:
                 log(
                     "restore_point=true, but what was restored holds no binary-log point (the "
                     "source wrote no binary log, or /manifest.json was not part of the restore): "
@@ -187,12 +187,13 @@ class MySQLExporter(Exporter):
                 )
             return
         whole = self._whole_server and self.target is None
-        if self.config.flag("restore_point", whole):
+        wanted = self.config.restore_point
+        if wanted or (wanted is None and whole):
             record_restored_point(self.config.connection, self._base_point, log)
             return
         why = (
             "restore_point=false"
-            if "restore_point" in self.config.values
+            if self.config.restore_point is not None
             else "this restore is not of a whole server (restore_point=true records it)"
         )
         try:
@@ -325,7 +326,7 @@ class MySQLExporter(Exporter):
         for database, charset, collation in plan.creates:
             if target.database_exists(database):
                 continue
-            if not self.config.flag("create_db", True):
+            if not self.config.create_db:
                 raise RestoreError(f"database {database!r} does not exist and create_db=false")
             target.create_database(database, create_options(charset, collation))
 

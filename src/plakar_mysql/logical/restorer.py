@@ -45,7 +45,7 @@ from collections.abc import Callable
 from kloset_sdk.guard import Guard
 from kloset_sdk.records import Content
 from plakar_mysql.core.client import blocks
-from plakar_mysql.core.options import Config
+from plakar_mysql.core.option_models import LogicalRestoreOptions
 from plakar_mysql.logical.admission import Admission
 from plakar_mysql.logical.deferred import Deferred
 from plakar_mysql.logical.layout import HELD_LIMIT, Catalog, FileHeader, Inventory, read_capped
@@ -59,14 +59,14 @@ from plakar_mysql.logical.verify import Verifier
 class Restorer:
     """Restores the files of one snapshot (format 2) as Plakar hands them over."""
 
-    def __init__(self, config: Config, target: str | None, guard: Guard) -> None:
+    def __init__(self, config: LogicalRestoreOptions, target: str | None, guard: Guard) -> None:
         self.config = config
-        jobs = int(config.values.get("jobs") or min(os.cpu_count() or 1, MAX_JOBS))
+        jobs = config.jobs or min(os.cpu_count() or 1, MAX_JOBS)
         self.scheduler = Scheduler(jobs, guard)
         self.target = Target(config, target, guard, on_connect=self.scheduler.cap)
         self._admission = Admission()
         self._preflight = Preflight(self.target)
-        self._tables = Tables(self.target, self.scheduler, verify=config.flag("verify", False))
+        self._tables = Tables(self.target, self.scheduler, verify=config.verify)
         self._deferred = Deferred(self.target)
 
     # -- checks before anything is written -----------------------------------------
@@ -164,8 +164,8 @@ class Restorer:
             self._deferred.load_code()
             catalog = self._admission.catalog
             self._deferred.load_users(catalog is not None and catalog.users)
-            if self.config.flag("verify", False):
-                definitions = self.config.text("definer") != "current"
+            if self.config.verify:
+                definitions = self.config.definer != "current"
                 verifier = Verifier(self.target, self.scheduler, compare_definitions=definitions)
                 verifier.verify(self._tables.loaded)
         except BaseException:

@@ -10,6 +10,8 @@ connections the server has free, once the target is connected.
 
 from __future__ import annotations
 
+__all__ = ["MAX_JOBS", "Scheduler", "capped_jobs", "connection_margin"]
+
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -18,10 +20,8 @@ from dataclasses import dataclass, field
 from typing import IO, TypeVar
 
 from kloset_sdk.guard import Guard
+from plakar_mysql.core.option_models import MAX_JOBS
 from plakar_mysql.logical.target import Target, log
-
-#: The most ``jobs`` may be: the exporter schema's maximum.
-MAX_JOBS = 64
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")

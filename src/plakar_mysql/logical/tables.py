@@ -51,7 +51,7 @@ class Tables:
         self._target = target
         self._scheduler = scheduler
         self._verify = verify
-        self._definer_current = target.config.text("definer") == "current"
+        self._definer_current = target.config.definer == "current"
         # Whether the tables load into shadow databases (always with overwrite;
         # otherwise when the account may make them): decided once connected.
         self._atomic: bool | None = None
@@ -90,7 +90,7 @@ class Tables:
         shadow (created at the swap, so that a failed restore creates nothing),
         found, or created now with ``options``."""
         target = self._target.database_for(source)
-        create_db = self._target.config.flag("create_db", True)
+        create_db = self._target.config.create_db
         if self.atomic() and create_db:
             self.shadow().register(target, options)
             return target

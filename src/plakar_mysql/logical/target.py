@@ -27,8 +27,8 @@ from kloset_sdk.guard import Guard
 from plakar_mysql.core.client import Client, LoadError
 from plakar_mysql.core.errors import PlakarMySQLError
 from plakar_mysql.core.flavour import find_tool
-from plakar_mysql.core.locks import DEFAULT_LOCK_WAIT_TIMEOUT, bounds_sql, holders
-from plakar_mysql.core.options import Config
+from plakar_mysql.core.locks import bounds_sql, holders
+from plakar_mysql.core.option_models import LogicalRestoreOptions
 from plakar_mysql.core.server import (
     ServerError,
     ServerInfo,
@@ -71,7 +71,7 @@ class Target:
 
     def __init__(
         self,
-        config: Config,
+        config: LogicalRestoreOptions,
         name: str | None,
         guard: Guard,
         on_connect: Callable[[Target], None] | None = None,
@@ -79,8 +79,8 @@ class Target:
         self.config = config
         self.name = name
         self.guard = guard
-        self.overwrite = config.flag("overwrite", False)
-        self.lock_wait = int(config.values.get("lock_wait_timeout", DEFAULT_LOCK_WAIT_TIMEOUT))
+        self.overwrite = config.overwrite
+        self.lock_wait = config.lock_wait_timeout
         self._on_connect = on_connect  # told once connected, before any load
         self._db: Connection | None = None
         self._server: ServerInfo | None = None
@@ -133,7 +133,7 @@ class Target:
             self._client = Client(
                 tool,
                 self.config.connection,
-                force=self.config.flag("force", False),
+                force=self.config.force,
                 init_command=bounds_sql(self.lock_wait),
                 guard=self.guard,
             )

@@ -59,6 +59,7 @@ from plakar_mysql.physical.mbstream import Entry, MbstreamReader
 
 _log = logging.getLogger(__name__)
 
+
 def parse_physical(scheme: str, config: Mapping[str, str]) -> PhysicalBackupOptions:
     """The options of a ``mysql+bin://`` backup; refuses options of other kinds."""
     refuse_foreign_options(config, PHYSICAL, backup=True)
