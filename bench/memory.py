@@ -493,7 +493,7 @@ class _Measure:
         """Point plakar at a new, empty store for the next database."""
         assert self.plakar is not None
         self.plakar.store = self.workdir / f"store-{label.replace(' ', '')}"
-        self.plakar.create_store()
+        self.plakar.create_store(encrypted=True)
 
     def baseline(self) -> SizeResult:
         assert self.source is not None

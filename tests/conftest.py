@@ -32,13 +32,16 @@ FLAVOURS = {"mariadb": MariaDBServer, "mysql": MySQLServer}
 
 
 @pytest.fixture
-def plakar(tmp_path: Path) -> Plakar:
-    """Plakar with a private home, an empty encrypted store and the package installed.
+def plakar(tmp_path: Path, request: pytest.FixtureRequest) -> Plakar:
+    """Plakar with a private home, an empty store and the package installed.
 
+    The store is plaintext unless the test is marked ``encrypted_store``
+    (:meth:`~plakar_mysql_harness.plakar.Plakar.create_store` says why).
     ``PLAKAR_MYSQL_PTAR`` names a package to test instead of ``dist/*.ptar``.
     """
     ptar = os.environ.get("PLAKAR_MYSQL_PTAR")
-    return make_plakar(tmp_path, ptar=Path(ptar) if ptar else None)
+    encrypted = request.node.get_closest_marker("encrypted_store") is not None
+    return make_plakar(tmp_path, ptar=Path(ptar) if ptar else None, encrypted=encrypted)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import MariaDBFactory
 from test_backup_restore import password, uri
 
@@ -111,6 +112,7 @@ def test_tls_server_with_a_test_ca(
     assert len(plakar.snapshots()) == 3
 
 
+@pytest.mark.encrypted_store
 def test_encrypted_store_holds_no_clear_data(
     plakar: Plakar, mariadb_factory: MariaDBFactory
 ) -> None:

@@ -95,7 +95,7 @@ def test_store_on_s3_object_storage(
 ) -> None:
     bucket = s3.create_bucket("backups")
     mount = s3.mount("backups", tmp_path / "mnt")
-    plakar = make_plakar(tmp_path / "client", store=mount / "mysql")
+    plakar = make_plakar(tmp_path / "client", store=mount / "mysql", encrypted=True)
 
     snapshot = back_up(plakar, shop_server, marked)
     plakar.check(snapshot)
@@ -104,6 +104,7 @@ def test_store_on_s3_object_storage(
     assert_no_clear_data(s3.root, NEEDLES)
 
 
+@pytest.mark.encrypted_store
 def test_local_store_synced_to_s3_restores_from_the_copy(
     tmp_path: Path,
     plakar: Plakar,
@@ -143,7 +144,7 @@ def test_store_on_an_sftp_server(
     served = tmp_path / "sftp-home"  # the server's side of the SFTP session
     served.mkdir()
     mount = sftp.mount(served, tmp_path / "mnt")
-    plakar = make_plakar(tmp_path / "client", store=mount / "store")
+    plakar = make_plakar(tmp_path / "client", store=mount / "store", encrypted=True)
 
     snapshot = back_up(plakar, shop_server, marked)
     plakar.check(snapshot)
@@ -152,6 +153,7 @@ def test_store_on_an_sftp_server(
     assert_no_clear_data(served, NEEDLES)
 
 
+@pytest.mark.encrypted_store
 def test_cold_storage_archive_restores_into_a_fresh_server(
     tmp_path: Path,
     plakar: Plakar,

@@ -3,7 +3,7 @@
 Every call runs in a private home under the test's temporary directory:
 HOME and the XDG config/cache/data directories are the test's own (so are
 plakar's configuration, cache, ``cached`` daemon and installed plugins),
-``PLAKAR_PASSPHRASE`` carries a random passphrase for the encrypted store,
+``PLAKAR_PASSPHRASE`` carries a random passphrase for an encrypted store,
 and plakar's update ("security") check is disabled before the first real
 command, so it never tries to reach the network.
 
@@ -18,7 +18,7 @@ Syntax of the plakar commands used here (Plakar v1.1.4). Go's flag parsing
 stops at the first operand, so every option must come before the operands::
 
     plakar -disable-security-check          # records the choice, exits
-    plakar at STORE create                  # encrypted with $PLAKAR_PASSPHRASE
+    plakar at STORE create [-plaintext]     # encrypted with $PLAKAR_PASSPHRASE, or not
     plakar pkg add /abs/path/NAME_vX.Y.Z_OS_ARCH.ptar
     plakar pkg list                         # "NAME@vX.Y.Z" lines (pkg show: same)
     plakar at STORE backup [-o KEY=VALUE]... URI
@@ -239,9 +239,15 @@ class Plakar:
 
     # --- store ---------------------------------------------------------
 
-    def create_store(self) -> Path | str:
-        """Create the encrypted store (passphrase: ``self.passphrase``)."""
-        self.at("create")
+    def create_store(self, *, encrypted: bool = False) -> Path | str:
+        """Create the store: encrypted (passphrase: ``self.passphrase``) or not.
+
+        Plakar derives an encrypted store's key with Argon2id (256 MiB, 4 passes)
+        at every command, about 1.5 s of CPU each: a test whose subject is not
+        the store uses a plaintext one (the plugin sees the same protocol
+        either way), and the tests of encryption, of storage and of the
+        documented commands use encrypted ones."""
+        self.at("create", *(() if encrypted else ("-plaintext",)))
         return self.store
 
     def snapshots(self) -> list[str]:
@@ -415,10 +421,17 @@ def find_ptar(dist: Path = DIST) -> Path:
     return found[0]
 
 
-def make_plakar(tmp_path: Path, *, ptar: Path | None = None, store: Path | None = None) -> Plakar:
-    """Plakar with a fresh private home, an empty encrypted store (at ``store``
-    when given) and the package built by ``make build`` installed."""
+def make_plakar(
+    tmp_path: Path,
+    *,
+    ptar: Path | None = None,
+    store: Path | None = None,
+    encrypted: bool = False,
+) -> Plakar:
+    """Plakar with a fresh private home, an empty store (at ``store`` when given;
+    encrypted or not, see :meth:`Plakar.create_store`) and the package built by
+    ``make build`` installed."""
     plakar = Plakar(tmp_path, store=store)
     plakar.pkg_add(ptar if ptar is not None else find_ptar())
-    plakar.create_store()
+    plakar.create_store(encrypted=encrypted)
     return plakar
