@@ -49,7 +49,7 @@ from plakar_mysql.core.grants import session_grants
 from plakar_mysql.core.kinds import BINLOG, refuse_foreign_options
 from plakar_mysql.core.option_models import BinlogBackupOptions
 from plakar_mysql.core.options import Connection
-from plakar_mysql.core.server import ServerError, connect, current_user, server_errors, server_info
+from plakar_mysql.core.server import ServerError, connect, current_user, server_info, session
 from plakar_mysql.core.tools import binlog_tool
 
 _BLOCK = 1 << 20
@@ -244,8 +244,7 @@ class BinlogImporter(Importer):
     def scan(self) -> Iterator[Record]:
         started = datetime.now(UTC)
         conn = self.config.connection
-        with server_errors(conn.address), contextlib.closing(connect(conn)) as db:
-            server = server_info(db)
+        with session(conn) as (db, server):
             if not server.log_bin:
                 raise ServerError(
                     f"binary logging is off on {conn.address} (log_bin=OFF): there is nothing "

@@ -209,6 +209,14 @@ def server_info(db: pymysql.connections.Connection[Any]) -> ServerInfo:
     )
 
 
+@contextlib.contextmanager
+def session(conn: Connection) -> Iterator[tuple[pymysql.connections.Connection[Any], ServerInfo]]:
+    """A connection to the server and what it says of itself, for the block's
+    time; a driver error inside the block is one line naming the server."""
+    with server_errors(conn.address), contextlib.closing(connect(conn)) as db:
+        yield db, server_info(db)
+
+
 def current_user(db: pymysql.connections.Connection[Any]) -> str:
     """The account the server matched us to, as ``'user'@'host'``."""
     user, _, host = str(_rows(db, "SELECT CURRENT_USER()")[0][0]).rpartition("@")

@@ -10,7 +10,6 @@ fails, ``scan`` raises and Plakar keeps no snapshot.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 from collections.abc import Iterator, Mapping
@@ -35,8 +34,7 @@ from plakar_mysql.core.server import (
     database_objects,
     describe,
     missing_privileges,
-    server_errors,
-    server_info,
+    session,
     user_databases,
 )
 from plakar_mysql.logical.dump import DumpProcess, dump_arguments
@@ -89,8 +87,7 @@ class MySQLImporter(Importer):
     def scan(self) -> Iterator[Record]:
         started = datetime.now(UTC)
         conn = self.config.connection
-        with server_errors(conn.address), contextlib.closing(connect(conn)) as db:
-            server = server_info(db)
+        with session(conn) as (db, server):
             survey = self._survey(db, server)
         tool = find_tool(server.flavour.dump_names, server.flavour, conn.bin_dir)
         names = [d.name for d in survey.databases]

@@ -16,7 +16,6 @@ on the server - and removes its work directory (see :mod:`.tool`).
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
@@ -37,7 +36,7 @@ from plakar_mysql.core.grants import session_grants
 from plakar_mysql.core.kinds import PHYSICAL, refuse_foreign_options
 from plakar_mysql.core.option_models import PhysicalBackupOptions
 from plakar_mysql.core.options import ConfigError
-from plakar_mysql.core.server import ServerError, connect, current_user, server_errors, server_info
+from plakar_mysql.core.server import ServerError, connect, current_user, session
 from plakar_mysql.physical import SCHEME
 from plakar_mysql.physical.backup_tool import (
     BackupProcess,
@@ -148,8 +147,7 @@ class PhysicalImporter(Importer):
     def scan(self) -> Iterator[Record]:
         started = datetime.now(UTC)
         conn = self.config.connection
-        with server_errors(conn.address), contextlib.closing(connect(conn)) as db:
-            server = server_info(db)
+        with session(conn) as (db, server):
             datadir = str(_one(db, "SELECT @@datadir"))
             check_datadir(datadir, conn.address)
             prove_local(db, datadir, str(_one(db, "SELECT @@pid_file")), conn.address)
