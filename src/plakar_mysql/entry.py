@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from plakar_mysql.binlog import SCHEME as BINLOG
-from plakar_mysql.core.errors import PlakarMySQLError  # noqa: F401 - registers the driver's errors
 from plakar_mysql.core.heap import bound_malloc
 from plakar_mysql.core.logs import configure as configure_logging
 from plakar_mysql.physical import SCHEME as PHYSICAL

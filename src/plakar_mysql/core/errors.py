@@ -25,6 +25,7 @@ class PlakarMySQLError(ConnectorError):
 
 # A driver error that no code put in words is the server's answer (a lost
 # connection, a refused statement), not a bug: told as the driver's own line.
+# Every kind imports this module (through core.server) before it connects.
 ConnectorError.register(pymysql.err.MySQLError)
 
 
