@@ -80,6 +80,11 @@ EXCLUDE = [
     "PyInstaller",
     "jsonschema",  # the tests' only: the connectors validate with their own code
     "tkinter",
+    # protobuf imports numpy if it can (containers, its benchmarks); the bench's
+    # plots put numpy in the venv, and it would bring 40 MB of OpenBLAS along.
+    "numpy",
+    "matplotlib",
+    "PIL",
 ]
 
 
