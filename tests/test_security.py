@@ -58,35 +58,43 @@ def make_server_cert(directory: Path, ca: tuple[Path, Path]) -> tuple[Path, Path
 
 
 def test_tls_server_with_a_test_ca(
-    plakar: Plakar, mariadb_factory: MariaDBFactory, tmp_path: Path
+    plakar: Plakar, flavour: str, server_factory: MariaDBFactory, tmp_path: Path
 ) -> None:
-    ca = make_ca(tmp_path, "test-ca")
+    """MariaDB: a CA the test makes.  MySQL 9.7: the server's own certificates, which
+    ``mysqld`` generated in its data directory (``ca.pem``)."""
     other_ca = make_ca(tmp_path, "other-ca")
-    cert, key = make_server_cert(tmp_path, ca)
-    server = mariadb_factory(
-        extra_args=[
-            f"--ssl-ca={ca[0]}",
-            f"--ssl-cert={cert}",
-            f"--ssl-key={key}",
-            "--require-secure-transport=ON",
-        ]
-    )
+    if flavour == "mysql":
+        server = server_factory(extra_args=["--require-secure-transport=ON"])
+        ca = (server.datadir / "ca.pem", server.datadir / "ca-key.pem")
+    else:
+        ca = make_ca(tmp_path, "test-ca")
+        cert, key = make_server_cert(tmp_path, ca)
+        server = server_factory(
+            extra_args=[
+                f"--ssl-ca={ca[0]}",
+                f"--ssl-cert={cert}",
+                f"--ssl-key={key}",
+                "--require-secure-transport=ON",
+            ]
+        )
+    tools = () if server.bin_dir is None else (f"bin_dir={server.bin_dir}",)
     server.execute("CREATE DATABASE shop")
     server.execute("CREATE TABLE shop.t (id INT PRIMARY KEY)")
     server.execute("INSERT INTO shop.t VALUES (1), (2)")
 
     verified = ("ssl_mode=verify_ca", f"ssl_ca={ca[0]}")
-    snapshot = plakar.backup(uri(server, "shop"), password(server), *verified)
-    plakar.restore(snapshot, uri(server, "copy"), password(server), *verified)
+    snapshot = plakar.backup(uri(server, "shop"), password(server), *tools, *verified)
+    plakar.restore(snapshot, uri(server, "copy"), password(server), *tools, *verified)
     assert server.query("SELECT COUNT(*) FROM copy.t")[0][0] == 2
     # Without a CA: TLS that verifies nothing, by default (preferred) and when required.
-    plakar.backup(uri(server, "shop"), password(server))
-    plakar.backup(uri(server, "shop"), password(server), "ssl_mode=required")
+    plakar.backup(uri(server, "shop"), password(server), *tools)
+    plakar.backup(uri(server, "shop"), password(server), *tools, "ssl_mode=required")
 
     proc = plakar.at(
         "backup",
         "-o",
         password(server),
+        *(word for tool in tools for word in ("-o", tool)),
         "-o",
         "ssl_mode=verify_ca",
         "-o",
@@ -98,17 +106,20 @@ def test_tls_server_with_a_test_ca(
     assert proc.returncode != 0 and "certificate" in output.lower(), output
     assert len(plakar.snapshots()) == 3
 
-    # Without TLS the server refuses (MariaDB answers "access denied").
+    # Without TLS the server refuses (MariaDB answers "access denied", MySQL that
+    # connections "using insecure transport are prohibited").
     proc = plakar.at(
         "backup",
         "-o",
         password(server),
+        *(word for tool in tools for word in ("-o", tool)),
         "-o",
         "ssl_mode=disabled",
         uri(server, "shop"),
         check=False,
     )
-    assert proc.returncode != 0 and "denied" in proc.stdout + proc.stderr
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and ("denied" in output or "insecure transport" in output), output
     assert len(plakar.snapshots()) == 3
 
 
