@@ -125,3 +125,40 @@ def test_least_privilege_accounts(plakar: Plakar, server: MariaDBServer, tmp_pat
         assert cur.fetchall()[0][0] in ("reader", "`reader`@`%`")
         cur.execute("SELECT COUNT(*) FROM a.t")
         assert cur.fetchall() == ((2,),)
+
+    # Without CREATE USER, users=true is refused before anything is written; on
+    # MySQL without ROLE_ADMIN, before any account changes.
+    rows = ("'plakar_restore'@'localhost'", "'plakar_restore'@'%'")
+    lacking = {
+        "CREATE USER": "CREATE USER ON *.*",
+        **({"ROLE_ADMIN": "ROLE_ADMIN ON *.*"} if mysql else {}),
+    }
+    for privilege, named in lacking.items():
+        server.execute(f"REVOKE {privilege} ON *.* FROM {', '.join(rows)}")
+        server.execute("DROP USER 'app'@'%'")
+        server.execute("DROP ROLE reader")
+        whole_or_users = whole if privilege == "CREATE USER" else f"{whole}:/server/users.sql"
+        flags = [
+            word
+            for option in (*restore, "users=true", "overwrite=true", *definer)
+            for word in ("-o", option)
+        ]
+        proc = plakar.at("restore", "-to", f"mysql://{at}", *flags, whole_or_users, check=False)
+        output = proc.stdout + proc.stderr
+        # plakar prints the one message twice: its error, and the file's KO line
+        refused = {
+            line[line.index("users=true:") :]
+            for line in output.splitlines()
+            if f"lacks {named}" in line
+        }
+        assert proc.returncode != 0 and len(refused) == 1, output
+        assert (
+            "nothing was restored" if privilege == "CREATE USER" else "no account was changed"
+        ) in next(iter(refused)), output
+        assert "plakar-mysql: loading" not in output or privilege != "CREATE USER", output
+        assert server.query("SELECT COUNT(*) FROM mysql.user WHERE User IN ('app', 'reader')") == [
+            (0,)
+        ]
+        server.execute(f"GRANT {privilege} ON *.* TO {', '.join(rows)} WITH GRANT OPTION")
+        server.execute("CREATE ROLE reader")
+        server.execute("CREATE USER 'app'@'%' IDENTIFIED BY 'app-pw-7f2'")

@@ -19,7 +19,9 @@ from typing import Any, TypeAlias
 
 import pymysql
 
-from plakar_mysql.core.server import ServerError
+from plakar_mysql.core.flavour import Flavour, detect
+from plakar_mysql.core.grants import session_grants
+from plakar_mysql.core.server import ServerError, current_user
 
 Connection: TypeAlias = "pymysql.connections.Connection[Any]"
 
@@ -447,6 +449,7 @@ def _restore(
         existing = {account.key for account in _all_accounts(db)}
         held = _held_roles(db, Account(*me))
         plan = _plan(text, me, existing, held, overwrite)
+        check_account_privileges(db, roles=_grants_roles(plan))
         unsafe = _keep_what_cannot_be_put_back(db, plan, existing)
         _try_creates(db, plan.creates)
         before = _capture(db)
@@ -525,6 +528,30 @@ def _regrant_check(db: Connection, account: Account) -> str | None:
         return None
     finally:
         _run(db, account, "cannot be checked", f"DROP USER {stand_in.sql}")
+
+
+def check_account_privileges(db: Connection, *, roles: bool = False, outcome: str = "") -> None:
+    """Refuse, in one line naming the grant, an account that may not restore accounts:
+    ``CREATE USER`` on both flavours, and on MySQL ``ROLE_ADMIN`` when ``roles`` are
+    granted (MariaDB makes the creator of a role its admin; MySQL does not: ERROR
+    1227 at the first ``GRANT role``, found on MySQL 9.7.4).  ``outcome`` ends the
+    message."""
+    grants = session_grants(db)
+    lacking = [] if grants.has("CREATE USER") else ["CREATE USER ON *.*"]
+    version = " ".join(str(v) for v in _rows(db, "SELECT VERSION(), @@version_comment")[0])
+    mysql = detect(version) is Flavour.MYSQL
+    if roles and mysql and not (grants.has("ROLE_ADMIN") or grants.has("SUPER")):
+        lacking.append("ROLE_ADMIN ON *.* (to grant the snapshot's roles)")
+    if lacking:
+        raise ServerError(
+            f"users=true: {current_user(db)} lacks {'; '.join(lacking)} "
+            f"WITH GRANT OPTION to restore the snapshot's accounts{outcome}"
+        )
+
+
+def _grants_roles(plan: _Plan) -> bool:
+    """Whether ``plan`` grants a role to anyone."""
+    return any(_role_head(s) is not None for block in plan.grants for s in block.statements)
 
 
 def _try_creates(db: Connection, blocks: list[_Block]) -> None:
