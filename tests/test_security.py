@@ -173,7 +173,9 @@ def test_no_password_in_argv_environment_output_or_snapshot(
     (``users=true overwrite=true``) show no password to any process's argv or
     environment (the dump tool and the client included), and neither plakar's
     output nor the snapshot holds a password; the output holds no 8 characters of
-    any hash either (``users.sql`` holds the hashes, by design, and nothing else)."""
+    any hash either (``users.sql`` holds the hashes, by design, and nothing else).
+    The accounts dropped and created again from the snapshot log in with their
+    passwords: ``caching_sha2_password`` and, on MySQL, ``sha256_password``."""
     mysql = server.flavour == "mysql"
     for statement in (
         "CREATE DATABASE shop",
@@ -187,6 +189,8 @@ def test_no_password_in_argv_environment_output_or_snapshot(
         f"SET DEFAULT ROLE reader {'TO' if mysql else 'FOR'} 'app'@'%'",
     ):
         server.execute(statement)
+    if mysql:  # MySQL's other plugin with a hash (9.7 has no mysql_native_password)
+        server.execute("CREATE USER 'sha'@'%' IDENTIFIED WITH sha256_password BY 'sha-secret-2b9'")
     defaults = tmp_path / "client.cnf"
     defaults.write_text(f'[client]\nuser=root\npassword="{server.root_password}"\n')
     defaults.chmod(0o600)
@@ -194,7 +198,7 @@ def test_no_password_in_argv_environment_output_or_snapshot(
     if server.bin_dir is not None:
         opts.append(f"bin_dir={server.bin_dir}")
     at = f"mysql://{server.host}:{server.port}"
-    passwords = [server.root_password, "app-secret-6d1e"]
+    passwords = [server.root_password, "app-secret-6d1e", "sha-secret-2b9"]
     hashes = _hashes(server)
     seen: list[tuple[bytes, bytes]] = []
     stop = threading.Event()
@@ -226,3 +230,7 @@ def test_no_password_in_argv_environment_output_or_snapshot(
     with server.connect(user="app", password="app-secret-6d1e") as conn, conn.cursor() as cur:
         cur.execute("SELECT CURRENT_ROLE()")
         assert cur.fetchall()[0][0] in ("reader", "`reader`@`%`")
+    if mysql:  # dropped and created again from the snapshot's hash
+        [(plugin,)] = server.query("SELECT plugin FROM mysql.user WHERE User = 'sha'")
+        assert plugin == "sha256_password"
+        server.connect(user="sha", password="sha-secret-2b9").close()
