@@ -688,7 +688,9 @@ def describe_server(
 #: Users every server is installed with (``root`` holds the test server's own
 #: password, ``mariadb.sys`` owns the system views): not part of what a backup
 #: of accounts must bring over, and never equal between two test servers.
-SERVER_ACCOUNT_USERS = frozenset({"root", "mariadb.sys"})
+SERVER_ACCOUNT_USERS = frozenset(
+    {"root", "mariadb.sys", "mysql.sys", "mysql.session", "mysql.infoschema"}
+)
 
 
 @dataclass(frozen=True)
@@ -706,7 +708,8 @@ class AccountDescription:
     routine and proxy privileges, the roles it holds (WITH ADMIN OPTION) and
     its default role."""
     default_role: str
-    """mysql.user.default_role (empty when none)."""
+    """mysql.user.default_role (empty when none); on MySQL, the default roles of
+    mysql.default_roles, sorted and joined by commas."""
 
 
 #: A parenthesised list of quoted column names in a grant: ``(`a`, `b``c`)``.
@@ -729,7 +732,14 @@ def _string_literal(value: str) -> str:
 def _describe_accounts(
     conn: Connection, include_server_accounts: bool
 ) -> dict[str, AccountDescription]:
-    """Describe the accounts on an open connection whose sql_mode is empty."""
+    """Describe the accounts on an open connection whose sql_mode is empty.
+
+    MySQL has no ``is_role`` (a role is an account, described as one), keeps
+    default roles in ``mysql.default_roles`` and prints password hashes as
+    bytes unless asked for hex."""
+    columns = {str(d[0]).lower() for d in _describe_columns(conn, "mysql.user")}
+    if "is_role" not in columns:
+        return _describe_mysql_accounts(conn, include_server_accounts)
     accounts: dict[str, AccountDescription] = {}
     for row in _rows(conn, "SELECT User, Host, is_role, default_role FROM mysql.user"):
         user, host, role = _text(row[0]), _text(row[1]), _text(row[2]) == "Y"
@@ -906,3 +916,44 @@ def diff_accounts(
                 elif x != y:
                     differences.append(_field_difference(label, item.name, x, y))
     return differences
+
+
+def _describe_columns(conn: Connection, table: str) -> list[Any]:
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM {table} LIMIT 0")
+        return list(cur.description or ())
+
+
+def _describe_mysql_accounts(
+    conn: Connection, include_server_accounts: bool
+) -> dict[str, AccountDescription]:
+    """:func:`_describe_accounts` on MySQL: every account (roles included) by
+    ``'user'@'host'``, its hash in hex, its default roles from mysql.default_roles."""
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION print_identified_with_as_hex = ON")
+    defaults: dict[tuple[str, str], list[str]] = {}
+    for user, host, role, role_host in _rows(conn, "SELECT * FROM mysql.default_roles"):
+        defaults.setdefault((_text(user), _text(host)), []).append(
+            f"`{_text(role)}`@`{_text(role_host)}`"
+        )
+    accounts: dict[str, AccountDescription] = {}
+    for row in _rows(conn, "SELECT User, Host FROM mysql.user"):
+        user, host = _text(row[0]), _text(row[1])
+        if user in SERVER_ACCOUNT_USERS and not include_server_accounts:
+            continue
+        name = f"{_string_literal(user)}@{_string_literal(host)}"
+        create = _text(_rows(conn, f"SHOW CREATE USER {name}")[0][0])
+        grants = tuple(
+            sorted(
+                _normalise_grant(_text(grant))
+                for (grant,) in _rows(conn, f"SHOW GRANTS FOR {name}")
+            )
+        )
+        accounts[name] = AccountDescription(
+            name=name,
+            is_role=False,
+            create_statement=create,
+            grants=grants,
+            default_role=",".join(sorted(defaults.get((user, host), []))),
+        )
+    return accounts

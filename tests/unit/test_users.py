@@ -101,3 +101,22 @@ def test_messages_hide_the_statement_strings() -> None:
     echoed = pymysql.err.OperationalError(1827, f"The password hash {HASH} is\nnot valid")
     text = _said(echoed, statement)
     assert HASH not in text and "\n" not in text and text.startswith("(1827)")
+
+
+def test_messages_hide_every_piece_of_a_hash_but_not_the_plugin() -> None:
+    """MySQL prints hashes as hex literals; a message quoting their first bytes, as
+    hex or as the bytes themselves, shows none of them; the plugin's name stays."""
+    hexa = "2441303035" + "5c7a684a03701f28176b3e681243" * 2
+    raw = bytes.fromhex(hexa).decode("latin-1")
+    statement = (
+        f"CREATE USER `app`@`%` IDENTIFIED WITH 'caching_sha2_password' AS 0x{hexa}"
+        " DEFAULT ROLE `reader`@`%`"
+    )
+    for shown in (hexa[:16], raw[:9], f"0x{hexa[:30]}...", raw[3:15]):
+        exc = pymysql.err.OperationalError(3162, f"Authorization ID failed at {shown} here")
+        text = _said(exc, statement)
+        assert text.startswith("(3162) Authorization ID failed at ") and text.endswith(" here")
+        pieces = {whole[i : i + 6] for whole in (hexa, raw) for i in range(len(whole) - 5)}
+        assert [piece for piece in pieces if piece in text] == [], text
+    missing = pymysql.err.OperationalError(1524, "Plugin 'caching_sha2_password' is not loaded")
+    assert _said(missing, statement) == "(1524) Plugin 'caching_sha2_password' is not loaded"

@@ -157,3 +157,26 @@ def session_grants(db: Any) -> Grants:
     with db.cursor() as cursor:
         cursor.execute("SHOW GRANTS")
         return Grants.parse(str(row[0]) for row in cursor.fetchall())
+
+
+def consistent_point_lacking(grants: Grants, *, log_bin: bool, gtid_mode: bool) -> list[str]:
+    """What Oracle's ``mysqldump`` needs, beyond reading, to take its consistent point.
+
+    From 8.0.32 on, ``--single-transaction`` with ``--source-data`` (written when
+    the server keeps a binary log) or with GTIDs (``--set-gtid-purged``)
+    opens the transaction under ``FLUSH TABLES WITH READ LOCK``, which takes
+    ``RELOAD`` (or ``FLUSH_TABLES``), and reads the point with ``SHOW BINARY LOG
+    STATUS``, which takes ``REPLICATION CLIENT``.  Without them the tool stops
+    after its first statements; measured on MySQL 9.7.4 (docs/security.md)."""
+    lacking: list[str] = []
+    if (log_bin or gtid_mode) and not (grants.has("RELOAD") or grants.has("FLUSH_TABLES")):
+        lacking.append(
+            "RELOAD ON *.* (mysqldump takes FLUSH TABLES WITH READ LOCK for the dump's "
+            "binary-log point)"
+        )
+    if log_bin and not (grants.has("REPLICATION CLIENT") or grants.has("SUPER")):
+        lacking.append(
+            "REPLICATION CLIENT ON *.* (mysqldump reads the binary-log point with "
+            "SHOW BINARY LOG STATUS)"
+        )
+    return lacking

@@ -19,7 +19,7 @@ import pymysql.cursors
 
 from plakar_mysql.core.errors import PlakarMySQLError
 from plakar_mysql.core.flavour import Flavour, detect
-from plakar_mysql.core.grants import session_grants
+from plakar_mysql.core.grants import consistent_point_lacking, session_grants
 from plakar_mysql.core.options import Connection
 
 SYSTEM_DATABASES = frozenset({"information_schema", "performance_schema", "sys", "mysql"})
@@ -286,23 +286,44 @@ def missing_privileges(
     triggers: bool,
     events: bool,
 ) -> list[str]:
-    """Privileges whose absence would make the dump tool leave objects out *silently*.
+    """Privileges whose absence would make the dump tool leave objects out *silently*,
+    or stop it part-way: each named as the grant that gives it.
 
     Without them the tools skip triggers and routines without an error, so the
-    backup would look complete and not be.  Privileges held through the active
-    roles or granted to ``PUBLIC`` count (:mod:`plakar_mysql.core.grants`).
+    backup would look complete and not be; a view without ``SHOW VIEW``, or
+    MySQL's consistent point without ``RELOAD`` and ``REPLICATION CLIENT``
+    (:func:`~plakar_mysql.core.grants.consistent_point_lacking`), stop the tool.
+    Privileges held through the active roles or granted to ``PUBLIC`` count
+    (:mod:`plakar_mysql.core.grants`).
     """
     grants = session_grants(db)
     missing: list[str] = []
     if routines and not _can_read_routines(db, flavour):
         what = "SELECT ON mysql.proc" if flavour is Flavour.MARIADB else "SHOW_ROUTINE ON *.*"
         missing.append(f"{what} (for stored routines; or set routines=false)")
+    if flavour is Flavour.MYSQL:
+        log_bin, gtid_mode = _rows(db, "SELECT @@log_bin, @@gtid_mode")[0]
+        missing += consistent_point_lacking(
+            grants, log_bin=bool(log_bin), gtid_mode=str(gtid_mode).upper() == "ON"
+        )
+    with_views = _with_views(db, databases)
     for name in databases:
+        if name in with_views and not grants.has("SHOW VIEW", name, any_table=True):
+            missing.append(f"SHOW VIEW ON {name}.* (for its views)")
         if triggers and not grants.has("TRIGGER", name, any_table=True):
             missing.append(f"TRIGGER ON {name}.* (for triggers; or set triggers=false)")
         if events and not grants.has("EVENT", name, any_table=True):
             missing.append(f"EVENT ON {name}.* (for events; or set events=false)")
     return missing
+
+
+def _with_views(db: pymysql.connections.Connection[Any], databases: Sequence[str]) -> set[str]:
+    """Those of ``databases`` that hold a view: dumping one takes ``SHOW VIEW``."""
+    if not databases:
+        return set()
+    marks = ", ".join(["%s"] * len(databases))
+    sql = "SELECT DISTINCT TABLE_SCHEMA FROM information_schema.VIEWS WHERE TABLE_SCHEMA IN "
+    return {str(row[0]) for row in _rows(db, f"{sql}({marks})", databases)}
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ from plakar_mysql.logical.preflight import Preflight
 from plakar_mysql.logical.scheduler import MAX_JOBS, Scheduler
 from plakar_mysql.logical.tables import Tables
 from plakar_mysql.logical.target import RestoreError, Target
+from plakar_mysql.logical.users import check_account_privileges
 from plakar_mysql.logical.verify import Verifier
 
 
@@ -78,6 +79,8 @@ class Restorer:
         for inventory in catalog.databases:
             self.target.database_for(inventory.database)
         self._check(list(catalog.databases))
+        if catalog.users and self.config.users:  # refused before anything is written
+            check_account_privileges(self.target.connection(), outcome="; nothing was restored")
 
     def _check(self, inventories: list[Inventory], *, complete: bool = True) -> None:
         """Refuse if the target holds any object of ``inventories`` (all of a

@@ -19,7 +19,9 @@ from typing import Any, TypeAlias
 
 import pymysql
 
-from plakar_mysql.core.server import ServerError
+from plakar_mysql.core.flavour import Flavour, detect
+from plakar_mysql.core.grants import session_grants
+from plakar_mysql.core.server import ServerError, current_user
 
 Connection: TypeAlias = "pymysql.connections.Connection[Any]"
 
@@ -447,6 +449,8 @@ def _restore(
         existing = {account.key for account in _all_accounts(db)}
         held = _held_roles(db, Account(*me))
         plan = _plan(text, me, existing, held, overwrite)
+        check_account_privileges(db, roles=_grants_roles(plan))
+        unsafe = _keep_what_cannot_be_put_back(db, plan, existing)
         _try_creates(db, plan.creates)
         before = _capture(db)
     except ServerError as exc:
@@ -469,7 +473,85 @@ def _restore(
         raise ServerError(f"restoring the accounts failed: {exc}; {outcome}") from None
     if plan.kept:
         log(f"kept as they are on the target: {', '.join(a.sql for a in plan.kept)}")
+    for account, why in unsafe.items():
+        log(
+            f"{account.sql} was kept as it is: the restoring account could not give it "
+            f"back what it holds if the restore failed ({why})"
+        )
     return restored, plan.kept
+
+
+def _keep_what_cannot_be_put_back(
+    db: Connection, plan: _Plan, existing: set[tuple[str, str]]
+) -> dict[Account, str]:
+    """Move to ``plan.kept`` each account of the target that ``overwrite`` would drop
+    but whose grants this session could not give back; why, by account.
+
+    Each one's grants as the target holds them are granted to a stand-in, which is
+    then dropped.  MySQL's ``root@localhost`` holds ``GRANT PROXY ON ''@''`` that only
+    itself may grant (ERROR 1698 for any other account, found on MySQL 9.7.4):
+    dropped, it could be neither restored nor put back."""
+    unsafe: dict[Account, str] = {}
+    for block in list(plan.creates):
+        account = block.account
+        if account.key not in existing or account.user == _PUBLIC:
+            continue
+        why = _regrant_check(db, account)
+        if why is not None:
+            unsafe[account] = why
+            plan.creates.remove(block)
+            plan.kept.append(account)
+    plan.grants = [b for b in plan.grants if b.account not in unsafe]
+    return unsafe
+
+
+def _regrant_check(db: Connection, account: Account) -> str | None:
+    """Why the target's privileges of ``account`` could not be granted again; None if
+    they can.  Roles held are not tried: a role re-created by the restore is granted
+    back by :func:`_reconcile` and :func:`_put_back`, as its admin."""
+    name = _printed(account)
+    stand_in = Account(
+        f"plakar_check_{secrets.token_hex(6)}", "%" if account.role else account.host
+    )
+    grants = [
+        g
+        for g in _show(db, f"SHOW GRANTS FOR {account.sql}")
+        if _grantee(g, "TO") == name and g.startswith("GRANT ") and _role_head(g) is None
+    ]
+    _run(db, account, "cannot be checked", f"CREATE USER {stand_in.sql} ACCOUNT LOCK")
+    try:
+        for grant in grants:
+            try:
+                _execute(db, grant.replace(f" TO {name}", f" TO {stand_in.sql}", 1))
+            except pymysql.err.MySQLError as exc:
+                return _said(exc, grant)
+        return None
+    finally:
+        _run(db, account, "cannot be checked", f"DROP USER {stand_in.sql}")
+
+
+def check_account_privileges(db: Connection, *, roles: bool = False, outcome: str = "") -> None:
+    """Refuse, in one line naming the grant, an account that may not restore accounts:
+    ``CREATE USER`` on both flavours, and on MySQL ``ROLE_ADMIN`` when ``roles`` are
+    granted (MariaDB makes the creator of a role its admin; MySQL does not: ERROR
+    1227 at the first ``GRANT role``, found on MySQL 9.7.4).  ``outcome`` ends the
+    message."""
+    grants = session_grants(db)
+    lacking = [] if grants.has("CREATE USER") else ["CREATE USER ON *.*"]
+    version = " ".join(str(v) for v in _rows(db, "SELECT VERSION(), @@version_comment")[0])
+    mysql = detect(version) is Flavour.MYSQL
+    if roles and mysql and not (grants.has("ROLE_ADMIN") or grants.has("SUPER")):
+        lacking.append("ROLE_ADMIN ON *.* (to grant the snapshot's roles)")
+    if lacking:
+        raise ServerError(
+            f"users=true: {current_user(db)} lacks {'; '.join(lacking)} "
+            f"WITH GRANT OPTION to restore the snapshot's accounts{outcome}"
+        )
+
+
+def _grants_roles(plan: _Plan) -> bool:
+    """Whether ``plan`` grants a role to anyone."""
+    return any(_role_head(s) is not None for block in plan.grants for s in block.statements)
 
 
 def _try_creates(db: Connection, blocks: list[_Block]) -> None:
@@ -604,11 +686,15 @@ def _put_back(
             for a in restored
             if a.user != _PUBLIC and a.key in before and (a in changed or a.key not in now)
         ]
-        for state in again:
-            attempt(state.account, state.create)
+        for state in again:  # MySQL's DEFAULT ROLE names roles that may not exist yet
+            attempt(state.account, _without_default_roles(state.create)[0])
         for state in again:
             for grant in state.grants:
                 attempt(state.account, grant)
+        for state in again:  # once every role exists and is held
+            if state.default_roles:
+                listed = ", ".join(state.default_roles)
+                attempt(state.account, f"ALTER USER {state.account.sql} DEFAULT ROLE {listed}")
         recreated = {state.account.key for state in again}
         kept = [state for key, state in expected.items() if key not in recreated]
         _reconcile(db, kept, None, me, attempt)
@@ -633,12 +719,52 @@ def _said(exc: pymysql.err.MySQLError, statement: str) -> str:
     "near '...'", which quotes the statement)."""
     code, message = (*exc.args, "")[:2] if len(exc.args) > 1 else (None, str(exc))
     text = _NEAR.sub(" (not quoted here)", str(message))
-    for literal in re.findall(r"'((?:[^'\\]|\\.|'')*)'|(0x[0-9A-Fa-f]+)", statement):
-        for piece in literal:
-            if len(piece) >= 4:
-                text = text.replace(piece, "<hidden>")
+    for literal in _secret_literals(statement):
+        text = _hide_pieces(text, literal)
     text = " ".join(text.split())
     return f"({code}) {text}" if code is not None else text
+
+
+# A string or hex literal of a statement, and the word before it.
+_LITERAL = re.compile(r"(\w+)?\s*(?:'((?:[^'\\]|\\.|'')*)'|0x([0-9A-Fa-f]+))")
+#: The shortest run of a statement's secret that a message may not repeat.
+_PIECE = 6
+
+
+def _secret_literals(statement: str) -> list[str]:
+    """Every string of ``statement`` but a plugin's name (after ``WITH``/``VIA``), as
+    written and, for a hex literal, as the bytes it stands for: a hash, a password,
+    or anything else an account statement quotes."""
+    found: list[str] = []
+    for before, string, hexa in _LITERAL.findall(statement):
+        if string and before.upper() not in ("WITH", "VIA"):
+            found.append(string)
+        if hexa:
+            found.append(hexa)
+            found.append(bytes.fromhex(hexa[: len(hexa) // 2 * 2]).decode("latin-1"))
+    return found
+
+
+def _hide_pieces(text: str, literal: str) -> str:
+    """``text`` with every run of at least :data:`_PIECE` characters that also occurs
+    in ``literal`` (a shorter literal: the whole of it) shown as ``<hidden>``: a
+    server that quotes the first bytes of a hash, or a hash cut short, gives away
+    no part of it."""
+    if len(literal) < _PIECE:
+        return text.replace(literal, "<hidden>") if len(literal) >= 4 else text
+    out: list[str] = []
+    at = 0
+    while at < len(text):
+        end = at
+        while end < len(text) and text[at : end + 1] in literal:
+            end += 1
+        if end - at >= _PIECE:
+            out.append("<hidden>")
+            at = end
+        else:
+            out.append(text[at])
+            at += 1
+    return "".join(out)
 
 
 def _run(db: Connection, account: Account, failure: str, statement: str) -> None:
