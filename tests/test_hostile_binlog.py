@@ -182,7 +182,7 @@ def log_size_differs(files: dict[str, bytes], sentinel: Path) -> None:
 # was applied before the fault was found (in the manifest, which comes last).
 CASES: list[tuple[Craft, str, bool]] = [
     (bad_magic, f"{LOG} is not a binary log (bad magic); nothing was applied", False),
-    (no_gtid_list, f"{LOG} has no GTID list: not a MariaDB binary log", False),
+    (no_gtid_list, f"{LOG} has no GTID list (MariaDB's Gtid_list", False),
     (huge_event, f"{LOG}: an event of {2 << 30} bytes; nothing was applied", False),
     (sql_beside_the_logs, "/a.sql is not part of a binary-log snapshot", False),
     (sql_after_the_logs, "/zz.sql is not part of a binary-log snapshot", True),
