@@ -956,7 +956,9 @@ def test_mysql_replay_of_one_database_to_a_file_position(
     position and GTID, nothing applied.  Then ``databases=bank_a`` with a
     ``file:position`` stop: bank_a comes to the moment before the accident, bank_b
     stays as restored; the transactions left out count as applied (their GTIDs are
-    recorded), as on MariaDB.  A stop before the target's point is refused."""
+    recorded), as on MariaDB, replayed by an account holding REPLICATION_APPLIER and
+    SESSION_VARIABLES_ADMIN, not SUPER (refused before it holds the second).  A stop
+    before the target's point is refused."""
     s = mysql_scenario
     target = MySQLServer(tmp_path / "target", extra_args=MYSQL_PITR)
     try:
@@ -971,7 +973,22 @@ def test_mysql_replay_of_one_database_to_a_file_position(
         assert f"@@gtid_executed is {point}, read from the target" in out, out
         assert executed(target) == point
         target.execute("RENAME TABLE bank_b.hidden TO bank_b.accounts")
-        out = mysql_replay(s, target, "databases=bank_a", f"stop_position={s.stop_file_position}")
+        # An account without SUPER: refused, naming what it lacks, until granted it.
+        target.execute("CREATE USER replayer@'%' IDENTIFIED BY 'replay-pw-7'")
+        target.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON *.* TO replayer@'%'")
+        target.execute("GRANT REPLICATION_APPLIER ON *.* TO replayer@'%'")
+        replayer = f"mysql+binlog://replayer@{target.host}:{target.port}"
+        args = (
+            "password=replay-pw-7", f"bin_dir={target.bin_dir}",
+            "databases=bank_a", f"stop_position={s.stop_file_position}",
+        )  # fmt: skip
+        proc = s.plakar.restore(s.archive, replayer, *args, check=False)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and "lacks what the replay needs" in out, out
+        assert "SESSION_VARIABLES_ADMIN ON *.*" in out and "nothing was applied" in out, out
+        target.execute("GRANT SESSION_VARIABLES_ADMIN ON *.* TO replayer@'%'")
+        proc = s.plakar.restore(s.archive, replayer, *args)
+        out = proc.stdout + proc.stderr
         assert "applied" in out, out
         assert digest(target, "bank_a") == s.expected_a
         assert digest(target, "bank_b") == untouched
