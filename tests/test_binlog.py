@@ -945,6 +945,16 @@ def test_mysql_bank_replay_to_the_moment_before_the_accident(
         out = mysql_replay(s, target, f"stop_datetime={s.stop_datetime}")
         assert f"nothing to apply: the target is already at stop_datetime {s.stop_datetime}" in out
         assert fingerprint(target) == s.expected
+        # The base restored again over it: the later transactions it holds are named
+        # (a replay would take them as applied), and nothing is added twice.
+        proc = s.plakar.restore(
+            s.base, uri(target), *mysql_opts(target, "restore_point=true", "overwrite=true")
+        )
+        out = proc.stdout + proc.stderr
+        later = f"{s.uuid}:{GtidSet.parse(s.base_gtid).seq(s.uuid) + 1}-{stop}"
+        assert f"warning: the target already holds {later}, after the base's point" in out, out
+        assert "RESET BINARY LOGS AND GTIDS" in out, out
+        assert "the target already holds the base's point" in out, out
     finally:
         target.cleanup()
 

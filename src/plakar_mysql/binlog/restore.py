@@ -759,7 +759,7 @@ class Replay:
                 "Previous_gtids): nothing was applied"
             )
         if type(facts.start) is not type(selector.start):
-            log_of, server = ("MySQL", "MariaDB") if self._mysql is False else ("MariaDB", "MySQL")
+            log_of, server = ("MariaDB", "MySQL") if self._mysql else ("MySQL", "MariaDB")
             raise ReplayError(
                 f"{facts.name} is a {log_of} binary log: it cannot be replayed onto a {server} "
                 "server; nothing was applied"

@@ -163,6 +163,14 @@ def _not_recorded(
     )
 
 
+def _executed(db: pymysql.connections.Connection[Any]) -> GtidSet:
+    """A MySQL server's ``@@gtid_executed``."""
+    with db.cursor() as cursor:
+        cursor.execute("SELECT @@GLOBAL.gtid_executed")
+        row = cursor.fetchone()
+    return GtidSet.parse(str(row[0] or "") if row else "")
+
+
 def _record_mysql_point(
     db: pymysql.connections.Connection[Any], gtid: str, log: Callable[[str], None]
 ) -> Point | None:
@@ -179,8 +187,7 @@ def _record_mysql_point(
         return None
     if not point:
         return None
-    before = restored_point(db)
-    assert isinstance(before, GtidSet)
+    before = _executed(db)
     later = GtidSet({key: before.intervals(key) for key in point.domains}).difference(point)
     if later:
         log(
@@ -195,7 +202,7 @@ def _record_mysql_point(
         return point
     with db.cursor() as cursor:
         cursor.execute("SET GLOBAL gtid_purged = %s", ("+" + str(missing),))
-    after = restored_point(db)
+    after = _executed(db)
     log(
         f"recorded the base's point {point} in @@gtid_purged (where a binlog replay starts; "
         f"server-wide: @@gtid_executed was {before or 'empty'}, it is now {after})"
