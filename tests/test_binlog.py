@@ -12,6 +12,7 @@ transfers never change.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import pwd
@@ -31,10 +32,11 @@ import pytest
 from support.scripts import executable
 
 from kloset_sdk.guard import Guard
-from plakar_mysql.core.gtid import Position
+from plakar_mysql.core.gtid import GtidSet, Position
 from plakar_mysql.physical.replay_point import set_point_in_datadir
 from plakar_mysql_harness.datadir import DatadirServer
 from plakar_mysql_harness.mariadb import MariaDBServer
+from plakar_mysql_harness.mysql import MySQLServer
 from plakar_mysql_harness.plakar import Plakar, make_plakar
 
 LOG_BIN = ("--log-bin=mysql-bin", "--server-id=1")
@@ -762,3 +764,249 @@ def test_the_replay_checks_its_privileges_before_applying(
     target.execute("GRANT SELECT, INSERT ON mysql.gtid_slave_pos TO PUBLIC")
     s.plakar.restore(s.archive, uri, "password=pw", stop)
     assert fingerprint(target) == s.expected
+
+
+# -- Oracle MySQL 9.7 ---------------------------------------------------------------
+#
+# The same bank, on MySQL servers of ``make mysql`` (binary log with GTIDs:
+# gtid_mode=ON, enforce_gtid_consistency=ON, log_bin, server_id, as the harness
+# runs them, named again here as extra_args).  MySQL's point is @@gtid_executed,
+# a GTID set: the logical base's dump records the source's, the restore adds it to
+# the target's @@gtid_purged, and the replay applies each transaction under its own
+# GTID, which the target records as it commits and never applies twice.
+
+MYSQL_PITR = (
+    "--log-bin=binlog",
+    "--server-id=1",
+    "--gtid-mode=ON",
+    "--enforce-gtid-consistency=ON",
+)
+
+
+def mysql_opts(server: MariaDBServer, *more: str) -> tuple[str, ...]:
+    """The password, MySQL's client tools (``bin_dir``) and ``more``."""
+    return (password(server), f"bin_dir={server.bin_dir}", *more)
+
+
+def executed(server: MariaDBServer) -> GtidSet:
+    return GtidSet.parse(str(server.query("SELECT @@GLOBAL.gtid_executed")[0][0]))
+
+
+def last_gtid(server: MariaDBServer) -> str:
+    """The source's last transaction, ``uuid:n``."""
+    uuid = str(server.query("SELECT @@server_uuid")[0][0])
+    return f"{uuid}:{executed(server).seq(uuid)}"
+
+
+@dataclass
+class MySQLScenario:
+    plakar: Plakar
+    source: MySQLServer
+    uuid: str  # the source's server_uuid
+    base: str  # logical snapshot of bank_a and bank_b, taken while money moved
+    archive: str  # binlog snapshot, taken after the accident
+    late_archive: str  # binlog snapshot taken after the source purged its first logs
+    expected: tuple[str, int]  # fingerprint just before the accident
+    expected_a: str  # digest of bank_a then
+    base_gtid: str  # the base's GTID set, from its manifest
+    mid_gtid: str  # a transaction between the base and the accident
+    stop_datetime: str  # the second of the DROP
+    stop_gtid: str  # the last transaction before the DROP
+    stop_file_position: str  # file:position of the DROP's first event
+
+
+@pytest.fixture(scope="module")
+def mysql_scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MySQLScenario]:
+    root = tmp_path_factory.mktemp("pitr-mysql")
+    plakar = make_plakar(root)
+    source = MySQLServer(root / "source", extra_args=MYSQL_PITR)
+    try:
+        uuid = str(source.query("SELECT @@server_uuid")[0][0])
+        create_bank(source)
+        transfers = Transfers(source, seed=23)
+        with transfers:
+            while transfers.done < 50:
+                time.sleep(0.05)
+            base = plakar.backup(uri(source), *mysql_opts(source, "databases=bank_a,bank_b"))
+            source.execute("FLUSH BINARY LOGS")  # the replay crosses a log boundary
+            time.sleep(0.3)
+        transfers.run(100)
+        mid_gtid = last_gtid(source)
+        source.execute("FLUSH BINARY LOGS")
+        transfers.run(100)
+        expected = fingerprint(source)
+        expected_a = digest(source, "bank_a")
+        assert expected[1] == 2 * ACCOUNTS * START_BALANCE
+
+        wait_next_second()
+        stop_datetime = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+        stop_gtid = last_gtid(source)
+        file, position = source.query("SHOW BINARY LOG STATUS")[0][:2]
+        source.execute("DROP TABLE bank_b.accounts")
+        source.execute("DELETE FROM bank_a.accounts")
+        archive = plakar.backup(binlog_uri(source), *mysql_opts(source))
+        source.execute(f"PURGE BINARY LOGS TO '{file}'")  # the logs of the base's time
+        late_archive = plakar.backup(binlog_uri(source), *mysql_opts(source))
+        manifest = json.loads(plakar.cat(base, "/manifest.json"))
+        yield MySQLScenario(
+            plakar=plakar,
+            source=source,
+            uuid=uuid,
+            base=base,
+            archive=archive,
+            late_archive=late_archive,
+            expected=expected,
+            expected_a=expected_a,
+            base_gtid="".join(manifest["binlog"]["gtid"].split()),
+            mid_gtid=mid_gtid,
+            stop_datetime=stop_datetime,
+            stop_gtid=stop_gtid,
+            stop_file_position=f"{file}:{position}",
+        )
+    finally:
+        source.cleanup()
+        plakar.close()
+
+
+def mysql_restore_base(s: MySQLScenario, target: MariaDBServer) -> None:
+    """The base, restored with its point: the source's GTID set joins the target's."""
+    proc = s.plakar.restore(s.base, uri(target), *mysql_opts(target, "restore_point=true"))
+    assert "recorded the base's point" in proc.stdout + proc.stderr, proc.stderr
+    base = GtidSet.parse(s.base_gtid)
+    assert executed(target).intervals(s.uuid) == base.intervals(s.uuid)
+
+
+def mysql_replay(s: MySQLScenario, target: MariaDBServer, *opts: str, check: bool = True) -> str:
+    proc = s.plakar.restore(s.archive, binlog_uri(target), *mysql_opts(target, *opts), check=check)
+    return proc.stdout + proc.stderr
+
+
+def test_mysql_archive_records_gtid_sets_times_and_uuid(mysql_scenario: MySQLScenario) -> None:
+    """MySQL's logs byte for byte; the manifest's GTID sets (uuid:interval), event
+    times and server_uuid, each log's set starting where the one before ended."""
+    s = mysql_scenario
+    manifest = json.loads(s.plakar.cat(s.archive, "/manifest.json"))
+    assert manifest["flavour"] == "mysql"
+    assert manifest["server_uuid"] == s.uuid
+    assert manifest["gtid_mode"] == "ON"
+    files = manifest["files"]
+    names = [entry.name for entry in s.plakar.ls(s.archive, "/binlog")]
+    assert [f["name"] for f in files] == names and len(names) >= 4
+    assert GtidSet.parse(manifest["gtid_end"]).seq(s.uuid) > int(s.stop_gtid.split(":")[1])
+    for entry in files[:-1]:  # closed: as the server wrote them
+        data = s.plakar.cat(s.archive, f"/binlog/{entry['name']}")
+        assert len(data) == entry["size"]
+        if (s.source.datadir / entry["name"]).exists():
+            assert data == (s.source.datadir / entry["name"]).read_bytes()
+    assert files[0]["gtid_start"] == ""  # the server's first log: nothing before it
+    for before, after in itertools.pairwise(files):
+        assert before["gtid_end"] == after["gtid_start"]
+    busy = [f for f in files if f["transactions"]]
+    assert busy and all(f["first_event_time"] <= f["last_event_time"] for f in busy)
+    assert busy[0]["first_gtid"] == f"{s.uuid}:1"
+    # The late archive starts after the purge: its first set is not empty.
+    late = json.loads(s.plakar.cat(s.late_archive, "/manifest.json"))
+    assert late["gtid_purged"] and late["files"][0]["gtid_start"] == late["gtid_purged"]
+
+
+def test_mysql_bank_replay_to_the_moment_before_the_accident(
+    mysql_scenario: MySQLScenario, tmp_path: Path
+) -> None:
+    """The bank on MySQL: base taken while money moved, replayed up to a GTID, then to
+    the second of the DROP: every balance and the total exact; again: nothing twice.
+    The archive whose logs of the base's time were purged is a gap, refused first."""
+    s = mysql_scenario
+    target = MySQLServer(tmp_path / "target", extra_args=MYSQL_PITR)
+    try:
+        mysql_restore_base(s, target)
+        restored = fingerprint(target)
+        assert restored[1] == 2 * ACCOUNTS * START_BALANCE and restored != s.expected
+        # A gap: the late archive lacks the transactions between the base and its logs.
+        proc = s.plakar.restore(
+            s.late_archive, binlog_uri(target), *mysql_opts(target), check=False
+        )
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and "are missing" in out and "nothing was applied" in out, out
+        assert f"transactions {s.uuid}:" in out, out
+        assert fingerprint(target) == restored
+        # Up to a GTID: whole transactions only.
+        out = mysql_replay(s, target, f"stop_position={s.mid_gtid}")
+        assert executed(target).seq(s.uuid) == int(s.mid_gtid.split(":")[1]), out
+        halfway = fingerprint(target)
+        assert halfway[1] == 2 * ACCOUNTS * START_BALANCE and halfway != s.expected
+        # To the second of the DROP.
+        out = mysql_replay(s, target, f"stop_datetime={s.stop_datetime}")
+        assert "applied" in out, out
+        assert fingerprint(target) == s.expected
+        stop = int(s.stop_gtid.split(":")[1])
+        assert executed(target).intervals(s.uuid) == ((1, stop),)
+        assert f"@@gtid_executed is {executed(target)}, read from the target" in out, out
+        # Again: nothing is applied twice.
+        out = mysql_replay(s, target, f"stop_datetime={s.stop_datetime}")
+        assert f"nothing to apply: the target is already at stop_datetime {s.stop_datetime}" in out
+        assert fingerprint(target) == s.expected
+        # The base restored again over it: the later transactions it holds are named
+        # (a replay would take them as applied), and nothing is added twice.
+        proc = s.plakar.restore(
+            s.base, uri(target), *mysql_opts(target, "restore_point=true", "overwrite=true")
+        )
+        out = proc.stdout + proc.stderr
+        later = f"{s.uuid}:{GtidSet.parse(s.base_gtid).seq(s.uuid) + 1}-{stop}"
+        assert f"warning: the target already holds {later}, after the base's point" in out, out
+        assert "RESET BINARY LOGS AND GTIDS" in out, out
+        assert "the target already holds the base's point" in out, out
+    finally:
+        target.cleanup()
+
+
+def test_mysql_replay_of_one_database_to_a_file_position(
+    mysql_scenario: MySQLScenario, tmp_path: Path
+) -> None:
+    """A failing event on MySQL (a table the target lacks) is named with its file,
+    position and GTID, nothing applied.  Then ``databases=bank_a`` with a
+    ``file:position`` stop: bank_a comes to the moment before the accident, bank_b
+    stays as restored; the transactions left out count as applied (their GTIDs are
+    recorded), as on MariaDB, replayed by an account holding REPLICATION_APPLIER and
+    SESSION_VARIABLES_ADMIN, not SUPER (refused before it holds the second).  A stop
+    before the target's point is refused."""
+    s = mysql_scenario
+    target = MySQLServer(tmp_path / "target", extra_args=MYSQL_PITR)
+    try:
+        mysql_restore_base(s, target)
+        untouched = digest(target, "bank_b")
+        # A failing event: named with its file, position and GTID; nothing applied.
+        target.execute("RENAME TABLE bank_b.accounts TO bank_b.hidden")
+        point = executed(target)
+        out = mysql_replay(s, target, f"stop_position={s.mid_gtid}", check=False)
+        assert "the replay stopped at the event at binlog.0000" in out, out
+        assert f"(transaction {s.uuid}:" in out and "bank_b.accounts" in out, out
+        assert f"@@gtid_executed is {point}, read from the target" in out, out
+        assert executed(target) == point
+        target.execute("RENAME TABLE bank_b.hidden TO bank_b.accounts")
+        # An account without SUPER: refused, naming what it lacks, until granted it.
+        target.execute("CREATE USER replayer@'%' IDENTIFIED BY 'replay-pw-7'")
+        target.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON *.* TO replayer@'%'")
+        target.execute("GRANT REPLICATION_APPLIER ON *.* TO replayer@'%'")
+        replayer = f"mysql+binlog://replayer@{target.host}:{target.port}"
+        args = (
+            "password=replay-pw-7", f"bin_dir={target.bin_dir}",
+            "databases=bank_a", f"stop_position={s.stop_file_position}",
+        )  # fmt: skip
+        proc = s.plakar.restore(s.archive, replayer, *args, check=False)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and "lacks what the replay needs" in out, out
+        assert "SESSION_VARIABLES_ADMIN ON *.*" in out and "nothing was applied" in out, out
+        target.execute("GRANT SESSION_VARIABLES_ADMIN ON *.* TO replayer@'%'")
+        proc = s.plakar.restore(s.archive, replayer, *args)
+        out = proc.stdout + proc.stderr
+        assert "applied" in out, out
+        assert digest(target, "bank_a") == s.expected_a
+        assert digest(target, "bank_b") == untouched
+        stop = int(s.stop_gtid.split(":")[1])
+        assert executed(target).intervals(s.uuid) == ((1, stop),)
+        # A GTID stop behind what the target holds: a replay only goes forward.
+        out = mysql_replay(s, target, f"stop_position={s.mid_gtid}", check=False)
+        assert "a replay only goes forward" in out, out
+        assert digest(target, "bank_a") == s.expected_a
+    finally:
+        target.cleanup()

@@ -18,6 +18,7 @@ import json
 import shutil
 import struct
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,27 @@ def no_gtid_list(files: dict[str, bytes], sentinel: Path) -> None:
     files[f"binlog/{LOG}"] = log[:4] + b"".join(kept)
 
 
+def mysql_log(files: dict[str, bytes], sentinel: Path) -> None:
+    """A log in MySQL's format (``Previous_gtids``, a ``uuid:n`` GTID, a statement
+    holding the sentinel's commands) in place of the MariaDB one."""
+
+    def event(kind: int, body: bytes, at: int) -> bytes:
+        length = 19 + len(body) + 4
+        head = struct.pack("<IBIIIH", 1_800_000_000, kind, 1, length, at + length, 0) + body
+        return head + struct.pack("<I", zlib.crc32(head))
+
+    out = bytearray(b"\xfebin")
+    version = b"9.7.4".ljust(50, b"\0")
+    fde = struct.pack("<H", 4) + version + struct.pack("<IB", 0, 19) + b"\0" * 40 + b"\x01"
+    out += event(15, fde, len(out))  # the format description, with checksums
+    out += event(35, struct.pack("<Q", 0), len(out))  # Previous_gtids: empty
+    gtid = b"\x01" + bytes(range(16)) + struct.pack("<Q", 1) + b"\x02" + b"\0" * 16
+    out += event(33, gtid, len(out))
+    query = struct.pack("<IIBHH", 1, 0, 0, 0, 0) + b"\0" + sentinel_sql(sentinel)
+    out += event(2, query, len(out))
+    files[f"binlog/{LOG}"] = bytes(out)
+
+
 def huge_event(files: dict[str, bytes], sentinel: Path) -> None:
     log = bytearray(files[f"binlog/{LOG}"])
     struct.pack_into("<I", log, 4 + 9, 2 << 30)  # the format description claims 2 GiB
@@ -182,8 +204,9 @@ def log_size_differs(files: dict[str, bytes], sentinel: Path) -> None:
 # was applied before the fault was found (in the manifest, which comes last).
 CASES: list[tuple[Craft, str, bool]] = [
     (bad_magic, f"{LOG} is not a binary log (bad magic); nothing was applied", False),
-    (no_gtid_list, f"{LOG} has no GTID list: not a MariaDB binary log", False),
+    (no_gtid_list, f"{LOG} has no GTID list (MariaDB's Gtid_list", False),
     (huge_event, f"{LOG}: an event of {2 << 30} bytes; nothing was applied", False),
+    (mysql_log, f"{LOG} is a MySQL binary log: it cannot be replayed onto a MariaDB", False),
     (sql_beside_the_logs, "/a.sql is not part of a binary-log snapshot", False),
     (sql_after_the_logs, "/zz.sql is not part of a binary-log snapshot", True),
     (manifest_not_json, "/manifest.json is not JSON", True),

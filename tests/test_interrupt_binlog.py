@@ -24,8 +24,9 @@ from pathlib import Path
 import pytest
 from support.interrupt import HOW, interrupted_run, running, settle
 
-from plakar_mysql.core.gtid import Position
+from plakar_mysql.core.gtid import GtidSet, Position
 from plakar_mysql_harness.mariadb import MariaDBServer
+from plakar_mysql_harness.mysql import MySQLServer
 from plakar_mysql_harness.plakar import Plakar, make_plakar
 
 TRANSACTIONS = 2000
@@ -209,3 +210,116 @@ def test_an_interrupted_binlog_backup_leaves_nothing(tmp_path: Path) -> None:
     finally:
         source.cleanup()
         plakar.close()
+
+
+# -- Oracle MySQL 9.7 -----------------------------------------------------------------
+#
+# On MySQL the replay applies each transaction under its own GTID (SET GTID_NEXT): the
+# target records it in @@gtid_executed as it commits, atomically with it, and skips a
+# GTID it holds.  So after a kill the target holds exactly the archive's first
+# transactions, and the same command applies the rest, none twice.
+
+MYSQL_ARGS = (
+    "--log-bin=binlog",
+    "--server-id=1",
+    "--gtid-mode=ON",
+    "--enforce-gtid-consistency=ON",
+)
+MYSQL_TRANSACTIONS = 1500
+
+
+@dataclass
+class MySQLArchive:
+    plakar: Plakar
+    source: MySQLServer
+    target: MySQLServer
+    snapshot: str
+    uuid: str  # the source's server_uuid
+    base: GtidSet  # the source's set once the table was made, before the rows
+
+
+def mysql_seq(server: MariaDBServer, uuid: str) -> int:
+    return GtidSet.parse(str(server.query("SELECT @@GLOBAL.gtid_executed")[0][0])).seq(uuid)
+
+
+@pytest.fixture(scope="module")
+def mysql_archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MySQLArchive]:
+    root = tmp_path_factory.mktemp("interrupt-binlog-mysql")
+    plakar = plakar_at(root)
+    source = MySQLServer(root / "source", extra_args=MYSQL_ARGS)
+    target = MySQLServer(root / "target", extra_args=MYSQL_ARGS)
+    try:
+        source.execute("CREATE DATABASE shop")
+        source.execute(TABLE)
+        source.execute(
+            "CREATE PROCEDURE shop.fill(n INT) BEGIN DECLARE i INT DEFAULT 1; "
+            "WHILE i <= n DO "
+            "INSERT INTO shop.ledger VALUES (i, CONCAT('row ', i, REPEAT('.', 4000))); "
+            "SET i = i + 1; END WHILE; END"
+        )
+        uuid = str(source.query("SELECT @@server_uuid")[0][0])
+        base = GtidSet.parse(str(source.query("SELECT @@GLOBAL.gtid_executed")[0][0]))
+        source.execute("FLUSH BINARY LOGS")
+        source.execute("CALL shop.fill(%s)", (MYSQL_TRANSACTIONS,))
+        snapshot = plakar.backup(
+            f"mysql+binlog://root@{source.host}:{source.port}",
+            f"password={source.root_password}",
+            f"bin_dir={source.bin_dir}",
+        )
+        yield MySQLArchive(plakar, source, target, snapshot, uuid, base)
+    finally:
+        target.cleanup()
+        source.cleanup()
+        plakar.close()
+
+
+def mysql_fresh_base(a: MySQLArchive) -> None:
+    """The target as a restore of the base leaves it: the empty table, and the
+    source's set up to it in @@gtid_purged (after a reset of the target's GTIDs)."""
+    a.target.execute("RESET BINARY LOGS AND GTIDS")
+    a.target.execute("DROP DATABASE IF EXISTS shop")
+    a.target.execute("CREATE DATABASE shop")
+    a.target.execute(TABLE)
+    a.target.execute("SET GLOBAL gtid_purged = %s", ("+" + str(a.base),))
+
+
+@pytest.mark.parametrize("how", ["kill-plakar"])
+def test_an_interrupted_replay_on_mysql_resumes_exactly(
+    mysql_archive: MySQLArchive, how: str
+) -> None:
+    a = mysql_archive
+    mysql_fresh_base(a)
+    uri = f"mysql+binlog://root@{a.target.host}:{a.target.port}"
+    args = [
+        "restore", "-to", uri, "-o", f"password={a.target.root_password}",
+        "-o", f"bin_dir={a.target.bin_dir}", a.snapshot,
+    ]  # fmt: skip
+
+    def middle() -> bool:
+        count = int(a.target.query("SELECT COUNT(*) FROM shop.ledger")[0][0])
+        return count >= MYSQL_TRANSACTIONS // 3
+
+    result = interrupted_run(a.plakar, args, how=how, when=middle)
+    settle(a.plakar)
+    deadline = time.monotonic() + 30
+    sql = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()"
+    sql += " AND COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Binlog Dump GTID')"
+    sql += " AND USER <> 'event_scheduler'"
+    while int(a.target.query(sql)[0][0]):
+        assert time.monotonic() < deadline, a.target.query("SHOW PROCESSLIST")
+        time.sleep(0.1)
+    assert result.returncode != 0, result.output
+    assert "Traceback" not in result.output, result.output
+    assert result.tmp_entries() == [], result.tmp_entries()
+    # Exactly the archive's first transactions, each recorded by its GTID.
+    applied = mysql_seq(a.target, a.uuid) - a.base.seq(a.uuid)
+    assert MYSQL_TRANSACTIONS // 3 <= applied <= MYSQL_TRANSACTIONS, applied
+    count, top = a.target.query("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM shop.ledger")[0]
+    assert (int(count), int(top)) == (applied, applied)
+    proc = a.plakar.at(*args, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    if applied < MYSQL_TRANSACTIONS:
+        assert f"applied {MYSQL_TRANSACTIONS - applied} transaction(s)" in out, out
+    assert digest(a.target) == digest(a.source)
+    assert mysql_seq(a.target, a.uuid) == mysql_seq(a.source, a.uuid)

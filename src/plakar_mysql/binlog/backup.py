@@ -19,7 +19,8 @@ chunk (Plakar's chunks average 1 MiB) is stored again each time.
 Every record is stamped with the snapshot's start time, so Plakar always reads
 the content (the manifest is computed from it) and deduplicates it by chunks.
 ``/manifest.json`` comes last: per file its size, time span and GTID range
-(:mod:`.events`), the server's ``gtid_binlog_pos`` and ``server_id``.
+(:mod:`.scanner`), the server's ``gtid_binlog_pos`` and ``server_id``; from MySQL
+also its ``server_uuid``, ``gtid_executed`` and ``gtid_purged`` (GTID sets).
 """
 
 from __future__ import annotations
@@ -183,6 +184,20 @@ class RemoteLog(io.RawIOBase):
         super().close()
 
 
+def _mysql_facts(db: pymysql.connections.Connection[Any]) -> dict[str, Any]:
+    """What a MySQL source says of its GTIDs: its ``server_uuid`` (the uuid of the
+    GTIDs it writes), ``gtid_mode`` and ``gtid_purged`` (the transactions no log
+    it still has holds: a base older than them cannot be brought forward)."""
+    with db.cursor() as cursor:
+        cursor.execute("SELECT @@server_uuid, @@GLOBAL.gtid_mode, @@GLOBAL.gtid_purged")
+        uuid, mode, purged = cursor.fetchone() or ("", "", "")
+    return {
+        "server_uuid": str(uuid),
+        "gtid_mode": str(mode),
+        "gtid_purged": "".join(str(purged or "").split()),
+    }
+
+
 def _binary_logs(db: pymysql.connections.Connection[Any], who: str) -> list[tuple[str, int]]:
     try:
         with db.cursor() as cursor:
@@ -256,8 +271,12 @@ class BinlogImporter(Importer):
             with db.cursor() as cursor:
                 cursor.execute("SELECT @@server_id, @@binlog_format")
                 server_id, binlog_format = cursor.fetchone() or (0, "")
+            mysql = _mysql_facts(db) if server.flavour is Flavour.MYSQL else {}
             # Read before the list: every transaction up to it is in the listed bytes.
             gtid_binlog_pos = server_info(db).gtid
+            if mysql:
+                gtid_binlog_pos = "".join(gtid_binlog_pos.split())  # printed with line breaks
+                mysql["gtid_executed"] = gtid_binlog_pos
             logs = _binary_logs(db, current_user(db))
         tool = binlog_tool(server.flavour, conn.bin_dir)
         total = sum(size for _, size in logs)
@@ -288,6 +307,7 @@ class BinlogImporter(Importer):
             },
             started_at=started.isoformat(),
             finished_at=datetime.now(UTC).isoformat(),
+            extra=mysql,
         )
         yield Record.file(MANIFEST_PATH, lambda: io.BytesIO(data), started, size=len(data))
         _log.info(f"archived {len(logs)} binary log(s), {total} bytes")

@@ -4,7 +4,8 @@
 
     /binlog/<file>     every binary log the server still had, byte for byte
     /manifest.json     last: per log its name, size, time span and GTID range,
-                       the server's gtid_binlog_pos and server_id
+                       the server's gtid_binlog_pos and server_id (MySQL: also
+                       server_uuid, gtid_executed and gtid_purged, GTID sets)
 
 The backup (:mod:`.backup`) writes this layout with :func:`manifest_bytes`; the
 replay (:mod:`.restore`) reads it back.  A snapshot is untrusted input: the
@@ -61,11 +62,14 @@ def manifest_bytes(
     options: Mapping[str, str],
     started_at: str,
     finished_at: str,
+    extra: Mapping[str, Any] | None = None,
 ) -> bytes:
     """``/manifest.json`` of a binlog snapshot, as stored: indented UTF-8 JSON.
 
     ``files`` holds one entry per log, in archive order (the scanner's
-    ``FileFacts.as_json``); the last one's ``gtid_end`` is the snapshot's."""
+    ``FileFacts.as_json``); the last one's ``gtid_end`` is the snapshot's.
+    ``extra`` holds what one flavour adds (MySQL: ``server_uuid``,
+    ``gtid_executed``, ``gtid_purged``), after ``server_id``."""
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "kind": KIND,
@@ -73,6 +77,7 @@ def manifest_bytes(
         "flavour": flavour,
         "server": dict(server),
         "server_id": server_id,
+        **dict(extra or {}),
         "gtid_binlog_pos": gtid_binlog_pos,
         "gtid_end": files[-1].get("gtid_end") if files else None,
         "files": [dict(entry) for entry in files],

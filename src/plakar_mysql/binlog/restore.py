@@ -25,6 +25,13 @@ command run again, and no transaction is ever applied twice.  A failing
 statement stops the client; the replay names the event (file, position, GTID),
 the server's error and the target's point as read from it.  A replay that
 cannot bring the target to the requested point fails (:func:`verdict`).
+
+On a MySQL target the same stages run MySQL's ``mysqlbinlog`` and ``mysql``,
+and the point is ``@@gtid_executed``: ``mysqlbinlog`` writes each
+transaction's ``SET GTID_NEXT``, so the server records each GTID as its
+transaction commits, atomically with it, and skips any transaction whose GTID
+it already holds (the scanner leaves those out before).  No record event is
+put among the events there.
 """
 
 from __future__ import annotations
@@ -62,7 +69,6 @@ from plakar_mysql.binlog.scanner import (
     FL_PREPARED_XA,
     FL_STANDALONE,
     FL_TRANSACTIONAL,
-    GTID,
     QUERY,
     TABLE_MAP,
     XID,
@@ -75,7 +81,14 @@ from plakar_mysql.core.credentials import hide_secrets, option_pipe
 from plakar_mysql.core.errors import PlakarMySQLError, shown
 from plakar_mysql.core.flavour import Flavour, Tool
 from plakar_mysql.core.grants import session_grants
-from plakar_mysql.core.gtid import Gtid, GtidError, Position
+from plakar_mysql.core.gtid import (
+    Gtid,
+    GtidError,
+    GtidSet,
+    Point,
+    domain_order,
+    parse_point,
+)
 from plakar_mysql.core.kinds import BINLOG, not_ours, refuse_foreign_options
 from plakar_mysql.core.locks import bounds_sql, holders
 from plakar_mysql.core.option_models import BinlogRestoreOptions
@@ -84,6 +97,7 @@ from plakar_mysql.core.restore_point import (
     RECORD_COLUMNS,
     RECORD_TABLE,
     next_sub_id,
+    point_variable,
     record_sql,
     recorded_point,
     restored_point,
@@ -101,6 +115,11 @@ _EVENT_LINE = re.compile(
     rb"^#\d{6} +\d+:\d\d:\d\d server id \d+ +end_log_pos (\d+)(?P<rest>[^\n]*)$", re.M
 )
 _GTID_TEXT = re.compile(rb"\tGTID (\d+)-(\d+)-(\d+)")
+# MySQL's mysqlbinlog names a transaction's GTID in the statement after the comment.
+_GTID_NEXT = re.compile(
+    rb"^SET @@SESSION\.GTID_NEXT= '([0-9a-f-]{36}(?::[A-Za-z0-9_]+)?):(\d+)'", re.M
+)
+_UUID_COLON = re.compile(r"^[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}:")
 _ERROR_LINE = re.compile(r"at line (\d+)")
 _RECENT = 200_000  # events remembered to name the one that failed
 _SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
@@ -130,16 +149,16 @@ class FilePosition:
         return f"{self.file}:{self.pos}"
 
 
-def _point(name: str, text: str) -> Position | FilePosition:
+def _point(name: str, text: str) -> Point | FilePosition:
     found = _FILE_POSITION.match(text.strip())
-    if found:
+    if found and not _UUID_COLON.match(text.strip()):  # uuid:57 is a MySQL GTID
         return FilePosition(found["file"], int(found["pos"]))
     try:
-        return Position.parse(text)
+        return parse_point(text)
     except GtidError as exc:
         raise ConfigError(
-            f"option {name}: {text!r} is neither a GTID position (0-1-57) nor file:position "
-            f"(mysql-bin.000012:4711) ({exc})"
+            f"option {name}: {text!r} is neither a GTID position (0-1-57, or MySQL's "
+            f"uuid:1-57) nor file:position (mysql-bin.000012:4711) ({exc})"
         ) from None
 
 
@@ -147,10 +166,10 @@ def _point(name: str, text: str) -> Position | FilePosition:
 class Bounds:
     """Where the replay starts and stops, as the user gave it."""
 
-    start: Position | FilePosition | None = None
+    start: Point | FilePosition | None = None
     stop_time: int | None = None  # Unix time: the first transaction at or after it is not applied
     stop_text: str | None = None
-    stop: Position | FilePosition | None = None
+    stop: Point | FilePosition | None = None
 
     @classmethod
     def from_options(cls, options: BinlogRestoreOptions) -> Bounds:
@@ -174,7 +193,11 @@ class Bounds:
             stop_text=stop_datetime,
             stop=None if stop is None else _point("stop_position", stop),
         )
-        if isinstance(bounds.start, Position) and isinstance(bounds.stop, Position):
+        if not isinstance(bounds.start, FilePosition | None) and not isinstance(
+            bounds.stop, FilePosition | None
+        ):
+            if type(bounds.start) is not type(bounds.stop):
+                raise ConfigError("start_position and stop_position are of different flavours")
             behind = bounds.start.ahead_of(bounds.stop)
             if any(ours.domain in bounds.stop.domains for _, ours in behind):
                 raise ConfigError(
@@ -238,7 +261,7 @@ class Selector:
     def __init__(
         self,
         bounds: Bounds,
-        start: Position,
+        start: Point,
         start_at: FilePosition | None,
         recorder: Recorder | None = None,
         comments: Comments | None = None,
@@ -310,7 +333,7 @@ class Selector:
 
     def _stop_reached(self) -> bool:
         stop = self.bounds.stop
-        if not isinstance(stop, Position):
+        if stop is None or isinstance(stop, FilePosition):
             return False
         return all(self.applied.seq(g.domain) >= g.seq for g in stop.gtids())
 
@@ -323,7 +346,7 @@ class Selector:
     def _decide(self, offset: int, kind: int, stamp: int, gtid: Gtid | None) -> bool:
         if self.stopped:
             return False
-        starts = kind == GTID and gtid is not None
+        starts = gtid is not None
         if starts:
             self._settle()  # the transaction before is whole
             self._pay_owed()
@@ -352,7 +375,7 @@ class Selector:
             if self._covered is not None:
                 self.beyond = (gtid, stamp)
             return self._stop(f"stop_datetime {self.bounds.stop_text}")
-        if isinstance(stop, Position):
+        if stop is not None and not isinstance(stop, FilePosition):
             if self._stop_reached():
                 return self._stop(f"stop_position {stop}")
             limit = stop.get(gtid.domain)
@@ -461,16 +484,31 @@ class _Client:
     def send(self, file: str, text: bytes) -> None:
         """Whole lines of SQL; raises BrokenPipeError if the client has stopped."""
         line, at = self.lines, 0
+        starts: list[int] = []  # where each event's comment line starts in text
         for found in _EVENT_LINE.finditer(text):
             line += text.count(b"\n", at, found.start()) + 1
             at = found.start() + 1
             gtid_text = _GTID_TEXT.search(found["rest"]) if b"GTID" in found["rest"] else None
             gtid = Gtid(*(int(g) for g in gtid_text.groups())) if gtid_text else None
             self.markers.append(_Marker(line, file, int(found[1]), gtid))
+            starts.append(found.start())
             line -= 1  # counted again from this line's start
+        if b"GTID_NEXT" in text:
+            self._name_gtids(text, starts)
         self.lines += text.count(b"\n")
         assert self.process.stdin is not None
         self.process.stdin.write(text)
+
+    def _name_gtids(self, text: bytes, starts: list[int]) -> None:
+        """MySQL: give each GTID event's marker the GTID of the ``SET GTID_NEXT`` that
+        follows its comment line (the event comes before the statement it sets)."""
+        for found in _GTID_NEXT.finditer(text):
+            before = sum(1 for start in starts if start < found.start())
+            index = len(self.markers) - len(starts) + before - 1
+            if 0 <= index < len(self.markers):
+                marker = self.markers[index]
+                gtid = Gtid(found[1].decode(), 0, int(found[2]))
+                self.markers[index] = _Marker(marker.line, marker.file, marker.end, gtid)
 
     def finish(self) -> int:
         assert self.process.stdin is not None
@@ -565,7 +603,9 @@ class Replay:
         self._binlog: Tool | None = None
         self._previous: FileFacts | None = None
         self._held = b""  # the start of a table-map comment not yet whole
-        self._variable: Position | None = None  # @@gtid_slave_pos as last read
+        self._variable: Point | None = None  # @@gtid_slave_pos as last read
+        self._mysql = False  # the target is MySQL: its point is @@gtid_executed
+        self._var = "@@gtid_slave_pos"
         self._files = 0
         self.manifest_checked = False
 
@@ -581,14 +621,14 @@ class Replay:
             raise ReplayError(
                 f"{conn.address} is read-only (read_only=ON, a replica?): nothing was applied"
             )
-        if server.flavour is not Flavour.MARIADB:
-            raise ReplayError(
-                f"{conn.address} is {server.flavour.title}: the binary-log replay supports "
-                "MariaDB targets only (MariaDB GTIDs); nothing was applied"
-            )
+        self._mysql = server.flavour is Flavour.MYSQL
+        self._var = point_variable(self._mysql)
         binlogging = bool(_one(db, "SELECT @@log_bin"))
-        check_privileges(db, binlogging, conn.address)
-        engine = _one(db, _RECORD_ENGINE)
+        if self._mysql:
+            check_mysql_target(db, conn.address)
+        else:
+            check_privileges(db, binlogging, conn.address)
+        engine = None if self._mysql else _one(db, _RECORD_ENGINE)
         if engine is not None and str(engine).lower() != "innodb":
             log(
                 f"warning: {RECORD_TABLE} is an {engine} table, not InnoDB: a transaction and "
@@ -597,13 +637,9 @@ class Replay:
             )
         point = self._target_point(db)
         begin, start_at = self._start(point)
-        selector = Selector(
-            self.bounds,
-            begin,
-            start_at,
-            Recorder(next_sub_id(db), self.database, binlogging),
-            self.comments,
-        )
+        # MySQL records each transaction itself (its GTID, as it commits).
+        recorder = None if self._mysql else Recorder(next_sub_id(db), self.database, binlogging)
+        selector = Selector(self.bounds, begin, start_at, recorder, self.comments)
         self._binlog = binlog_tool(server.flavour, conn.bin_dir)
         self._client = _Client(
             client_tool(server.flavour, conn.bin_dir), self.config, self.lock_wait
@@ -612,9 +648,11 @@ class Replay:
         self._selector = selector
         return selector
 
-    def _target_point(self, db: pymysql.connections.Connection[Any]) -> Position:
+    def _target_point(self, db: pymysql.connections.Connection[Any]) -> Point:
         """Where the target is: the point it records (see :func:`recorded_point`)."""
         point = recorded_point(db)
+        if isinstance(point, GtidSet):
+            return point
         variable = restored_point(db)
         if point != variable:
             log(
@@ -623,7 +661,7 @@ class Replay:
             )
         return point
 
-    def _start(self, point: Position) -> tuple[Position, FilePosition | None]:
+    def _start(self, point: Point) -> tuple[Point, FilePosition | None]:
         """The transactions the target holds (never applied again) and, for a
         ``file:position`` start, where in the logs to begin."""
         start = self.bounds.start
@@ -631,16 +669,21 @@ class Replay:
         if start is None:
             if not point:
                 raise ReplayError(
-                    f"{address} has no restored point (@@gtid_slave_pos is empty): restore "
+                    f"{address} has no restored point ({self._var} is empty): restore "
                     "a base backup first, or give start_position=; nothing was applied"
                 )
-            log(f"starting after the target's restored point {point} (@@gtid_slave_pos)")
+            log(f"starting after the target's restored point {point} ({self._var})")
             return point, None
         if isinstance(start, FilePosition):
             held = f", leaving out what the target records as applied ({point})" if point else ""
             log(f"starting at start_position {start}{held}")
             return point, start
-        begin = Position([*start.gtids(), *point.gtids()])  # per domain, the later one
+        if type(start) is not type(point):
+            raise ReplayError(
+                f"start_position {start} is not a GTID of the target's flavour (its point is "
+                f"{point or 'empty'}): nothing was applied"
+            )
+        begin = start.union(point)  # per domain, the later one (MySQL: both sets)
         if any(point.seq(g.domain) > g.seq for g in start.gtids()):
             log(
                 f"start_position {start} is behind what the target records as applied "
@@ -711,7 +754,16 @@ class Replay:
                 "nothing was applied"
             )
         if facts.start is None:
-            raise ReplayError(f"{facts.name} has no GTID list: not a MariaDB binary log")
+            raise ReplayError(
+                f"{facts.name} has no GTID list (MariaDB's Gtid_list, MySQL's untagged "
+                "Previous_gtids): nothing was applied"
+            )
+        if type(facts.start) is not type(selector.start):
+            log_of, server = ("MariaDB", "MySQL") if self._mysql else ("MySQL", "MariaDB")
+            raise ReplayError(
+                f"{facts.name} is a {log_of} binary log: it cannot be replayed onto a {server} "
+                "server; nothing was applied"
+            )
         missing = facts.start.ahead_of(selector.start)
         if missing and start_at is None:
             raise ReplayError(
@@ -818,10 +870,12 @@ class Replay:
             f"and recorded ({self._said(point)}): fix the cause and {_AGAIN}"
         )
 
-    def _said(self, point: Position | None) -> str:
+    def _said(self, point: Point | None) -> str:
         """The target's point as read from it, for a message."""
         if point is None:
             return "the target's point could not be read"
+        if self._mysql:
+            return f"@@gtid_executed is {point or 'empty'}, read from the target"
         if self._variable == point:
             return f"@@gtid_slave_pos is {point or 'empty'}, read from the target"
         return (
@@ -857,7 +911,7 @@ class Replay:
             )
         )
 
-    def _finish_client(self) -> Position | None:
+    def _finish_client(self) -> Point | None:
         """Let the client end; the target's point if the replay applied anything."""
         client, selector = self._client, self._selector
         if client is None or selector is None:
@@ -867,12 +921,18 @@ class Replay:
         selector.end()
         return self._settle() if selector.kept else None
 
-    def _settle(self) -> Position | None:
+    def _settle(self) -> Point | None:
         """Make ``@@gtid_slave_pos`` what the target records (the replay wrote its
         progress in ``mysql.gtid_slave_pos``, which the variable does not see), which
         also leaves one row per domain in the table; the point, read back."""
         if self._db is None:
             return None
+        if self._mysql:  # the server recorded each GTID as its transaction committed
+            try:
+                self._variable = recorded_point(self._db)
+            except pymysql.err.MySQLError:
+                return None
+            return self._variable
         try:
             point = recorded_point(self._db)
             self._variable = restored_point(self._db)
@@ -914,7 +974,7 @@ class Replay:
             f"{ended}; {self._said(applied)}"
         )
 
-    def _check_reached(self, selector: Selector, applied: Position | None) -> None:
+    def _check_reached(self, selector: Selector, applied: Point | None) -> None:
         """Fail unless the target is now at the requested point (see :func:`verdict`)."""
         problem = verdict(self.bounds, selector, self.read)
         if problem is None:
@@ -998,6 +1058,35 @@ def check_privileges(
     )
 
 
+_MYSQL_NEEDED = ("REPLICATION_APPLIER", "SESSION_VARIABLES_ADMIN")
+
+
+def check_mysql_target(db: pymysql.connections.Connection[Any], address: str) -> None:
+    """Refuse, before anything is applied, a MySQL target that could not take the
+    logs' transactions under their own GTIDs: ``gtid_mode`` must be ``ON`` (or
+    ``ON_PERMISSIVE``) for ``SET GTID_NEXT``, and the account needs ``SUPER``, or
+    ``REPLICATION_APPLIER`` (the events, ``BINLOG`` statements, ``GTID_NEXT``) and
+    ``SESSION_VARIABLES_ADMIN`` (the session variables the events set)."""
+    mode = str(_one(db, "SELECT @@GLOBAL.gtid_mode") or "")
+    if mode not in ("ON", "ON_PERMISSIVE"):
+        raise ReplayError(
+            f"{address} runs with gtid_mode={mode or 'OFF'}: the replay applies each "
+            "transaction under its own GTID (SET GTID_NEXT), which needs gtid_mode=ON "
+            "(and enforce_gtid_consistency=ON); nothing was applied"
+        )
+    grants = session_grants(db)
+    if grants.has("SUPER"):
+        return
+    missing = grants.lacking(_MYSQL_NEEDED)
+    if missing:
+        who = current_user(db)
+        raise ReplayError(
+            f"{who} lacks what the replay needs on {address}: {', '.join(missing)} ON *.* "
+            f"(the logs' events, under their GTIDs; GRANT {', '.join(missing)} ON *.* TO "
+            f"{who}); nothing was applied"
+        )
+
+
 def verdict(bounds: Bounds, selector: Selector, read: list[FileFacts]) -> str | None:
     """Why the target is not at the requested point once the logs are applied, or
     None when it is: a replay only goes forward, and what it cannot reach, or
@@ -1014,7 +1103,7 @@ def verdict(bounds: Bounds, selector: Selector, read: list[FileFacts]) -> str | 
     if start_at is not None and not selector.started:
         return f"start_position {start_at} was not reached: no log read holds it"
     stop = bounds.stop
-    if isinstance(stop, Position):
+    if stop is not None and not isinstance(stop, FilePosition):
         past = [
             str(g) for g in held.gtids() if g.domain in stop.domains and g.seq > stop.seq(g.domain)
         ]
@@ -1069,8 +1158,8 @@ _AGAIN = "run the same restore again to go on from there"
 _LATER = "everything archived up to there is applied; a later binlog snapshot may hold the rest"
 
 
-def _gtids(per_domain: Mapping[int, Gtid]) -> str:
-    return ",".join(str(per_domain[d]) for d in sorted(per_domain))
+def _gtids(per_domain: Mapping[int | str, Gtid]) -> str:
+    return ",".join(str(per_domain[d]) for d in sorted(per_domain, key=domain_order))
 
 
 def archive_range(read: list[FileFacts], unread: list[str]) -> str:
@@ -1132,7 +1221,10 @@ def _gap(missing: list[tuple[Gtid | None, Gtid]]) -> str:
     parts = []
     for have, wanted in missing:
         first = (have.seq if have else 0) + 1
-        parts.append(f"transactions {wanted.domain}-*-{first} to {wanted} are missing")
+        if isinstance(wanted.domain, str):  # MySQL: uuid:first-last
+            parts.append(f"transactions {wanted.domain}:{first}-{wanted.seq} are missing")
+        else:
+            parts.append(f"transactions {wanted.domain}-*-{first} to {wanted} are missing")
     return "; ".join(parts)
 
 

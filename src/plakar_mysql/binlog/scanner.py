@@ -10,8 +10,13 @@ That gives a file's time span and GTID range, and lets the replay check, from
 the first few hundred bytes, that no transaction is missing between the
 restored point and the archive.
 
-Only MariaDB's GTID events are decoded; on MySQL the times and sizes are
-still read, the GTIDs are not.
+Both flavours' logs are read (the same header, magic and CRC32 checksums):
+MariaDB's GTID list and GTID events, and MySQL's ``Previous_gtids`` (a GTID
+set, :class:`~plakar_mysql.core.gtid.GtidSet`) and GTID events (``uuid:n``).
+A MySQL transaction without a GTID (``Anonymous_gtid``, written while
+``gtid_mode`` was not ON) is counted; the replay refuses it, since it applies
+and records transactions by GTID.  MySQL 8.4's tagged GTIDs are not decoded:
+an archive of such a log records no GTID range, and the replay refuses it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from plakar_mysql.core.errors import PlakarMySQLError
-from plakar_mysql.core.gtid import Gtid, Position
+from plakar_mysql.core.gtid import Gtid, GtidSet, Interval, Point, Position, domain_order
 
 MAGIC = b"\xfebin"
 _HEADER = struct.Struct("<IBIIIH")
@@ -40,10 +45,29 @@ TABLE_MAP = 19
 GTID_LIST = 163
 GTID = 162
 START_ENCRYPTION = 164
+# MySQL's: a transaction's GTID, one without, the GTID set before the file's first
+# transaction, and 8.4's tagged GTID.
+MYSQL_GTID = 33
+ANONYMOUS_GTID = 34
+PREVIOUS_GTIDS = 35
+TAGGED_GTID = 42
+_U64 = struct.Struct("<Q")
+_UUID_SIZE = 16
 # Events kept whole (they are small): those whose body is decoded, and the
 # start of encryption, which may come between the format description and the
 # GTID list.
-_DECODED = frozenset({FORMAT_DESCRIPTION, GTID_LIST, GTID, START_ENCRYPTION})
+_DECODED = frozenset(
+    {
+        FORMAT_DESCRIPTION,
+        GTID_LIST,
+        GTID,
+        START_ENCRYPTION,
+        MYSQL_GTID,
+        ANONYMOUS_GTID,
+        PREVIOUS_GTIDS,
+        TAGGED_GTID,
+    }
+)
 # Decoded only when at most this long: a query event as short holds no statement
 # but COMMIT or ROLLBACK (a transaction's end); a table map names its table.
 _SMALL = {QUERY: 512, TABLE_MAP: 64 << 10}
@@ -65,6 +89,12 @@ class BinlogFormatError(PlakarMySQLError, ValueError):
     """The bytes are not a binary log, or end in the middle of an event."""
 
 
+def _uuid(raw: bytes) -> str:
+    """A server uuid as MySQL writes it: 8-4-4-4-12 lower-case hex digits."""
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 def _time(stamp: int | None) -> str | None:
     return None if stamp is None else datetime.fromtimestamp(stamp, UTC).isoformat()
 
@@ -76,9 +106,12 @@ class FileFacts:
     name: str
     size: int = 0
     server_version: str = ""
-    start: Position | None = None  # the GTID list: the position before the file's first event
-    first: dict[int, Gtid] = field(default_factory=dict)  # per domain
-    last: dict[int, Gtid] = field(default_factory=dict)
+    start: Point | None = None  # the GTID list: the position before the file's first event
+    first: dict[int | str, Gtid] = field(default_factory=dict)  # per domain (MySQL: uuid)
+    last: dict[int | str, Gtid] = field(default_factory=dict)
+    executed: Point | None = None  # the start with every transaction seen so far
+    anonymous: int = 0  # MySQL transactions without a GTID
+    tagged: bool = False  # MySQL 8.4's tagged GTIDs: not decoded
     first_time: int | None = None  # of the first and last transaction (its GTID event)
     last_time: int | None = None
     max_time: int = 0  # of any event
@@ -87,15 +120,27 @@ class FileFacts:
     transactions: int = 0
 
     @property
-    def end(self) -> Position | None:
-        """The GTID position after the file's last transaction."""
-        if self.start is None:
-            return None
-        return self.start.advanced(self.last.values())
+    def end(self) -> Point | None:
+        """The GTID position (MySQL: set) after the file's last transaction."""
+        if self.executed is not None:
+            return self.executed
+        return None if self.start is None else self.start.advanced(self.last.values())
+
+    def saw(self, gtid: Gtid, stamp: int) -> None:
+        """A transaction's GTID event, at ``stamp``."""
+        self.first.setdefault(gtid.domain, gtid)
+        self.last[gtid.domain] = gtid
+        if self.first_time is None:
+            self.first_time = stamp
+        self.last_time = stamp
+        self.transactions += 1
+        if self.start is not None:
+            self.executed = (self.executed or self.start).advanced([gtid])
 
     def as_json(self) -> dict[str, Any]:
         end = self.end
-        return {
+        mysql = {"anonymous_transactions": self.anonymous} if self.anonymous else {}
+        return mysql | {
             "name": self.name,
             "size": self.size,
             "first_event_time": _time(self.first_time),
@@ -103,8 +148,10 @@ class FileFacts:
             "transactions": self.transactions,
             "gtid_start": None if self.start is None else str(self.start),
             "gtid_end": None if end is None else str(end),
-            "first_gtid": ",".join(str(self.first[d]) for d in sorted(self.first)) or None,
-            "last_gtid": ",".join(str(self.last[d]) for d in sorted(self.last)) or None,
+            "first_gtid": ",".join(str(self.first[d]) for d in sorted(self.first, key=domain_order))
+            or None,
+            "last_gtid": ",".join(str(self.last[d]) for d in sorted(self.last, key=domain_order))
+            or None,
         }
 
 
@@ -241,13 +288,10 @@ class Scanner:
             seq, domain = _GTID_BODY.unpack_from(data, body)
             self.flags = data[body + _GTID_BODY.size]
             gtid = Gtid(domain, server, seq)
-            facts.first.setdefault(domain, gtid)
-            facts.last[domain] = gtid
-            if facts.first_time is None:
-                facts.first_time = stamp
-            facts.last_time = stamp
-            facts.transactions += 1
+            facts.saw(gtid, stamp)
             return gtid
+        if kind in (MYSQL_GTID, ANONYMOUS_GTID, TAGGED_GTID, PREVIOUS_GTIDS):
+            return self._decode_mysql(data, kind=kind, stamp=stamp, server=server)
         elif kind == GTID_LIST:
             (count,) = _U32.unpack_from(data, body)
             count &= 0x0FFFFFFF  # the high bits are flags
@@ -266,6 +310,67 @@ class Scanner:
             # The checksum algorithm is the byte before the event's own 4-byte checksum.
             facts.checksum = length > body + 57 and data[length - 5] == _CHECKSUM_CRC32
         return None
+
+    def _decode_mysql(self, data: memoryview, *, kind: int, stamp: int, server: int) -> Gtid | None:
+        """MySQL's GTID events and ``Previous_gtids``.  With ``select`` (the replay),
+        a transaction without a GTID or with a tagged one is refused: it could
+        neither be skipped when the target holds it nor recorded."""
+        facts = self.facts
+        body = HEADER_SIZE
+        end = len(data) - (4 if facts.checksum else 0)
+        if kind == MYSQL_GTID:
+            if end < body + 1 + _UUID_SIZE + _U64.size:
+                raise BinlogFormatError(f"{facts.name}: a malformed GTID event")
+            uuid = _uuid(bytes(data[body + 1 : body + 1 + _UUID_SIZE]))
+            (seq,) = _U64.unpack_from(data, body + 1 + _UUID_SIZE)
+            # Every MySQL transaction records its GTID as it commits (no MariaDB flags).
+            self.flags = FL_TRANSACTIONAL
+            gtid = Gtid(uuid, server, seq)
+            facts.saw(gtid, stamp)
+            return gtid
+        if kind == PREVIOUS_GTIDS:
+            if facts.start is None:
+                facts.start = self._gtid_set(data[body:end])
+            return None
+        if kind == ANONYMOUS_GTID:
+            facts.anonymous += 1
+            what = "a transaction without a GTID (written while gtid_mode was not ON)"
+        else:
+            facts.tagged = True
+            what = "a tagged GTID (MySQL 8.4+), which this version does not read"
+        if self._select is not None:
+            raise BinlogFormatError(
+                f"{facts.name} holds {what}: the replay applies and records each "
+                "transaction by its GTID"
+            )
+        return None
+
+    def _gtid_set(self, body: memoryview) -> GtidSet | None:
+        """A ``Previous_gtids`` body: n_sids, then per uuid its intervals (the end of
+        each exclusive).  None for the tagged format, which is not decoded."""
+        name = self.facts.name
+        if len(body) < _U64.size:
+            raise BinlogFormatError(f"{name}: a malformed Previous_gtids event")
+        (head,) = _U64.unpack_from(body, 0)
+        if head >> 56:
+            self.facts.tagged = True
+            return None
+        at, sets = _U64.size, dict[str, list[Interval]]()
+        for _ in range(head):
+            if at + _UUID_SIZE + _U64.size > len(body):
+                raise BinlogFormatError(f"{name}: a malformed Previous_gtids event")
+            uuid = _uuid(bytes(body[at : at + _UUID_SIZE]))
+            (count,) = _U64.unpack_from(body, at + _UUID_SIZE)
+            at += _UUID_SIZE + _U64.size
+            if at + count * 2 * _U64.size > len(body):
+                raise BinlogFormatError(f"{name}: a malformed Previous_gtids event")
+            for _ in range(count):
+                first, stop = _U64.unpack_from(body, at)[0], _U64.unpack_from(body, at + 8)[0]
+                at += 2 * _U64.size
+                if not 0 < first < stop:
+                    raise BinlogFormatError(f"{name}: a malformed Previous_gtids event")
+                sets.setdefault(uuid, []).append((first, stop - 1))
+        return GtidSet(sets)
 
     def _decode_small(self, data: memoryview, kind: int) -> None:
         """A short query event's statement, or a table map's names (see ``_SMALL``)."""
