@@ -30,6 +30,14 @@ from test_checks_before_work import MaskedServer
 from test_consistency import ACCOUNTS, BALANCE, TOTAL, TOTALS, Transfers
 from test_interrupt_physical import PLAKAR_PACKFILES, assert_clean, tree_bytes
 
+from plakar_mysql.physical.clone import (
+    TOOL_NAME,
+    CloneError,
+    check_room,
+    clone_restored,
+    needed_bytes,
+)
+from plakar_mysql.physical.manifest import BinlogPoint, ManifestSummary, read_manifest
 from plakar_mysql_harness.datadir import DatadirServer
 from plakar_mysql_harness.mariadb import MariaDBError
 from plakar_mysql_harness.mysql import MySQLServer, mysql_bin_dir
@@ -327,6 +335,8 @@ def test_a_backup_interrupted_while_the_server_clones_leaves_nothing(
     finally:
         server.execute("SET GLOBAL clone_max_data_bandwidth = 0")
     assert result.returncode != 0, result.output
+    # The guardian stopped the clone on the server, then removed its directory.
+    assert "stop the MySQL clone on the server: done" in result.output, result.output
     own = (PLAKAR_PACKFILES,) if how == "kill-plakar" else ()
     assert_clean(result, source.plakar, "plakar-mysql-clone-", plakars_own=own)
     deadline = time.monotonic() + 30
@@ -334,3 +344,34 @@ def test_a_backup_interrupted_while_the_server_clones_leaves_nothing(
         time.sleep(0.1)
     assert clones_running(server) == [], result.output
     assert source.plakar.snapshots() == snapshots
+
+
+# -- the parts, without a server ------------------------------------------------------
+
+
+def test_the_room_check_and_the_restore_line_take_nothing_on_trust(tmp_path: Path) -> None:
+    """The disk check's verdict and message; the restore's line shows a manifest's point
+    only when it looks like one; the manifest says which tool made the files."""
+    free = check_room(str(tmp_path), 1 << 20)
+    assert free >= needed_bytes(1 << 20) == (1 << 20) + (1 << 20) // 10 + (64 << 20)
+    with pytest.raises(CloneError, match=r"the clone needs about \d+ MiB of temporary disk in "):
+        check_room(str(tmp_path), free)
+
+    said: list[str] = []
+    clone_restored("/r", BinlogPoint("binlog.000002", 157, "u:1-5"), said.append)
+    assert said[-1].startswith("the clone's point binlog.000002:157, GTID set u:1-5, is in")
+    clone_restored("/r", BinlogPoint("binlog.000002", 157, "'; DROP TABLE x; --"), said.append)
+    assert "DROP" not in said[-1] and "start_position=binlog.000002:157" in said[-1]
+
+    manifest = {
+        "kind": "physical",
+        "files": {"ibdata1": 3},
+        "tool": {"name": TOOL_NAME},
+        "binlog": {"file": "binlog.000001", "position": 9, "gtid": "u:1-2"},
+    }
+    summary = read_manifest(json.dumps(manifest).encode(), lambda path: path)
+    assert summary == ManifestSummary(
+        {"ibdata1": 3}, TOOL_NAME, BinlogPoint("binlog.000001", 9, "u:1-2")
+    )
+    manifest["binlog"] = {"file": "binlog.000001", "position": "9"}
+    assert read_manifest(json.dumps(manifest).encode(), lambda path: path).binlog is None

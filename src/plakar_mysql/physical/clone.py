@@ -74,7 +74,7 @@ KILL_WAIT = 60.0
 _POLL = 0.1
 #: Files handed to Plakar and not read yet, at most: Plakar reads a few at once.
 WINDOW = 8
-_GTID_SET = re.compile(r"[0-9a-fA-F:,\-\s]{0,65536}")
+_GTID_SET = re.compile(r"[0-9A-Za-z_:,\-\s]{0,65536}")  # tags (uuid:tag:1-5) too
 _RUN_HERE = "run the backup on the server's machine, as root or as the server's system user"
 
 #: Server settings the clone's files were made with, which ``mysqld`` needs to start on them.
@@ -316,10 +316,12 @@ def _user_name(uid: int) -> str:
 
 
 def _last_error(log: str) -> str:
+    """The server's first error line (the cause; the last is "Aborting"), without its
+    time stamp and codes."""
     lines = [line.strip() for line in log.splitlines() if line.strip()]
-    for line in reversed(lines):
-        if "[ERROR]" in line:
-            return line.split("]", 3)[-1].strip()
+    errors = [line for line in lines if "[ERROR]" in line and "Aborting" not in line]
+    if errors:
+        return errors[0].split("]", 3)[-1].strip()
     return lines[-1] if lines else "no message"
 
 
