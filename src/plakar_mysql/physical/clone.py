@@ -72,6 +72,7 @@ START_TIMEOUT = 300.0
 STOP_TIMEOUT = 300.0
 KILL_WAIT = 60.0
 _POLL = 0.1
+SOCKET_PATH_MAX = 107
 #: Files handed to Plakar and not read yet, at most: Plakar reads a few at once.
 WINDOW = 8
 _GTID_SET = re.compile(r"[0-9A-Za-z_:,\-\s]{0,65536}")  # tags (uuid:tag:1-5) too
@@ -347,7 +348,7 @@ def finish_clone(
     remove what the start added at the top of the directory (certificates, ``auto.cnf``:
     a restored server makes its own).  Raises :class:`CloneError`."""
     before = set(os.listdir(datadir))
-    private = guard.temp_dir("plakar-mysql-clone-start-")
+    private = _start_directory(guard)
     try:
         os.chown(private, os.stat(datadir).st_uid, -1)
         log_path = os.path.join(private, "error.log")
@@ -376,6 +377,16 @@ def finish_clone(
     finally:
         guard.remove_dir(private)
         _remove_new(datadir, before)
+
+
+def _start_directory(guard: Guard) -> str:
+    """The private start's directory, in TMPDIR unless its socket's path would be too
+    long there for a Unix socket (107 bytes): then in /tmp."""
+    private = guard.temp_dir("plakar-mysql-clone-start-")
+    if len(os.path.join(private, "mysqld.sock").encode()) <= SOCKET_PATH_MAX:
+        return private
+    guard.remove_dir(private)
+    return guard.temp_dir("pmc-", dir="/tmp")  # noqa: S108 - mkdtemp: new, 0700, random
 
 
 def _remove_new(datadir: str, before: set[str]) -> None:
