@@ -34,13 +34,12 @@ from plakar_mysql.physical.clone import (
     clone_directory,
     data_bytes,
     ensure_plugin,
-    find_mysqld,
-    finish_clone,
     prepare_directory,
     query,
     records,
     run_clone,
 )
+from plakar_mysql.physical.clone_start import find_mysqld, finish_clone
 from plakar_mysql.physical.locality import server_pid
 from plakar_mysql.physical.manifest import DATADIR, MANIFEST_PATH, build_manifest
 

@@ -8,6 +8,11 @@ backup's binary-log GTID is left in the restored ``gtid_slave_pos``, where a
 binlog replay starts (:mod:`plakar_mysql.physical.replay_point`), or one line says
 why not and what to run by hand.
 
+A snapshot of MySQL made by the clone plugin (the manifest's ``tool.name`` is
+``mysql-clone``, see :mod:`plakar_mysql.physical.clone`) is a data directory
+already finished by the backup: it gets no ``--prepare``, and its point is in
+its own ``mysql.gtid_executed``; the restore only says so.
+
 The snapshot is untrusted input.  The directory must be empty (or absent),
 the restoring user's, and reached through no symbolic link
 (:mod:`plakar_mysql.physical.target`); only regular files and directories
