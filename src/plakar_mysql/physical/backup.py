@@ -44,6 +44,8 @@ from plakar_mysql.physical.backup_tool import (
     Progress,
     find_backup_tool,
 )
+from plakar_mysql.physical.clone import locality_error, xtrabackup_absent
+from plakar_mysql.physical.clone_backup import scan_with_clone
 from plakar_mysql.physical.errors import os_error_line
 from plakar_mysql.physical.locality import prove_local
 from plakar_mysql.physical.manifest import (
@@ -149,14 +151,22 @@ class PhysicalImporter(Importer):
         conn = self.config.connection
         with session(conn) as (db, server):
             datadir = str(_one(db, "SELECT @@datadir"))
-            check_datadir(datadir, conn.address)
-            prove_local(db, datadir, str(_one(db, "SELECT @@pid_file")), conn.address)
-            missing = missing_privileges(db, server.flavour)
+            # MySQL without XtraBackup: the server's own clone plugin (see .clone_backup).
+            clone = server.flavour is Flavour.MYSQL and xtrabackup_absent(conn.bin_dir)
+            try:
+                check_datadir(datadir, conn.address)
+                prove_local(db, datadir, str(_one(db, "SELECT @@pid_file")), conn.address)
+            except ServerError as exc:
+                raise (locality_error(exc) if clone else exc) from None
+            missing = [] if clone else missing_privileges(db, server.flavour)
             if missing:
                 raise ServerError(
                     f"{current_user(db)} lacks what {SCHEME}:// needs: "
                     f"{', '.join(missing)} ON *.* (GRANT {', '.join(missing)} ON *.* TO ...)"
                 )
+        if clone:
+            yield from scan_with_clone(conn, server, datadir, started, self.guard)
+            return
         tool = find_backup_tool(server.flavour, version_tuple(server.version), conn.bin_dir)
         _log.info(
             f"copying the data directory {datadir} of {server.flavour.title} "

@@ -79,12 +79,16 @@ def build_manifest(
     peak_spooled_bytes: int,
     started_at: str,
     finished_at: str,
+    binlog: BinlogPoint | None = None,
 ) -> dict[str, Any]:
-    """The manifest of a physical snapshot; ``files`` maps each datadir path to its size."""
+    """The manifest of a physical snapshot; ``files`` maps each datadir path to its size.
+    ``binlog`` is the copy's point when the tool wrote no metadata file of it (the
+    MySQL clone, which reads it from ``performance_schema.clone_status``)."""
     checkpoints = parse_key_values(first_of(CHECKPOINTS, metadata) or "")
     info = parse_key_values(first_of(INFO, metadata) or "")
     binlog_text = first_of(BINLOG_INFO, metadata)
-    binlog = parse_binlog_info(binlog_text) if binlog_text else None
+    if binlog_text:
+        binlog = parse_binlog_info(binlog_text)
     return {
         "format": 1,
         "kind": KIND,
@@ -114,9 +118,34 @@ class ManifestError(PlakarMySQLError, ValueError):
     """``/manifest.json`` is missing, too large or malformed, or the files disagree with it."""
 
 
+@dataclass(frozen=True)
+class ManifestSummary:
+    """What a restore takes from ``/manifest.json``: the files, which tool made them
+    (``tool.name``: the clone's files need no ``--prepare``) and the copy's point."""
+
+    files: dict[str, int]
+    tool: str | None
+    binlog: BinlogPoint | None
+
+
 def manifest_files(data: bytes, check_path: Callable[[str], object]) -> dict[str, int]:
     """The ``files`` of a physical manifest (datadir path to size), every path passed to
     ``check_path`` (which raises for a path that could escape the directory)."""
+    return read_manifest(data, check_path).files
+
+
+def _manifest_binlog(value: object) -> BinlogPoint | None:
+    """The manifest's ``binlog`` if it is well formed, else None (shown, never trusted)."""
+    if not isinstance(value, dict):
+        return None
+    file, position, gtid = value.get("file"), value.get("position"), value.get("gtid")
+    if not isinstance(file, str) or not isinstance(position, int) or isinstance(position, bool):
+        return None
+    return BinlogPoint(file, position, gtid if isinstance(gtid, str) else None)
+
+
+def read_manifest(data: bytes, check_path: Callable[[str], object]) -> ManifestSummary:
+    """:class:`ManifestSummary` of a physical manifest; :class:`ManifestError` if malformed."""
     where = MANIFEST_PATH.lstrip("/")
     if len(data) > MANIFEST_LIMIT:
         raise ManifestError(f"{where} is larger than {MANIFEST_LIMIT >> 20} MiB: refused")
@@ -134,7 +163,13 @@ def manifest_files(data: bytes, check_path: Callable[[str], object]) -> dict[str
         raise ManifestError(f"{where} is malformed: 'files' must map each file to its size")
     for path in files:
         check_path(path)
-    return dict(files)
+    tool = manifest.get("tool")
+    name = tool.get("name") if isinstance(tool, dict) else None
+    return ManifestSummary(
+        dict(files),
+        name if isinstance(name, str) else None,
+        _manifest_binlog(manifest.get("binlog")),
+    )
 
 
 def _some(names: set[str] | list[str]) -> str:

@@ -8,6 +8,11 @@ backup's binary-log GTID is left in the restored ``gtid_slave_pos``, where a
 binlog replay starts (:mod:`plakar_mysql.physical.replay_point`), or one line says
 why not and what to run by hand.
 
+A snapshot of MySQL made by the clone plugin (the manifest's ``tool.name`` is
+``mysql-clone``, see :mod:`plakar_mysql.physical.clone`) is a data directory
+already finished by the backup: it gets no ``--prepare``, and its point is in
+its own ``mysql.gtid_executed``; the restore only says so.
+
 The snapshot is untrusted input.  The directory must be empty (or absent),
 the restoring user's, and reached through no symbolic link
 (:mod:`plakar_mysql.physical.target`); only regular files and directories
@@ -53,6 +58,8 @@ from plakar_mysql.physical.backup_tool import (
     find_backup_tool,
     run_draining,
 )
+from plakar_mysql.physical.clone import TOOL_NAME as CLONE_TOOL
+from plakar_mysql.physical.clone import clone_restored
 from plakar_mysql.physical.errors import describe, os_error_line
 from plakar_mysql.physical.layout import FILE_NAME as LAYOUT_FILE
 from plakar_mysql.physical.layout import SIZE_LIMIT as LAYOUT_LIMIT
@@ -65,12 +72,13 @@ from plakar_mysql.physical.manifest import (
     MANIFEST_LIMIT,
     MANIFEST_PATH,
     METADATA_LIMIT,
+    BinlogPoint,
     ManifestError,
     check_received,
     first_of,
-    manifest_files,
     parse_binlog_info,
     parse_key_values,
+    read_manifest,
 )
 from plakar_mysql.physical.mbstream import MbstreamError, safe_path
 from plakar_mysql.physical.replay_point import find_server, leave_point
@@ -146,6 +154,8 @@ class PhysicalExporter(Exporter):
         self._check_target()  # refuse at once, before Plakar reads anything
         self._received: dict[str, int] = {}
         self._expected: dict[str, int] | None = None
+        self._made_by: str | None = None
+        self._binlog: BinlogPoint | None = None
 
     def info(self) -> ConnectorInfo:
         return ConnectorInfo(origin=self.target, type="mysql", root="/")
@@ -173,11 +183,14 @@ class PhysicalExporter(Exporter):
             try:
                 self._write_all(target, records, report)
                 self._check_files()
-                layout = self._layout(target)
-                _still_wanted(cancelled)
-                tool = self._prepare(target, layout, cancelled)
-                _still_wanted(cancelled)
-                self._leave_point(target, tool, layout)
+                if self._made_by == CLONE_TOOL:  # said by the manifest: no --prepare
+                    clone_restored(self.target, self._binlog, _log.info)
+                else:
+                    layout = self._layout(target)
+                    _still_wanted(cancelled)
+                    tool = self._prepare(target, layout, cancelled)
+                    _still_wanted(cancelled)
+                    self._leave_point(target, tool, layout)
                 _still_wanted(cancelled)
             except Exception as exc:
                 raise self._undone(target, exc) from None
@@ -267,7 +280,10 @@ class PhysicalExporter(Exporter):
                 data += block
         finally:
             stream.close()
-        self._expected = manifest_files(bytes(data), check_manifest_path)
+        summary = read_manifest(bytes(data), check_manifest_path)
+        self._expected = summary.files
+        self._made_by = summary.tool
+        self._binlog = summary.binlog
 
     def _check_files(self) -> None:
         """Before anything reads the files: they are exactly the manifest's, with its sizes."""
