@@ -81,6 +81,19 @@ def _environment(env: Environment) -> list[str]:
     return lines
 
 
+_ON_MYSQL = (
+    "**On MySQL** (`--flavour mysql`): the servers are MySQL (`make mysql`'s tree, binary"
+    " log with GTIDs on); read `mysqld`, `mysql` and `mysqldump` where this report says"
+    " `mariadbd`, `mariadb` and `mariadb-dump`.  This integration is given `-o bin_dir=`,"
+    " the official one runs through its MySQL connector (`mysql://`, `-o mysql_bin_dir=`)."
+)
+
+
+def _flavour_lines(options: dict[str, object]) -> list[str]:
+    """A paragraph saying the servers were MySQL, when they were; nothing on MariaDB."""
+    return [_ON_MYSQL, ""] if options.get("flavour") == "mysql" else []
+
+
 def _against_official(result: RestoreResult) -> list[str]:
     """The restore against Plakar's official integration, when it ran."""
     if not any(c.key == OFFICIAL for c in result.contenders):
@@ -101,13 +114,15 @@ def render_restore(result: RestoreResult, command: str) -> str:
     out += [
         f"Restore of one database (`benchdb`, about {options['size_mb']} MB of SQL, "
         f"{len(result.tables)} tables) into a freshly created `benchdb` on a second private "
-        "MariaDB server, by the integration through `plakar restore` and by the stock tools.  "
+        f"{'MySQL' if options.get('flavour') == 'mysql' else 'MariaDB'} server, by the "
+        "integration through `plakar restore` and by the stock tools.  "
         f"Median of {options['runs']} round(s); in each round the contenders run one after "
         "the other, each into a freshly dropped and created database; ratios are taken "
         "within a round against that round's single stream, then their median.",
         "",
         f"Command: `{command}`",
         "",
+        *_flavour_lines(options),
     ]
     if result.failure:
         out += [f"**The benchmark stopped early:** {result.failure}", ""]
@@ -673,6 +688,7 @@ def render_backup(result: BackupResult, command: str) -> str:
         " writes into a store, repository or directory of its own, made for it (a first,"
         " full backup). Nothing fails on a timing.",
         "",
+        *_flavour_lines(result.options),
         *_environment(result.environment),
         "",
         "Dump arguments (from the integration's manifest): `"
@@ -728,8 +744,10 @@ def render_backup(result: BackupResult, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_backup(result: BackupResult, command: str, directory: Path = RESULTS) -> Path:
-    """Write ``backup.md`` and ``backup.json``; return the Markdown file's path."""
+def write_backup(
+    result: BackupResult, command: str, directory: Path = RESULTS, name: str = "backup"
+) -> Path:
+    """Write ``NAME.md`` and ``NAME.json`` (``backup``); return the Markdown file's path."""
     data = dataclasses.asdict(result)
     data["command"] = command
     data["summary"] = {
@@ -742,4 +760,4 @@ def write_backup(result: BackupResult, command: str, directory: Path = RESULTS) 
         }
         for size in result.sizes
     }
-    return _write(directory, "backup", render_backup(result, command), data)
+    return _write(directory, name, render_backup(result, command), data)
