@@ -107,6 +107,32 @@ def _against_official(result: RestoreResult) -> list[str]:
     ]
 
 
+def _every_run(runs: list[Run]) -> list[str]:
+    """The table of every restore run (with the binary log each wrote, on MySQL)."""
+    if not runs:
+        return []
+    binlog = any(r.binlog_bytes is not None for r in runs)
+    out = [
+        "",
+        "## Every run",
+        "",
+        "| round | contender | s | client CPU s | server CPU s | others' CPU s "
+        "| load before | quiet at start | alone | redo MB | written by server MB |"
+        + (" binary log MB |" if binlog else ""),
+        "|---:|---|---:|---:|---:|---:|---:|---|---|---:|---:|" + ("---:|" if binlog else ""),
+    ]
+    out += [
+        f"| {r.round} | {r.contender} | {_seconds(r.seconds)} | {r.client_cpu_seconds:.1f} "
+        f"| {r.server_cpu_seconds:.1f} | {r.other_cpu_seconds:.1f} | {r.load_before:.2f} "
+        f"| {'yes' if r.quiet else 'no'} (waited {r.quiet_wait_seconds:.0f} s) "
+        f"| {'yes' if r.alone else 'no'} "
+        f"| {r.redo_bytes / 1e6:.0f} | {r.server_written_bytes / 1e6:.0f} |"
+        + (f" {(r.binlog_bytes or 0) / 1e6:.0f} |" if binlog else "")
+        for r in runs
+    ]
+    return out
+
+
 def render_restore(result: RestoreResult, command: str) -> str:
     out: list[str] = ["# Restore speed", ""]
     options = result.options
@@ -206,23 +232,7 @@ def render_restore(result: RestoreResult, command: str) -> str:
         "",
     ]
     out += [f"- **{c.label}**: `{c.command}`" for c in result.contenders]
-    if result.runs:
-        out += [
-            "",
-            "## Every run",
-            "",
-            "| round | contender | s | client CPU s | server CPU s | others' CPU s "
-            "| load before | quiet at start | alone | redo MB | written by server MB |",
-            "|---:|---|---:|---:|---:|---:|---:|---|---|---:|---:|",
-        ]
-        out += [
-            f"| {r.round} | {r.contender} | {_seconds(r.seconds)} | {r.client_cpu_seconds:.1f} "
-            f"| {r.server_cpu_seconds:.1f} | {r.other_cpu_seconds:.1f} | {r.load_before:.2f} "
-            f"| {'yes' if r.quiet else 'no'} (waited {r.quiet_wait_seconds:.0f} s) "
-            f"| {'yes' if r.alone else 'no'} "
-            f"| {r.redo_bytes / 1e6:.0f} | {r.server_written_bytes / 1e6:.0f} |"
-            for r in result.runs
-        ]
+    out += _every_run(result.runs)
 
     out += ["", "## Data set", ""]
     if result.tables:

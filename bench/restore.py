@@ -167,6 +167,9 @@ class Run(Round):
     """Redo log the target wrote during the run."""
     server_written_bytes: int = 0
     """What the target's mariadbd wrote to storage during the run."""
+    binlog_bytes: int | None = None
+    """On MySQL, the binary logs the target held after the run (emptied before it);
+    None when the target writes none."""
 
 
 def _both_alone(mine: Run, theirs: Run) -> bool:
@@ -592,6 +595,8 @@ class _Rounds:
         )
         run.redo_bytes = target.redo_lsn() - lsn
         run.server_written_bytes = target.written_bytes() - written
+        if target.flavour == "mysql":
+            run.binlog_bytes = target.binlog_bytes()
         run.max_rss_kib = timed.max_rss_kib
         run.tree_rss_kib = timed.tree_rss_kib
         run.left_running = list(timed.left_running)
@@ -605,7 +610,13 @@ class _Rounds:
         print(
             f"bench: {which} {contender.key}: {shown} (server CPU {run.server_cpu_seconds:.1f} s,"
             f" others' CPU {run.other_cpu_seconds:.1f} s, redo {run.redo_bytes / 1e6:.0f} MB,"
-            f" written {run.server_written_bytes / 1e6:.0f} MB)",
+            f" written {run.server_written_bytes / 1e6:.0f} MB"
+            + (
+                f", binary log {run.binlog_bytes / 1e6:.0f} MB"
+                if run.binlog_bytes is not None
+                else ""
+            )
+            + ")",
             flush=True,
         )
         return run

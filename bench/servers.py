@@ -211,6 +211,13 @@ class BenchServer:
         if self.flavour == "mysql":
             self.server.execute("RESET BINARY LOGS AND GTIDS")
 
+    def binlog_bytes(self) -> int | None:
+        """The size of the binary logs the server holds now, or None when it writes
+        none: after :meth:`forget_gtids`, what a run wrote to them."""
+        if self.variable("log_bin") not in ("ON", "1"):
+            return None
+        return sum(int(str(row[1])) for row in self.query("SHOW BINARY LOGS"))
+
     def uri(self, database: str = "") -> str:
         """The URI the integration is given, as in the tests (the password goes in ``-o``)."""
         return f"mysql://root@{self.host}:{self.port}/{database}"
