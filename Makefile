@@ -15,6 +15,7 @@
 #   make test       all of the above and bin/versitygw (an S3 server), then pytest
 #   make demo       scripts/demo.py
 #   make bench      python -m bench: backup, dedup, restore, memory, binlog replay; report and chart
+#                   (BENCH_ARGS="backup restore --flavour mysql --official-ptar PTAR": on MySQL)
 #   make clean      build outputs (keeps .venv and build/mysql-sid; `make distclean`
 #                   drops them too)
 #
@@ -159,7 +160,8 @@ demo: deps venv build
 	$(VPY) scripts/demo.py
 
 # BENCH_ARGS: e.g. "--sizes-mb 10 --runs 1 --quiet-timeout 0" for a quick check
-# of the whole chain, "backup" or "restore" for one benchmark.
+# of the whole chain, "backup" or "restore" for one benchmark, "--flavour mysql"
+# for backup and restore on make mysql's MySQL (deps builds the tree).
 ifneq ($(wildcard bench/.),)
 bench: deps venv build
 	@{ command -v myloader && command -v restic; } >/dev/null 2>&1 || { \

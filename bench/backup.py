@@ -33,6 +33,14 @@ Times are medians over the rounds; each ratio is computed within a round
 against that round's ``floor`` and the median of those is reported.  The
 deduplication scenario (:mod:`bench.dedup`) runs on the same server afterwards.
 A timing never fails the benchmark.
+
+With ``flavour="mysql"`` (``python -m bench backup --flavour mysql``) the source
+is MySQL 9.7 (``make mysql``'s tree, binary log with GTIDs), the dump tool is
+MySQL's ``mysqldump`` (through the tree's loader, whose process is counted as the
+dump tool), this integration gets ``-o bin_dir=`` and the official one runs
+through its MySQL connector, ``mysql://`` with ``-o mysql_bin_dir=``; mydumper is
+left out (Debian 12's cannot dump MySQL 9: it runs ``SHOW MASTER STATUS``, which
+MySQL 8.4 removed).
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ from pathlib import Path
 from bench import datagen, dedup, official, workload
 from bench.environment import Environment, describe_environment
 from bench.rounds import Contender, Round, failure, median, play, round_ratios, run_times
-from bench.servers import SOURCE_ARGS, BenchServer, find_program, tool_version
+from bench.servers import BenchServer, find_program, source_args, tool_version
 from bench.workspace import Workspace
 from plakar_mysql_harness.plakar import Plakar, find_ptar
 from plakar_mysql_harness.timing import ProcessWatch, run_timed, wait_for_quiet
@@ -81,6 +89,8 @@ class BackupOptions:
     """The official integration's package; None: that contender is skipped."""
     mydumper_threads: int = 2
     dedup: bool = True
+    flavour: str = "mariadb"
+    """The servers' flavour (:data:`bench.servers.FLAVOURS`)."""
 
 
 @dataclass
@@ -186,7 +196,7 @@ class _Size:
             else None
         )
         self.restic = find_program("restic")
-        self.mydumper = find_program("mydumper")
+        self.mydumper = find_program("mydumper") if source.flavour == "mariadb" else None
         self.password_file = self.workdir / "restic.password"
         fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -199,6 +209,7 @@ class _Size:
         snapshot = self.plakar.backup(
             self.source.uri(datagen.DATABASE),
             f"password={self.source.password}",
+            *self.source.plugin_options(),
             timeout=self.options.timeout,
         )
         self.arguments = workload.dump_arguments(self.plakar, snapshot)
@@ -207,20 +218,17 @@ class _Size:
             workload.check_call(self.source.dump_command(self.arguments), stdout=out)
 
     def contenders(self) -> list[Contender]:
+        dump = self.source.dump_name
         found = [
-            Contender(
-                BASE, "mariadb-dump > /dev/null (the floor)", "mariadb-dump ARGS > /dev/null"
-            ),
-            Contender(
-                "gzip", "mariadb-dump | gzip -1", "mariadb-dump ARGS | gzip -1 > dump.sql.gz"
-            ),
+            Contender(BASE, f"{dump} > /dev/null (the floor)", f"{dump} ARGS > /dev/null"),
+            Contender("gzip", f"{dump} | gzip -1", f"{dump} ARGS | gzip -1 > dump.sql.gz"),
         ]
         if self.restic:
             found.append(
                 Contender(
                     "restic",
-                    "mariadb-dump | restic backup --stdin",
-                    "mariadb-dump ARGS | restic -r NEW_REPO backup --stdin",
+                    f"{dump} | restic backup --stdin",
+                    f"{dump} ARGS | restic -r NEW_REPO backup --stdin",
                 )
             )
         if self.mydumper:
@@ -237,11 +245,14 @@ class _Size:
                 "plakar at NEW_STORE backup DIRECTORY_WITH_THE_DUMP",
             )
         )
+        uri = self.source.uri(datagen.DATABASE)
         found.append(
             Contender(
                 "plakar",
                 "the integration: plakar backup",
-                f"plakar at NEW_STORE backup -o password=... {self.source.uri(datagen.DATABASE)}",
+                "plakar at NEW_STORE backup -o password=... "
+                + "".join(f"-o {o} " for o in self.source.plugin_options())
+                + uri,
             )
         )
         if self.official is not None:
@@ -250,7 +261,8 @@ class _Size:
                     official.KEY,
                     "Plakar's official mysql integration: plakar backup",
                     "plakar at NEW_STORE backup -o password=... "
-                    + official.uri(self.source.uri(datagen.DATABASE)),
+                    + "".join(f"-o {o} " for o in self.source.official_options())
+                    + official.uri(uri, self.source.flavour),
                 )
             )
         return found
@@ -289,14 +301,19 @@ class _Size:
         if key in ("plakar", official.KEY):
             plakar = self.plakar_of(key)
             uri = self.source.uri(datagen.DATABASE)
+            if key == official.KEY:
+                uri = official.uri(uri, self.source.flavour)
+                tools = self.source.official_options()
+            else:
+                tools = self.source.plugin_options()
+            options = [f"password={self.source.password}", *tools]
             return [
                 str(plakar.binary),
                 "at",
                 str(out),
                 "backup",
-                "-o",
-                f"password={self.source.password}",
-                official.uri(uri) if key == official.KEY else uri,
+                *(arg for option in options for arg in ("-o", option)),
+                uri,
             ], plakar.env
         raise ValueError(key)
 
@@ -361,11 +378,15 @@ class _Size:
         return run
 
 
-_PLUGINS = frozenset({"mysql-importer", "mariadbImporter"})
-"""Process names of the two importers: ours and the official integration's."""
+_PLUGINS = frozenset({"mysql-importer", "mariadbImporter", "mysqlImporter"})
+"""Process names of the importers: ours and the official integration's (MariaDB, MySQL)."""
 PROCESS_GROUPS = ("plakar", "plugin", "dump tool", "other")
 """How a run's processes are grouped for their CPU time."""
-_DUMP_TOOLS = frozenset({"mariadb-dump", "mysqldump"})
+_DUMP_TOOLS = frozenset({"mariadb-dump", "mysqldump", "ld-linux-x86-64"})
+"""The dump tools' process names.  MySQL's tools run through the tree's dynamic
+loader (``make mysql``), whose name the process takes: in a backup run the only
+such process is ``mysqldump`` (and the official importer's one-line ``mysql``
+version check)."""
 
 
 def process_group(name: str) -> str:
@@ -407,7 +428,7 @@ def _one_size(
     measured = SizeResult(size_mb)
     result.sizes.append(measured)
     try:
-        source = space.server("source", SOURCE_ARGS)
+        source = space.server("source", source_args(options.flavour))
         result.server_version = source.version
         stats = workload.generate(source, size_mb, options.seed)
         found = workload.inventory(source, stats)
@@ -438,7 +459,8 @@ def run(options: BackupOptions, progress: Callable[[str], None] = print) -> Back
             "seed": options.seed,
             "mydumper_threads": options.mydumper_threads,
             "official_ptar": str(options.official_ptar) if options.official_ptar else None,
-            "source_server_args": list(SOURCE_ARGS),
+            "flavour": options.flavour,
+            "source_server_args": list(source_args(options.flavour)),
             "generator_version": datagen.GENERATOR_VERSION,
         },
         environment=describe_environment({}),
@@ -450,6 +472,7 @@ def run(options: BackupOptions, progress: Callable[[str], None] = print) -> Back
         keep=options.keep,
         prefix="plakar-mysql-bench-backup-",
         progress=progress,
+        flavour=options.flavour,
     )
     if options.official_ptar is None:
         result.notes.append(official.skipped_note())
@@ -458,8 +481,8 @@ def run(options: BackupOptions, progress: Callable[[str], None] = print) -> Back
         for size_mb in options.sizes_mb:
             _one_size(options, size_mb, space.below(f"{size_mb:g}mb"), result)
     package = workload.package_description(options.ptar or find_ptar())
-    versions = workload.versions(None, package, myloader=False)
-    versions["MariaDB server"] = result.server_version or "not started"
+    versions = workload.versions(None, package, myloader=False, flavour=options.flavour)
+    versions[workload.server_label(options.flavour)] = result.server_version or "not started"
     versions["mydumper"] = tool_version(find_program("mydumper"))
     versions["restic"] = tool_version(find_program("restic"), "version")
     versions["gzip"] = tool_version(find_program("gzip"))

@@ -125,7 +125,7 @@ def run(
     }
     labels = {
         "plakar": "the integration (one file per table)",
-        "restic": "mariadb-dump | restic backup --stdin",
+        "restic": f"{source.dump_name} | restic backup --stdin",
         "plakar-file": "the dump as one file, plakar backup",
     }
     wanted = [key for key in stores if key != "restic" or restic]
@@ -156,6 +156,7 @@ def run(
                     "backup",
                     "-o",
                     f"password={source.password}",
+                    *(arg for option in source.plugin_options() for arg in ("-o", option)),
                     source.uri(datagen.DATABASE),
                     timeout=3600,
                 )

@@ -8,7 +8,11 @@ with ``--official-ptar PATH`` or the environment variable
 :data:`ENVIRONMENT`.  Without it the contender is skipped, and the reports say so.
 
 It is installed into a plakar home of its own: both packages claim the
-``mysql+mariadb`` scheme, which its MariaDB connectors answer to.
+``mysql`` and ``mysql+mariadb`` schemes.  On MariaDB it is run through
+``mysql+mariadb://`` (its MariaDB connectors, which run ``mariadb-dump`` and
+``mariadb``); on MySQL through ``mysql://`` (its MySQL connectors, which run
+``mysqldump`` and ``mysql``, found with its ``mysql_bin_dir`` option), as its
+``manifest.yaml`` declares them.
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["ENVIRONMENT", "KEY", "SCHEME", "find_package", "skipped_note", "uri"]
+__all__ = ["ENVIRONMENT", "KEY", "SCHEME", "SCHEMES", "find_package", "skipped_note", "uri"]
 
 ENVIRONMENT = "PLAKAR_MYSQL_OFFICIAL_PTAR"
 KEY = "official"
 """The contender's key in the results."""
 SCHEME = "mysql+mariadb"
 """The scheme of the official integration's MariaDB connectors."""
+SCHEMES = {"mariadb": SCHEME, "mysql": "mysql"}
+"""The official integration's scheme for each flavour of server."""
 
 
 def find_package(option: Path | None) -> Path | None:
@@ -45,9 +51,10 @@ def skipped_note() -> str:
     )
 
 
-def uri(plain: str) -> str:
-    """A ``mysql://`` URI of ours, as the official integration's MariaDB connector takes it."""
+def uri(plain: str, flavour: str = "mariadb") -> str:
+    """A ``mysql://`` URI of ours, as the official integration's connector for the
+    ``flavour`` of server takes it."""
     scheme, sep, rest = plain.partition("://")
     if not sep or scheme != "mysql":
         raise ValueError(f"not a mysql:// URI: {plain}")
-    return f"{SCHEME}://{rest}"
+    return f"{SCHEMES[flavour]}://{rest}"

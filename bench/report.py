@@ -81,6 +81,19 @@ def _environment(env: Environment) -> list[str]:
     return lines
 
 
+_ON_MYSQL = (
+    "**On MySQL** (`--flavour mysql`): the servers are MySQL (`make mysql`'s tree, binary"
+    " log with GTIDs on); read `mysqld`, `mysql` and `mysqldump` where this report says"
+    " `mariadbd`, `mariadb` and `mariadb-dump`.  This integration is given `-o bin_dir=`,"
+    " the official one runs through its MySQL connector (`mysql://`, `-o mysql_bin_dir=`)."
+)
+
+
+def _flavour_lines(options: dict[str, object]) -> list[str]:
+    """A paragraph saying the servers were MySQL, when they were; nothing on MariaDB."""
+    return [_ON_MYSQL, ""] if options.get("flavour") == "mysql" else []
+
+
 def _against_official(result: RestoreResult) -> list[str]:
     """The restore against Plakar's official integration, when it ran."""
     if not any(c.key == OFFICIAL for c in result.contenders):
@@ -94,6 +107,32 @@ def _against_official(result: RestoreResult) -> list[str]:
     ]
 
 
+def _every_run(runs: list[Run]) -> list[str]:
+    """The table of every restore run (with the binary log each wrote, on MySQL)."""
+    if not runs:
+        return []
+    binlog = any(r.binlog_bytes is not None for r in runs)
+    out = [
+        "",
+        "## Every run",
+        "",
+        "| round | contender | s | client CPU s | server CPU s | others' CPU s "
+        "| load before | quiet at start | alone | redo MB | written by server MB |"
+        + (" binary log MB |" if binlog else ""),
+        "|---:|---|---:|---:|---:|---:|---:|---|---|---:|---:|" + ("---:|" if binlog else ""),
+    ]
+    out += [
+        f"| {r.round} | {r.contender} | {_seconds(r.seconds)} | {r.client_cpu_seconds:.1f} "
+        f"| {r.server_cpu_seconds:.1f} | {r.other_cpu_seconds:.1f} | {r.load_before:.2f} "
+        f"| {'yes' if r.quiet else 'no'} (waited {r.quiet_wait_seconds:.0f} s) "
+        f"| {'yes' if r.alone else 'no'} "
+        f"| {r.redo_bytes / 1e6:.0f} | {r.server_written_bytes / 1e6:.0f} |"
+        + (f" {(r.binlog_bytes or 0) / 1e6:.0f} |" if binlog else "")
+        for r in runs
+    ]
+    return out
+
+
 def render_restore(result: RestoreResult, command: str) -> str:
     out: list[str] = ["# Restore speed", ""]
     options = result.options
@@ -101,13 +140,15 @@ def render_restore(result: RestoreResult, command: str) -> str:
     out += [
         f"Restore of one database (`benchdb`, about {options['size_mb']} MB of SQL, "
         f"{len(result.tables)} tables) into a freshly created `benchdb` on a second private "
-        "MariaDB server, by the integration through `plakar restore` and by the stock tools.  "
+        f"{'MySQL' if options.get('flavour') == 'mysql' else 'MariaDB'} server, by the "
+        "integration through `plakar restore` and by the stock tools.  "
         f"Median of {options['runs']} round(s); in each round the contenders run one after "
         "the other, each into a freshly dropped and created database; ratios are taken "
         "within a round against that round's single stream, then their median.",
         "",
         f"Command: `{command}`",
         "",
+        *_flavour_lines(options),
     ]
     if result.failure:
         out += [f"**The benchmark stopped early:** {result.failure}", ""]
@@ -191,23 +232,7 @@ def render_restore(result: RestoreResult, command: str) -> str:
         "",
     ]
     out += [f"- **{c.label}**: `{c.command}`" for c in result.contenders]
-    if result.runs:
-        out += [
-            "",
-            "## Every run",
-            "",
-            "| round | contender | s | client CPU s | server CPU s | others' CPU s "
-            "| load before | quiet at start | alone | redo MB | written by server MB |",
-            "|---:|---|---:|---:|---:|---:|---:|---|---|---:|---:|",
-        ]
-        out += [
-            f"| {r.round} | {r.contender} | {_seconds(r.seconds)} | {r.client_cpu_seconds:.1f} "
-            f"| {r.server_cpu_seconds:.1f} | {r.other_cpu_seconds:.1f} | {r.load_before:.2f} "
-            f"| {'yes' if r.quiet else 'no'} (waited {r.quiet_wait_seconds:.0f} s) "
-            f"| {'yes' if r.alone else 'no'} "
-            f"| {r.redo_bytes / 1e6:.0f} | {r.server_written_bytes / 1e6:.0f} |"
-            for r in result.runs
-        ]
+    out += _every_run(result.runs)
 
     out += ["", "## Data set", ""]
     if result.tables:
@@ -673,6 +698,7 @@ def render_backup(result: BackupResult, command: str) -> str:
         " writes into a store, repository or directory of its own, made for it (a first,"
         " full backup). Nothing fails on a timing.",
         "",
+        *_flavour_lines(result.options),
         *_environment(result.environment),
         "",
         "Dump arguments (from the integration's manifest): `"
@@ -728,8 +754,10 @@ def render_backup(result: BackupResult, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_backup(result: BackupResult, command: str, directory: Path = RESULTS) -> Path:
-    """Write ``backup.md`` and ``backup.json``; return the Markdown file's path."""
+def write_backup(
+    result: BackupResult, command: str, directory: Path = RESULTS, name: str = "backup"
+) -> Path:
+    """Write ``NAME.md`` and ``NAME.json`` (``backup``); return the Markdown file's path."""
     data = dataclasses.asdict(result)
     data["command"] = command
     data["summary"] = {
@@ -742,4 +770,4 @@ def write_backup(result: BackupResult, command: str, directory: Path = RESULTS) 
         }
         for size in result.sizes
     }
-    return _write(directory, "backup", render_backup(result, command), data)
+    return _write(directory, name, render_backup(result, command), data)

@@ -43,6 +43,16 @@ separately, the median over the rounds where neither run shared the machine
 with other work).  Each run also records the CPU time of its process tree, of
 the server and of everything else, the redo log and bytes the server wrote,
 and the peak memory of its processes.  A timing never fails the benchmark.
+
+With ``flavour="mysql"`` (``python -m bench restore --flavour mysql``) both servers
+are MySQL 9.7 (``make mysql``'s tree) with the binary log and GTIDs on, the single
+stream is MySQL's ``mysql`` client fed ``mysqldump``'s dump, this integration gets
+``-o bin_dir=``, and the official one restores through its MySQL connector
+(``mysql://`` with ``-o mysql_bin_dir=``).  A MySQL dump sets
+``@@GLOBAL.GTID_PURGED`` to the source's GTIDs, which a target that already
+executed them refuses: before each run (untimed, with the database's drop and
+create) the target's GTID history and binary logs are emptied, as on a fresh
+server.  myloader is left out (Debian 12's mydumper cannot dump MySQL 9).
 """
 
 from __future__ import annotations
@@ -58,7 +68,7 @@ from pathlib import Path
 from bench import datagen, official, workload
 from bench.environment import Environment, describe_environment
 from bench.rounds import Contender, Round, failure, median, play, round_ratios, run_times
-from bench.servers import SOURCE_ARGS, TARGET_ARGS, BenchServer, find_program
+from bench.servers import BenchServer, find_program, source_args, target_args
 from bench.workspace import Workspace
 from plakar_mysql_harness.plakar import Plakar, find_ptar
 from plakar_mysql_harness.timing import (
@@ -109,7 +119,8 @@ class RestoreOptions:
     myloader: bool = True
     myloader_threads: int = 2
     timeout: float = 3600.0
-    target_args: tuple[str, ...] = TARGET_ARGS
+    target_args: tuple[str, ...] | None = None
+    """The target server's arguments; None: :func:`bench.servers.target_args`."""
     ptar: Path | None = None
     """The package to measure; None: the one in dist/."""
     official_ptar: Path | None = None
@@ -119,6 +130,13 @@ class RestoreOptions:
     warmup: bool = True
     """One untimed single-stream restore first: the first load into a new server also
     grows its system and undo tablespaces, which no later run pays for."""
+    flavour: str = "mariadb"
+    """The servers' flavour (:data:`bench.servers.FLAVOURS`)."""
+
+    @property
+    def target_server_args(self) -> tuple[str, ...]:
+        """The target's arguments: as given, else the flavour's default."""
+        return target_args(self.flavour) if self.target_args is None else self.target_args
 
 
 @dataclass
@@ -149,6 +167,9 @@ class Run(Round):
     """Redo log the target wrote during the run."""
     server_written_bytes: int = 0
     """What the target's mariadbd wrote to storage during the run."""
+    binlog_bytes: int | None = None
+    """On MySQL, the binary logs the target held after the run (emptied before it);
+    None when the target writes none."""
 
 
 def _both_alone(mine: Run, theirs: Run) -> bool:
@@ -225,8 +246,8 @@ class _SetUp:
 
     def start_servers(self) -> tuple[BenchServer, BenchServer]:
         started = time.perf_counter()
-        source = self.space.server("source", SOURCE_ARGS)
-        self.target = self.space.server("target", self.options.target_args)
+        source = self.space.server("source", source_args(self.options.flavour))
+        self.target = self.space.server("target", self.options.target_server_args)
         self.step("start two servers", time.perf_counter() - started)
         return source, self.target
 
@@ -250,6 +271,7 @@ class _SetUp:
         self.snapshot = plakar.backup(
             source.uri(datagen.DATABASE),
             f"password={source.password}",
+            *source.plugin_options(),
             timeout=self.options.timeout,
         )
         self.result.store_bytes = workload.tree_bytes(Path(plakar.store))
@@ -267,8 +289,9 @@ class _SetUp:
         started = time.perf_counter()
         self.official = self.space.plakar("plakar-official", self.options.official_ptar)
         self.official_snapshot = self.official.backup(
-            official.uri(source.uri(datagen.DATABASE)),
+            official.uri(source.uri(datagen.DATABASE), source.flavour),
             f"password={source.password}",
+            *source.official_options(),
             timeout=self.options.timeout,
         )
         self.step(
@@ -294,15 +317,15 @@ class _SetUp:
         self.result.dump_arguments = arguments
         timed = run_timed(
             source.dump_command(arguments),
-            self.space.logs / "mariadb-dump.log",
+            self.space.logs / f"{source.dump_name}.log",
             stdout=self.dump_file,
             timeout=self.options.timeout,
         )
         if timed.returncode != 0:
-            raise RuntimeError(f"mariadb-dump failed: {tail(timed.log)}")
+            raise RuntimeError(f"{source.dump_name} failed: {tail(timed.log)}")
         self.result.dump_bytes = self.dump_file.stat().st_size
         self.step(
-            "mariadb-dump to a file",
+            f"{source.dump_name} to a file",
             timed.seconds,
             f"{self.result.dump_bytes / 1e6:.0f} MB;"
             f" arguments from {self.result.dump_arguments_from}",
@@ -356,6 +379,12 @@ class _SetUp:
         if not self.options.myloader:
             self.result.notes.append("myloader left out (--no-myloader).")
             return False
+        if source.flavour == "mysql":
+            self.result.notes.append(
+                "myloader left out on MySQL: Debian 12's mydumper runs SHOW MASTER STATUS,"
+                " which MySQL 8.4 removed."
+            )
+            return False
         if mydumper is None or myloader is None:
             self.result.notes.append(
                 "myloader not measured: mydumper/myloader are not installed"
@@ -384,12 +413,25 @@ class _SetUp:
     def probe_jobs(self, source: BenchServer, target: BenchServer, plakar: Plakar) -> None:
         """Does the restore accept ``jobs``?  A tiny snapshot answers (and warms plakar up)."""
         workload.make_probe(source)
-        probe = plakar.backup(source.uri(workload.PROBE_DB), f"password={source.password}")
-        password = f"password={target.password}"
-        target.drop_database(workload.PROBE_DB)
-        warm = plakar.at(
-            "restore", "-to", target.uri(workload.PROBE_DB), "-o", password, probe, check=False
+        probe = plakar.backup(
+            source.uri(workload.PROBE_DB), f"password={source.password}", *source.plugin_options()
         )
+        password = f"password={target.password}"
+        tools = [arg for option in target.plugin_options() for arg in ("-o", option)]
+        target.drop_database(workload.PROBE_DB)
+        target.forget_gtids()
+        warm = plakar.at(
+            "restore",
+            "-to",
+            target.uri(workload.PROBE_DB),
+            "-o",
+            password,
+            *tools,
+            probe,
+            check=False,
+        )
+        target.drop_database(workload.PROBE_DB)
+        target.forget_gtids()
         target.drop_database(workload.PROBE_DB)
         proc = plakar.at(
             "restore",
@@ -399,6 +441,7 @@ class _SetUp:
             password,
             "-o",
             "jobs=1",
+            *tools,
             probe,
             check=False,
         )
@@ -438,18 +481,21 @@ class _Rounds:
 
     def contenders(self, with_myloader: bool) -> list[Contender]:
         uri = self.target.uri(TARGET_DB)
+        client = self.target.client_name
+        tools = "".join(f"-o {o} " for o in self.target.plugin_options())
+        official_tools = "".join(f"-o {o} " for o in self.target.official_options())
         found = [
             Contender(
                 "single",
-                "mariadb < dump.sql (single stream)",
-                f"mariadb --database {TARGET_DB} < dump.sql",
+                f"{client} < dump.sql (single stream)",
+                f"{client} --database {TARGET_DB} < dump.sql",
             ),
             Contender(
                 "plakar",
                 f"plakar restore, jobs default (= {os.cpu_count()} CPUs)"
                 if self.setup.jobs_available
                 else "plakar restore (jobs option not available)",
-                f"plakar at STORE restore -to {uri} -o password=... SNAPSHOT",
+                f"plakar at STORE restore -to {uri} -o password=... {tools}SNAPSHOT",
             ),
         ]
         if self.setup.jobs_available:
@@ -457,7 +503,7 @@ class _Rounds:
                 Contender(
                     "plakar-jobs1",
                     "plakar restore, jobs=1",
-                    f"plakar at STORE restore -to {uri} -o password=... -o jobs=1 SNAPSHOT",
+                    f"plakar at STORE restore -to {uri} -o password=... -o jobs=1 {tools}SNAPSHOT",
                 )
             )
         if self.setup.official is not None:
@@ -465,7 +511,8 @@ class _Rounds:
                 Contender(
                     official.KEY,
                     "Plakar's official mysql integration: plakar restore",
-                    f"plakar at STORE restore -to {official.uri(uri)} -o password=... SNAPSHOT",
+                    f"plakar at STORE restore -to {official.uri(uri, self.target.flavour)}"
+                    f" -o password=... {official_tools}SNAPSHOT",
                 )
             )
         if with_myloader:
@@ -506,7 +553,9 @@ class _Rounds:
         opts = ["-o", f"password={target.password}"]
         if key == "plakar-jobs1":
             opts += ["-o", "jobs=1"]
-        to = official.uri(uri) if key == official.KEY else uri
+        tools = target.official_options() if key == official.KEY else target.plugin_options()
+        opts += [arg for option in tools for arg in ("-o", option)]
+        to = official.uri(uri, target.flavour) if key == official.KEY else uri
         return [
             str(home.binary),
             "at",
@@ -522,6 +571,7 @@ class _Rounds:
         target = self.target
         run = Run(number, contender.key)
         target.recreate_database(TARGET_DB, *self.setup.charset)
+        target.forget_gtids()
         run.settle_seconds = target.settle().seconds
         if self.options.quiet_timeout > 0:
             run.quiet_wait_seconds, run.quiet = wait_for_quiet(self.options.quiet_timeout)
@@ -545,6 +595,8 @@ class _Rounds:
         )
         run.redo_bytes = target.redo_lsn() - lsn
         run.server_written_bytes = target.written_bytes() - written
+        if target.flavour == "mysql":
+            run.binlog_bytes = target.binlog_bytes()
         run.max_rss_kib = timed.max_rss_kib
         run.tree_rss_kib = timed.tree_rss_kib
         run.left_running = list(timed.left_running)
@@ -558,7 +610,13 @@ class _Rounds:
         print(
             f"bench: {which} {contender.key}: {shown} (server CPU {run.server_cpu_seconds:.1f} s,"
             f" others' CPU {run.other_cpu_seconds:.1f} s, redo {run.redo_bytes / 1e6:.0f} MB,"
-            f" written {run.server_written_bytes / 1e6:.0f} MB)",
+            f" written {run.server_written_bytes / 1e6:.0f} MB"
+            + (
+                f", binary log {run.binlog_bytes / 1e6:.0f} MB"
+                if run.binlog_bytes is not None
+                else ""
+            )
+            + ")",
             flush=True,
         )
         return run
@@ -590,8 +648,9 @@ def run(options: RestoreOptions, progress: Callable[[str], None] = print) -> Res
             "runs": options.runs,
             "seed": options.seed,
             "myloader_threads": options.myloader_threads,
-            "target_server_args": list(options.target_args),
-            "source_server_args": list(SOURCE_ARGS),
+            "flavour": options.flavour,
+            "target_server_args": list(options.target_server_args),
+            "source_server_args": list(source_args(options.flavour)),
             "generator_version": datagen.GENERATOR_VERSION,
             "warmup": options.warmup,
             "quiet_timeout": options.quiet_timeout,
@@ -599,7 +658,14 @@ def run(options: RestoreOptions, progress: Callable[[str], None] = print) -> Res
         },
         environment=describe_environment({}),
     )
-    space = Workspace("restore", result, options.workdir, keep=options.keep, progress=progress)
+    space = Workspace(
+        "restore",
+        result,
+        options.workdir,
+        keep=options.keep,
+        progress=progress,
+        flavour=options.flavour,
+    )
     setup = _SetUp(options, space, result)
     if options.official_ptar is None:
         result.notes.append(official.skipped_note())
@@ -622,12 +688,16 @@ def run(options: RestoreOptions, progress: Callable[[str], None] = print) -> Res
         setup.backup_official(source)
         with_myloader = setup.make_mydumper(source)
         setup.probe_jobs(source, target, plakar)
-        result.environment = describe_environment(workload.versions(target, setup.package))
+        result.environment = describe_environment(
+            workload.versions(target, setup.package, flavour=options.flavour)
+        )
         timed = _Rounds(setup, target)
         result.contenders = timed.contenders(with_myloader)
         if options.warmup:
             timed.warm_up(result.contenders)
         result.runs = timed.rounds(result.contenders)
     if not result.environment.versions:
-        result.environment = describe_environment(workload.versions(setup.target, setup.package))
+        result.environment = describe_environment(
+            workload.versions(setup.target, setup.package, flavour=options.flavour)
+        )
     return result

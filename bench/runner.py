@@ -13,10 +13,14 @@ about 100 MB and 1 GB of SQL), and ``binlog`` (the binary-log replay against
 ``mariadb-binlog | mariadb``, ``--binlog-transactions`` transactions).
 ``physical`` runs only when named.  A quick check of the whole chain:
 ``python -m bench --sizes-mb 10 --runs 1 --quiet-timeout 0
---binlog-transactions 1000``.  Results go to ``bench/results/`` and are
-printed.  The exit status is 0 whatever the figures; it is 1 only when a
-benchmark could not run at all (a server would not start, the package is
-missing...).
+--binlog-transactions 1000``.
+
+``--flavour mysql`` runs the scenarios that support it (``backup`` and
+``restore``) on MySQL 9.7 (``make mysql``'s tree) instead of MariaDB; their
+reports are then ``mysql-backup`` and ``mysql-restore-<N>mb``.  Results go
+to ``bench/results/`` and are printed.  The exit status is 0 whatever the
+figures; it is 1 only when a benchmark could not run at all (a server would
+not start, the package is missing...).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from bench.memory import run as run_memory
 from bench.report import write_backup, write_memory, write_restore
 from bench.restore import RestoreOptions
 from bench.restore import run as run_restore
-from bench.servers import TARGET_ARGS
+from bench.servers import FLAVOURS, TARGET_ARGS, target_args
 
 __all__ = ["SCENARIOS", "Scenario", "Settings", "main"]
 
@@ -58,11 +62,18 @@ class Settings:
     warmup: bool
     myloader: bool
     myloader_threads: int
-    target_args: tuple[str, ...]
+    target_args: tuple[str, ...] | None
+    """``--target-arg``s; None: the flavour's default."""
     binlog_transactions: int
     results: Path
     command: str
     """The command line, for the reports."""
+    flavour: str = "mariadb"
+    """The servers' flavour (``--flavour``)."""
+
+    def report_name(self, name: str) -> str:
+        """A report's file name: ``name``, prefixed ``mysql-`` on MySQL."""
+        return name if self.flavour == "mariadb" else f"{self.flavour}-{name}"
 
     def below(self, name: str) -> Path | None:
         """The work directory of one scenario: ``--workdir``'s subdirectory ``name``."""
@@ -79,6 +90,8 @@ class Scenario:
     """Measures, writes and prints the report; returns the exit status it calls for."""
     in_all: bool = True
     """Whether ``all`` (no scenario named) includes it."""
+    flavours: tuple[str, ...] = ("mariadb",)
+    """The server flavours (``--flavour``) it runs on."""
 
 
 def _backup(settings: Settings) -> int:
@@ -94,9 +107,11 @@ def _backup(settings: Settings) -> int:
             ptar=settings.ptar,
             official_ptar=settings.official_ptar,
             dedup=settings.dedup,
+            flavour=settings.flavour,
         )
     )
-    return _show(write_backup(result, settings.command, settings.results), result.failure)
+    path = write_backup(result, settings.command, settings.results, settings.report_name("backup"))
+    return _show(path, result.failure)
 
 
 def _restore(settings: Settings) -> int:
@@ -117,9 +132,11 @@ def _restore(settings: Settings) -> int:
                 myloader_threads=settings.myloader_threads,
                 timeout=settings.timeout,
                 target_args=settings.target_args,
+                flavour=settings.flavour,
             )
         )
-        path = write_restore(result, settings.command, settings.results, f"restore-{size_mb:g}mb")
+        name = settings.report_name(f"restore-{size_mb:g}mb")
+        path = write_restore(result, settings.command, settings.results, name)
         status |= _show(path, result.failure)
     return status
 
@@ -132,7 +149,7 @@ def _memory(settings: Settings) -> int:
             workdir=settings.below("memory"),
             keep=settings.keep,
             timeout=settings.timeout,
-            target_args=settings.target_args,
+            target_args=settings.target_args or TARGET_ARGS,
             ptar=settings.ptar,
         )
     )
@@ -168,8 +185,18 @@ def _physical(settings: Settings) -> int:
 
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("backup", "backup speed against the dump tool and others, deduplication", _backup),
-    Scenario("restore", "restore speed against the stock client and myloader", _restore),
+    Scenario(
+        "backup",
+        "backup speed against the dump tool and others, deduplication",
+        _backup,
+        flavours=FLAVOURS,
+    ),
+    Scenario(
+        "restore",
+        "restore speed against the stock client and myloader",
+        _restore,
+        flavours=FLAVOURS,
+    ),
     Scenario("memory", "peak memory of the plugin, plakar and the tools", _memory),
     Scenario("binlog", "binlog replay against mariadb-binlog | mariadb", _binlog),
     Scenario(
@@ -260,8 +287,16 @@ def _parser() -> argparse.ArgumentParser:
         "--target-arg",
         action="append",
         metavar="ARG",
-        help="a mariadbd argument for the restore target, as --target-arg=--name=value "
-        f"(repeatable; replaces the default {' '.join(TARGET_ARGS)})",
+        help="a server argument for the restore target, as --target-arg=--name=value "
+        f"(repeatable; replaces the default: on MariaDB {' '.join(TARGET_ARGS)},"
+        f" on MySQL {' '.join(target_args('mysql'))})",
+    )
+    parser.add_argument(
+        "--flavour",
+        choices=FLAVOURS,
+        default="mariadb",
+        help="the servers: mariadb (Debian 12's, the default) or mysql (MySQL 9.7 from"
+        " `make mysql`'s tree; backup and restore only, reports prefixed mysql-)",
     )
     parser.add_argument(
         "--ptar",
@@ -297,6 +332,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     wanted = set(args.benchmarks or ["all"])
+    unsupported = sorted(
+        s.name for s in SCENARIOS if s.name in wanted and args.flavour not in s.flavours
+    )
+    if unsupported:
+        parser.error(f"{', '.join(unsupported)}: not available with --flavour {args.flavour}")
     try:
         official_ptar = official.find_package(args.official_ptar)
     except FileNotFoundError as exc:
@@ -315,13 +355,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         warmup=not args.no_warmup,
         myloader=not args.no_myloader,
         myloader_threads=args.myloader_threads,
-        target_args=tuple(args.target_arg) if args.target_arg else TARGET_ARGS,
+        target_args=tuple(args.target_arg) if args.target_arg else None,
         binlog_transactions=args.binlog_transactions,
         results=args.results,
         command=shlex.join(["python", "-m", "bench", *args_list]),
+        flavour=args.flavour,
     )
     status = 0
     for scenario in SCENARIOS:
+        if settings.flavour not in scenario.flavours:
+            continue
         if scenario.name in wanted or ("all" in wanted and scenario.in_all):
             status |= scenario.run(settings)
     path = summary.write(args.results)

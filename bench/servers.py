@@ -1,8 +1,13 @@
-"""Private MariaDB servers for the benchmarks, and the stock client tools run against them.
+"""Private MariaDB or MySQL servers for the benchmarks, and the stock client tools run
+against them.
 
 The servers are the tests' throwaway servers (:class:`plakar_mysql_harness.mariadb.MariaDBServer`,
-imported, not copied): a private ``mariadbd`` on a free loopback port with a
-random root password.  On top of it this module keeps an option file (0600,
+or with the ``mysql`` flavour :class:`plakar_mysql_harness.mysql.MySQLServer`, the
+MySQL 9.7 of ``make mysql``; imported, not copied): a private ``mariadbd`` or
+``mysqld`` on a free loopback port with a random root password.  On MySQL the
+client tools are MySQL's own (``mysql``, ``mysqldump``, from the server's
+``bin_dir``), and the integrations are pointed at them with their options
+(:meth:`BenchServer.plugin_options`).  On top of it this module keeps an option file (0600,
 in the server's directory) so that ``mariadb``, ``mariadb-dump``, ``mydumper``
 and ``myloader`` get the password without it appearing on a command line, and
 adds what a benchmark needs between runs: drop and create a database, wait for
@@ -20,14 +25,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plakar_mysql_harness.mariadb import MariaDBServer, quote_identifier
+from plakar_mysql_harness.mysql import MySQLServer
 
 __all__ = [
+    "FLAVOURS",
+    "MYSQL_SOURCE_ARGS",
+    "MYSQL_TARGET_ARGS",
     "SOURCE_ARGS",
     "TARGET_ARGS",
     "BenchServer",
     "find_program",
+    "source_args",
+    "target_args",
     "tool_version",
 ]
+
+FLAVOURS = ("mariadb", "mysql")
+"""The servers a benchmark can run on: MariaDB (Debian 12's) or MySQL (``make mysql``'s)."""
 
 #: The source only has to be filled quickly: no flush at each commit.
 SOURCE_ARGS: tuple[str, ...] = (
@@ -42,6 +56,31 @@ TARGET_ARGS: tuple[str, ...] = (
     "--innodb-buffer-pool-size=1G",
     "--innodb-log-file-size=1G",
 )
+
+#: MySQL 9 has no ``innodb_log_file_size``: its redo log is sized as a whole.  The
+#: binary log stays on with GTIDs, as the harness (and a DBA) runs MySQL; the source
+#: does not sync it at each commit, the target does (MySQL's default).
+MYSQL_SOURCE_ARGS: tuple[str, ...] = (
+    "--innodb-buffer-pool-size=1G",
+    "--innodb-redo-log-capacity=512M",
+    "--innodb-flush-log-at-trx-commit=2",
+    "--sync-binlog=0",
+)
+MYSQL_TARGET_ARGS: tuple[str, ...] = (
+    "--innodb-buffer-pool-size=1G",
+    "--innodb-redo-log-capacity=1G",
+)
+
+
+def source_args(flavour: str) -> tuple[str, ...]:
+    """The source server's arguments for ``flavour``."""
+    return MYSQL_SOURCE_ARGS if flavour == "mysql" else SOURCE_ARGS
+
+
+def target_args(flavour: str) -> tuple[str, ...]:
+    """The restore target's default arguments for ``flavour``."""
+    return MYSQL_TARGET_ARGS if flavour == "mysql" else TARGET_ARGS
+
 
 MAX_PACKET = "--max-allowed-packet=1073741824"
 _EXTRA_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/local/bin")
@@ -99,11 +138,19 @@ class SettleResult:
 class BenchServer:
     """A private server plus the option file the client tools read their credentials from."""
 
-    def __init__(self, base_dir: Path, extra_args: Sequence[str]) -> None:
-        self.server = MariaDBServer(base_dir, extra_args=extra_args, start_timeout=120.0)
+    def __init__(self, base_dir: Path, extra_args: Sequence[str], flavour: str = "mariadb") -> None:
+        if flavour not in FLAVOURS:
+            raise ValueError(f"unknown flavour {flavour!r} (choose from {', '.join(FLAVOURS)})")
+        self.flavour = flavour
+        kind = MySQLServer if flavour == "mysql" else MariaDBServer
+        self.server = kind(base_dir, extra_args=extra_args, start_timeout=120.0)
         self.extra_args = tuple(extra_args)
-        self.client_program = find_program("mariadb", "mysql") or "mariadb"
-        self.dump_program = find_program("mariadb-dump", "mysqldump") or "mariadb-dump"
+        if self.server.bin_dir is not None:  # MySQL: its own tools, not MariaDB's on PATH
+            self.client_program = str(Path(self.server.bin_dir) / "mysql")
+            self.dump_program = str(Path(self.server.bin_dir) / "mysqldump")
+        else:
+            self.client_program = find_program("mariadb", "mysql") or "mariadb"
+            self.dump_program = find_program("mariadb-dump", "mysqldump") or "mariadb-dump"
         self.option_file = self.server.base_dir / "bench-client.cnf"
         fd = os.open(self.option_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -128,6 +175,48 @@ class BenchServer:
     @property
     def password(self) -> str:
         return self.server.root_password
+
+    @property
+    def dump_name(self) -> str:
+        """The dump tool's name, for the reports: ``mariadb-dump`` or ``mysqldump``."""
+        return "mysqldump" if self.flavour == "mysql" else "mariadb-dump"
+
+    @property
+    def client_name(self) -> str:
+        """The stock client's name, for the reports: ``mariadb`` or ``mysql``."""
+        return "mysql" if self.flavour == "mysql" else "mariadb"
+
+    @property
+    def daemon_name(self) -> str:
+        """The server program's name, for the reports: ``mariadbd`` or ``mysqld``."""
+        return "mysqld" if self.flavour == "mysql" else "mariadbd"
+
+    def plugin_options(self) -> tuple[str, ...]:
+        """This integration's options naming the flavour's client tools (none on MariaDB,
+        whose tools are on ``PATH``)."""
+        bin_dir = self.server.bin_dir
+        return () if bin_dir is None else (f"bin_dir={bin_dir}",)
+
+    def official_options(self) -> tuple[str, ...]:
+        """The same for Plakar's official integration (its option is ``mysql_bin_dir``)."""
+        bin_dir = self.server.bin_dir
+        return () if bin_dir is None else (f"mysql_bin_dir={bin_dir}",)
+
+    def forget_gtids(self) -> None:
+        """On MySQL, empty ``gtid_executed`` and the binary logs, as on a fresh server.
+
+        A MySQL dump sets ``@@GLOBAL.GTID_PURGED`` to the source's GTIDs, which fails
+        once they are in the target's ``gtid_executed``: each restore round starts from
+        an empty GTID history (untimed).  Nothing on MariaDB."""
+        if self.flavour == "mysql":
+            self.server.execute("RESET BINARY LOGS AND GTIDS")
+
+    def binlog_bytes(self) -> int | None:
+        """The size of the binary logs the server holds now, or None when it writes
+        none: after :meth:`forget_gtids`, what a run wrote to them."""
+        if self.variable("log_bin") not in ("ON", "1"):
+            return None
+        return sum(int(str(row[1])) for row in self.query("SHOW BINARY LOGS"))
 
     def uri(self, database: str = "") -> str:
         """The URI the integration is given, as in the tests (the password goes in ``-o``)."""
@@ -232,12 +321,18 @@ class BenchServer:
         return ", ".join(f"{db}.{quote_identifier(str(r[0]))}" for r in rows)
 
     def variable(self, name: str) -> str:
-        rows = self.query(
-            "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_VARIABLES"
-            " WHERE VARIABLE_NAME = %s",
-            name.upper(),
-        )
-        return str(rows[0][0]) if rows else ""
+        """A global variable's value, or "" (``SHOW``: MySQL has no
+        ``information_schema.GLOBAL_VARIABLES``)."""
+        rows = self.query("SHOW GLOBAL VARIABLES LIKE %s", name)
+        return str(rows[0][1]) if rows else ""
+
+    def status(self, *names: str) -> int | None:
+        """The first of the global status counters ``names`` the server has, or None."""
+        for name in names:
+            rows = self.query("SHOW GLOBAL STATUS LIKE %s", name)
+            if rows:
+                return int(str(rows[0][1]))
+        return None
 
     def settle(self, timeout: float = 120.0) -> SettleResult:
         """Let InnoDB write out what the previous run left dirty, so a run does not pay
@@ -250,14 +345,7 @@ class BenchServer:
             self.server.execute("SET GLOBAL innodb_max_dirty_pages_pct_lwm = 0.001")
             self.server.execute("SET GLOBAL innodb_max_dirty_pages_pct = 0")
             while True:
-                dirty = int(
-                    str(
-                        self.query(
-                            "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS"
-                            " WHERE VARIABLE_NAME = 'INNODB_BUFFER_POOL_PAGES_DIRTY'"
-                        )[0][0]
-                    )
-                )
+                dirty = self.status("Innodb_buffer_pool_pages_dirty") or 0
                 if dirty == 0 or time.monotonic() - started > timeout:
                     break
                 time.sleep(0.25)
@@ -273,14 +361,11 @@ class BenchServer:
 
     def redo_lsn(self) -> int:
         """InnoDB's current log sequence number: its difference is the redo log written."""
-        rows = self.query(
-            "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS"
-            " WHERE VARIABLE_NAME = 'INNODB_LSN_CURRENT'"
-        )
-        return int(str(rows[0][0])) if rows else 0
+        return self.status("Innodb_lsn_current", "Innodb_redo_log_current_lsn") or 0
 
     def written_bytes(self) -> int:
-        """Bytes ``mariadbd`` caused to be written to storage so far (``/proc/PID/io``)."""
+        """Bytes the server (``mariadbd``, ``mysqld``) caused to be written to storage
+        so far (``/proc/PID/io``)."""
         pid = self.server.pid
         if pid is None:
             return 0
@@ -293,7 +378,7 @@ class BenchServer:
         return 0
 
     def cpu_seconds(self) -> float:
-        """CPU time ``mariadbd`` used so far."""
+        """CPU time the server used so far."""
         pid = self.server.pid
         return _cpu_seconds(pid) if pid is not None else 0.0
 

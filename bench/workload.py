@@ -29,6 +29,7 @@ from typing import IO
 
 from bench import datagen
 from bench.servers import BenchServer, find_program, tool_version
+from plakar_mysql_harness.mysql import mysql_bin_dir
 from plakar_mysql_harness.plakar import PLAKAR_BIN, Plakar
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "make_probe",
     "package_description",
     "plakar_failure",
+    "server_label",
     "tree_bytes",
     "versions",
 ]
@@ -165,13 +167,33 @@ def package_description(ptar: Path) -> str:
     return f"{ptar.name} (sha256 {digest}..., built {built})"
 
 
-def versions(target: BenchServer | None, package: str, *, myloader: bool = True) -> dict[str, str]:
+def server_label(flavour: str) -> str:
+    """The server's line in a report's versions: ``MariaDB server`` or ``MySQL server``."""
+    return "MySQL server" if flavour == "mysql" else "MariaDB server"
+
+
+def versions(
+    target: BenchServer | None,
+    package: str,
+    *,
+    myloader: bool = True,
+    flavour: str = "mariadb",
+) -> dict[str, str]:
     """Versions of the server, the stock tools, plakar and the package (and of
-    mydumper/myloader with ``myloader``: only the restore benchmark runs them)."""
+    mydumper/myloader with ``myloader``: only the restore benchmark runs them).
+    On MySQL the tools are the tree's (``make mysql``), not those on ``PATH``."""
+    if flavour == "mysql":
+        bin_dir = mysql_bin_dir()
+        client: str | None = str(bin_dir / "mysql")
+        dump: str | None = str(bin_dir / "mysqldump")
+    else:
+        client = find_program("mariadb", "mysql")
+        dump = find_program("mariadb-dump", "mysqldump")
+    name = "mysql" if flavour == "mysql" else "mariadb"
     found = {
-        "MariaDB server": target.version if target is not None else "not started",
-        "mariadb client": tool_version(find_program("mariadb", "mysql")),
-        "mariadb-dump": tool_version(find_program("mariadb-dump", "mysqldump")),
+        server_label(flavour): target.version if target is not None else "not started",
+        f"{name} client": tool_version(client),
+        "mysqldump" if flavour == "mysql" else "mariadb-dump": tool_version(dump),
         "plakar": tool_version(str(PLAKAR_BIN) if PLAKAR_BIN.exists() else None, "version"),
     }
     if myloader:

@@ -42,7 +42,10 @@ class Workspace:
         keep: bool = False,
         prefix: str = "plakar-mysql-bench-",
         progress: Callable[[str], None] = print,
+        flavour: str = "mariadb",
     ) -> None:
+        self.flavour = flavour
+        """The flavour of the servers started (:data:`bench.servers.FLAVOURS`)."""
         self.owned = workdir is None
         self.path = Path(tempfile.mkdtemp(prefix=prefix)) if workdir is None else workdir.resolve()
         self.path.mkdir(parents=True, exist_ok=True)
@@ -59,11 +62,19 @@ class Workspace:
         """A workspace in the subdirectory ``name``, for one part of the benchmark (one
         size): what it starts is stopped by its :meth:`stop`; the directory goes with
         this one."""
-        return Workspace("", self.result, self.path / name, keep=True, progress=self.progress)
+        return Workspace(
+            "",
+            self.result,
+            self.path / name,
+            keep=True,
+            progress=self.progress,
+            flavour=self.flavour,
+        )
 
     def server(self, name: str, args: Sequence[str]) -> BenchServer:
-        """A private server in ``name/``, stopped when the workspace closes."""
-        server = BenchServer(self.path / name, args)
+        """A private server of the workspace's flavour in ``name/``, stopped when the
+        workspace closes."""
+        server = BenchServer(self.path / name, args, self.flavour)
         self.servers.append(server)
         return server
 

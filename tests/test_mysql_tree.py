@@ -1,15 +1,23 @@
 """``make mysql``'s tree (``scripts/mysql_tree.sh``): each wrapper in its ``bin``
 runs MySQL's own tool with the arguments it was given, exactly, and adds nothing to
-the environment; the server the tests start is MySQL with GTIDs on."""
+the environment; the server the tests start is MySQL with GTIDs on; the script
+prints the version of the MySQL it has, and fails in one line, leaving nothing
+behind, when the mirror does not serve the packages."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
+from plakar_mysql_harness.mariadb import free_port
 from plakar_mysql_harness.mysql import MySQLServer, mysql_bin_dir
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "mysql_tree.sh"
 
 TOOLS = ("mysqld", "mysql", "mysqldump", "mysqlbinlog", "mysqladmin")
 
@@ -96,3 +104,53 @@ def test_the_test_server_runs_as_given(tmp_path: Path) -> None:
         assert "MariaDB" not in server.version
     finally:
         server.cleanup()
+
+
+def test_the_script_prints_the_version_of_the_tree_it_has() -> None:
+    """With the tree there, nothing is built: the one line printed names the version
+    its ``mysqld`` reports (whatever sid served) and the tree."""
+    tree = mysql_bin_dir().parent
+    started = time.monotonic()
+    proc = subprocess.run([SCRIPT, tree], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0 and proc.stderr == "", proc
+    version = (
+        subprocess.run(
+            [tree / "bin" / "mysqld", "--no-defaults", "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        .stdout.split("mysqld  ", 1)[1]
+        .strip()
+    )
+    assert version.startswith("Ver 9.") or version.startswith("Ver 8."), version
+    assert proc.stdout == f"mysql: MySQL {version} in {tree}\n"
+    assert time.monotonic() - started < 10
+
+
+def test_a_mirror_that_does_not_serve_the_packages_fails_in_one_line(tmp_path: Path) -> None:
+    """``MYSQL_MIRROR`` pointed at a loopback port nothing listens on: the script
+    exits 1 with one line on its standard error naming the mirror, the packages
+    and debootstrap's own reason, and leaves no tree and no temporary directory."""
+    if shutil.which("debootstrap", path=f"{os.environ.get('PATH', '')}:/usr/sbin") is None:
+        pytest.skip("debootstrap is not installed (make mysql installs it)")
+    mirror = f"http://127.0.0.1:{free_port()}/debian"
+    dest = tmp_path / "mysql-sid"
+    proc = subprocess.run(
+        [SCRIPT, dest],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "MYSQL_MIRROR": mirror},
+    )
+    assert proc.returncode == 1, proc
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(
+        f"mysql: {mirror} did not serve mysql-server-core,mysql-client-core for Debian sid: E: "
+    ), lines
+    assert mirror in lines[0].split(": E: ", 1)[1], lines  # debootstrap's reason, not a guess
+    assert not dest.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".mysql-sid.lock"]
