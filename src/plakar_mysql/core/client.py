@@ -67,23 +67,37 @@ _DEFINER = re.compile(
 
 
 class _LineRewriter:
-    """Applies ``pattern`` -> ``replacement`` to whole lines of a stream of blocks."""
+    """Applies ``pattern`` -> ``replacement`` to whole lines of a stream of blocks.
+
+    Every pattern starts with a word (``marker``) that most blocks of a dump do
+    not hold: those pass through without a regular-expression scan.  A line
+    cut across blocks is kept as its pieces and joined once, when it ends.
+    """
 
     pattern: re.Pattern[bytes]
     replacement: bytes | Callable[[re.Match[bytes]], bytes]
-
-    def __init__(self) -> None:
-        self._carry = b""
+    marker: bytes
 
     def __call__(self, blocks: Iterable[bytes]) -> Iterator[bytes]:
+        started: list[bytes] = []  # the pieces of a line not ended yet
         for block in blocks:
-            data = self._carry + block
-            cut = data.rfind(b"\n") + 1
-            self._carry = data[cut:]
-            if cut:
-                yield self.pattern.sub(self.replacement, data[:cut])
-        if self._carry:
-            yield self.pattern.sub(self.replacement, self._carry)
+            cut = block.rfind(b"\n") + 1
+            if not cut:
+                started.append(block)
+                continue
+            ended = block if cut == len(block) else block[:cut]
+            if started:
+                started.append(ended)
+                ended = b"".join(started)
+                started = []
+            yield self._rewrite(ended)
+            if cut < len(block):
+                started.append(block[cut:])
+        if started:
+            yield self._rewrite(b"".join(started))
+
+    def _rewrite(self, lines: bytes) -> bytes:
+        return self.pattern.sub(self.replacement, lines) if self.marker in lines else lines
 
 
 class DefinerRewriter(_LineRewriter):
@@ -91,6 +105,7 @@ class DefinerRewriter(_LineRewriter):
 
     pattern = _DEFINER
     replacement = rb"\1DEFINER=CURRENT_USER"
+    marker = b"DEFINER="
 
 
 _IDENT = rb"(?:`(?:[^`\n]|``)+`|[0-9A-Za-z_$\x80-\xff]+)"
@@ -120,9 +135,9 @@ class TriggerRewriter(_LineRewriter):
     written), so that the trigger can be created again exactly as it was typed."""
 
     pattern = _TRIGGER
+    marker = b"TRIGGER"
 
     def __init__(self, dropped: dict[str, tuple[str, str]] | None = None) -> None:
-        super().__init__()
         self.dropped = dropped if dropped is not None else {}
 
     def replacement(self, match: re.Match[bytes]) -> bytes:
