@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.interrupt import interrupted_run, running, settle
+from support.interrupt import interrupted_run, run_tmp, running, settle
 from support.mounts import tmpfs
 from test_backup_restore import password, uri
 from test_physical import LOG_BIN, bin_uri
@@ -81,6 +81,11 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Source]:
         server.execute("FLUSH BINARY LOGS")
         server.execute("INSERT INTO shop.audit (note) VALUES ('third log')")
         logical = plakar.backup(uri(server), password(server))
+        # A clean restart checkpoints InnoDB: the physical copy's redo log then holds
+        # no page of the tables, which --prepare would otherwise rewrite over a
+        # tampered one (the tampered-file test changes a page).
+        server.stop()
+        server.start()
         physical = plakar.backup(bin_uri(server), password(server))
         binlog = plakar.backup(uri(server).replace("mysql://", "mysql+binlog://"), password(server))
         yield Source(root, plakar, server, logical, physical, binlog)
@@ -194,6 +199,21 @@ def test_tampered_table_file_is_named(source: Source, tmp_path: Path) -> None:
     assert report is not None and report["ok"] is False
 
 
+def test_tampered_physical_table_file_is_named(source: Source, tmp_path: Path) -> None:
+    def tamper(files: Path) -> None:
+        ibd = files / "datadir" / "shop" / "orders.ibd"
+        with ibd.open("r+b") as f:  # the same size: only the page checksums can tell
+            f.seek(3 * 16384 + 200)
+            data = f.read(64)
+            f.seek(3 * 16384 + 200)
+            f.write(bytes(b ^ 0xFF for b in data))
+
+    code, output, report = drill(source, altered(source, source.physical, tamper), tmp_path / "t")
+    assert code != 0, output
+    assert "drill failed: shop: table 'orders' is damaged" in output, output
+    assert report is not None and report["ok"] is False
+
+
 def test_snapshot_that_does_not_restore_names_the_object(source: Source, tmp_path: Path) -> None:
     def break_it(files: Path) -> None:
         table = files / "databases" / "shop" / "tables" / "item.sql"
@@ -223,14 +243,18 @@ def test_no_matching_server_says_what_to_install(source: Source, tmp_path: Path)
 def test_killed_drill_leaves_nothing(source: Source) -> None:
     plakar = source.plakar
 
-    def server_up() -> bool:
-        return any("mariadbd" in argv and "plakar-drill-" in argv for _, argv in running(plakar))
+    tmp = run_tmp(plakar)
+
+    def loading() -> bool:
+        """The drill's server runs and holds the restore's shadow database: mid-load."""
+        server = any("mariadbd" in argv and "plakar-drill-" in argv for _, argv in running(plakar))
+        return server and any(tmp.glob("plakar-drill-*/data/plakar_restore_*"))
 
     run = interrupted_run(
         plakar,
         ["restore", "-to", "mysql+drill://", source.logical],
         how="term-plakar",
-        when=server_up,
+        when=loading,
         timeout=TIMEOUT,
     )
     settle(plakar)

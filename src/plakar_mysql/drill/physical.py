@@ -15,6 +15,8 @@ import os
 import time
 from collections.abc import Iterator
 
+import pymysql
+
 from kloset_sdk import Options, Record
 from plakar_mysql.core.errors import PlakarMySQLError
 from plakar_mysql.core.flavour import Flavour, version_tuple
@@ -109,7 +111,11 @@ def drill_physical(run: Run, records: Iterator[Record]) -> None:
         try:
             with drill.phase("check"), contextlib.closing(server.connect()) as db:
                 for name in checks.user_databases(db):
-                    checks.check_physical_database(db, drill.database(name))
+                    result = drill.database(name)
+                    try:
+                        checks.check_physical_database(db, result)
+                    except pymysql.err.MySQLError as exc:  # the server went away, say
+                        result.problems.append(f"the checks stopped: {exc.args[-1]}")
         finally:
             server.__exit__(None, None, None)
     finally:
