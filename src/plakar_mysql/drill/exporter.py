@@ -67,8 +67,11 @@ class DrillExporter(Exporter):
                 drill_physical(run, _chain(ahead, first, records))
             elif kind is BINLOG:
                 drill_binlog(_chain(ahead, first, records), report, drill)
-        except PlakarMySQLError as exc:
-            drill.problems.append(str(exc))
+        except (PlakarMySQLError, OSError) as exc:
+            if isinstance(exc, OSError):  # a temporary directory that cannot be made
+                drill.problems.append(f"{exc.filename or self.tmpdir}: {exc.strerror}")
+            else:
+                drill.problems.append(str(exc))
             for record in records:  # Plakar waits for a result for each
                 report(Result.failed(record, "skipped"))
         finally:

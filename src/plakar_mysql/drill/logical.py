@@ -21,6 +21,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import pymysql
+
 from kloset_sdk import Options, Record
 from plakar_mysql.core.client import blocks
 from plakar_mysql.core.errors import PlakarMySQLError
@@ -117,7 +119,7 @@ def drill_logical(
         datadir = os.path.join(private, "data")
         drill.server = f"{flavour.title} {'.'.join(map(str, binary.version))} ({binary.path})"
         with drill.phase("start"):
-            install(installer, datadir, private)
+            install(installer, datadir, private, guard)
             server = DrillServer(
                 binary, datadir, private, guard, start_timeout=config.start_timeout
             )
@@ -133,7 +135,10 @@ def drill_logical(
             records = keeper.records(tap.records(_chain([*ahead, catalog_record], rest)))
             _load(run, server, catalog, tap, records)
             with drill.phase("check"):
-                _check(server, catalog, (tap, keeper), kept, drill)
+                try:
+                    _check(server, catalog, (tap, keeper), kept, drill)
+                except pymysql.err.MySQLError as exc:  # the server went away, say
+                    drill.problems.append(f"the checks stopped: {exc.args[-1]}")
         finally:
             server.__exit__(None, None, None)
     finally:

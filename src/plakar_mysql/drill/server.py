@@ -277,8 +277,9 @@ class DrillServer:
             self._stack.close()
 
 
-def install(installer: str, datadir: str, private: str) -> None:
-    """A fresh data directory: the system tables, root without password on the socket."""
+def install(installer: str, datadir: str, private: str, guard: Guard) -> None:
+    """A fresh data directory: the system tables, root without password on the socket.
+    The installer is killed with the plugin (``guard.child``)."""
     command = [
         installer,
         "--no-defaults",
@@ -291,23 +292,26 @@ def install(installer: str, datadir: str, private: str) -> None:
     tmp = os.path.join(private, "tmp")
     os.makedirs(tmp, exist_ok=True)
     try:
-        done = subprocess.run(
+        process = subprocess.Popen(
             [*command, f"--tmpdir={tmp}"],
-            capture_output=True,
-            timeout=_INSTALL_TIMEOUT,
-            check=False,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             cwd=private,
             stdin=subprocess.DEVNULL,
         )
-    except subprocess.TimeoutExpired:
-        raise DrillError(f"{installer} did not finish in {_INSTALL_TIMEOUT:g} s") from None
     except OSError as exc:
         raise DrillError(f"cannot run {installer}: {exc.strerror}") from None
-    if done.returncode != 0:
-        text = (done.stdout + done.stderr).decode(errors="replace")
+    with guard.child(process):
+        try:
+            output, _ = process.communicate(timeout=_INSTALL_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise DrillError(f"{installer} did not finish in {_INSTALL_TIMEOUT:g} s") from None
+    if process.returncode != 0:
         raise DrillError(
-            f"{os.path.basename(installer)} failed (exit status {done.returncode}): "
-            f"{_last_error(text)}"
+            f"{os.path.basename(installer)} failed (exit status {process.returncode}): "
+            f"{_last_error(output.decode(errors='replace'))}"
         )
 
 
