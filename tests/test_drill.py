@@ -236,7 +236,7 @@ def test_no_matching_server_says_what_to_install(source: Source, tmp_path: Path)
 
     code, output, _ = drill(source, altered(source, source.logical, make_mysql), tmp_path / "t")
     assert code != 0, output
-    assert "no MySQL server (mysqld) in bin_dir, PATH or /usr/sbin" in output, output
+    assert "no MySQL server (mysqld) in bin_dir, beside the client tools, in PATH" in output, output
     assert "install MySQL's server" in output, output
 
 

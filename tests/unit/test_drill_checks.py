@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 from plakar_mysql.binlog.scanner import FileFacts
+from plakar_mysql.core.flavour import Flavour
 from plakar_mysql.core.gtid import Gtid, Position
 from plakar_mysql.core.option_models import DrillOptions
 from plakar_mysql.core.options import ConfigError
 from plakar_mysql.drill import binlog, checks, space
 from plakar_mysql.drill.report import DatabaseResult, DrillReport
-from plakar_mysql.drill.server import DrillError
+from plakar_mysql.drill.server import DrillError, find_server
 
 
 def _facts(name: str, start: str, last: int, size: int = 100) -> FileFacts:
@@ -136,3 +137,23 @@ def test_drill_options() -> None:
         DrillOptions.parse({"location": "mysql+drill://", "tmpdir": "/nonexistent"})
     with pytest.raises(ConfigError, match="unknown option users"):
         DrillOptions.parse({"location": "mysql+drill://", "users": "true"})
+
+
+def test_the_server_is_looked_for_beside_the_client_tools_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``bin_dir``'s ``../sbin`` (as packages lay a server out) comes before PATH and
+    /usr/sbin; a server of another major version is named, not taken."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "sbin").mkdir()
+    fake = tmp_path / "sbin" / "mariadbd"
+    fake.write_text("#!/bin/sh\necho 'mariadbd  Ver 10.6.99-MariaDB for Linux'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    found = find_server(Flavour.MARIADB, (10, 6), str(tmp_path / "bin"))
+    assert found.path == str(fake) and found.version == (10, 6, 99)
+    with pytest.raises(DrillError) as failure:
+        find_server(Flavour.MARIADB, (99, 1), str(tmp_path / "bin"))
+    message = str(failure.value)
+    assert message.startswith("no MariaDB server 99.1 (mariadbd/mysqld) in bin_dir, beside")
+    assert f"{fake} is 10.6" in message and "install MariaDB's server 99.1" in message

@@ -58,10 +58,19 @@ class ServerBinary:
 
 
 def search_path(bin_dir: str | None, path: str | None = None) -> list[str]:
-    """Where servers and tools are looked for: ``bin_dir``, PATH, then /usr/sbin."""
+    """Where servers and tools are looked for: ``bin_dir`` and its ``../sbin``, beside
+    the client tools found in PATH (and their ``../sbin``, as packages install them),
+    PATH, then /usr/sbin."""
     search = os.environ.get("PATH", "") if path is None else path
+    clients = [
+        os.path.dirname(client)
+        for name in ("mariadb", "mysql")
+        if (client := shutil.which(name, path=search)) is not None
+    ]
+    places = [*([bin_dir] if bin_dir else []), *clients]
+    beside = [item for d in places for item in (d, os.path.join(os.path.dirname(d), "sbin"))]
     found: list[str] = []
-    for directory in [*([bin_dir] if bin_dir else []), *search.split(os.pathsep), SYSTEM_SBIN]:
+    for directory in [*beside, *search.split(os.pathsep), SYSTEM_SBIN]:
         if directory and os.path.normpath(directory) not in found:
             found.append(os.path.normpath(directory))
     return found
@@ -111,7 +120,7 @@ def find_server(
                 continue
             return ServerBinary(candidate, version, flavour)
     wanted = f"{release[0]}.{release[1]}" if release else None
-    where = "bin_dir, PATH or /usr/sbin"
+    where = "bin_dir, beside the client tools, in PATH or /usr/sbin"
     seen = f" ({'; '.join(wrong)})" if wrong else ""
     names = "/".join(SERVER_NAMES[flavour])
     raise DrillError(
