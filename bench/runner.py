@@ -11,7 +11,7 @@ With no scenario named: ``backup`` (with its deduplication scenario),
 ``restore`` and ``memory``, each at every size of ``--sizes-mb`` (default
 about 100 MB and 1 GB of SQL), and ``binlog`` (the binary-log replay against
 ``mariadb-binlog | mariadb``, ``--binlog-transactions`` transactions).
-``physical`` runs only when named.  A quick check of the whole chain:
+``physical`` and ``drill`` run only when named.  A quick check of the whole chain:
 ``python -m bench --sizes-mb 10 --runs 1 --quiet-timeout 0
 --binlog-transactions 1000``.
 
@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import RESULTS, binlog_replay, official, physical, summary
+from bench import RESULTS, binlog_replay, drill, official, physical, summary
 from bench.backup import BackupOptions
 from bench.backup import run as run_backup
 from bench.memory import MemoryOptions
@@ -184,6 +184,16 @@ def _physical(settings: Settings) -> int:
     return _show(physical.write(result, settings.results), None)
 
 
+def _drill(settings: Settings) -> int:
+    """The restore drill against a plain restore, at the first of ``--sizes-mb``."""
+    try:
+        result = drill.measure(settings.sizes_mb[0], settings.runs, settings.workdir)
+    except Exception as exc:
+        print(f"bench: drill could not run: {exc}", file=sys.stderr)
+        return 1
+    return _show(drill.write(result, settings.results), None)
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "backup",
@@ -203,6 +213,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         "physical",
         "mysql+bin:// backup, dedup and restore at the first size; named only",
         _physical,
+        in_all=False,
+    ),
+    Scenario(
+        "drill",
+        "mysql+drill:// against a plain restore at the first size; named only",
+        _drill,
         in_all=False,
     ),
 )

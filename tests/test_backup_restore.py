@@ -5,6 +5,7 @@ triggers and events), never by a row count alone."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import subprocess
@@ -62,10 +63,12 @@ def test_shop_single_database_into_a_renamed_database(
     manifest = json.loads(plakar.cat(snapshot, "/manifest.json"))
     assert manifest["scope"] == "database" and manifest["flavour"] == "mariadb"
     assert [d["name"] for d in manifest["databases"]] == ["shop"]
+    country_file = plakar.cat(snapshot, "/databases/shop/tables/country.sql")
     assert manifest["files"]["/databases/shop/tables/country.sql"] == {
         "kind": "table",
         "database": "shop",
         "name": "country",
+        "sha256": hashlib.sha256(country_file).hexdigest(),  # what a drill checks
     }
     country = next(t for t in manifest["databases"][0]["tables"] if t["name"] == "country")
     assert country["rows"] == 12  # counted in the dump, exactly

@@ -23,7 +23,7 @@ PROTOCOLS = ["mysql", "mariadb", "mysql+mariadb", "mysql+bin", "mysql+binlog"]
 # One validator (a JSON schema) per kind and role.
 SCHEMAS = [
     f"{kind}_{role}" for kind in ("logical", "physical", "binlog") for role in ("backup", "restore")
-]
+] + ["drill_restore"]  # the restore drill: an exporter only (docs/drill.md)
 # Nothing listens there: whatever a connector does with it, it can't succeed.
 NOWHERE = "127.0.0.1:1"
 
@@ -135,6 +135,9 @@ def test_installed_connectors_handle_their_protocols(tmp_path: Path) -> None:
     for proto in PROTOCOLS:
         out = plakar.restore(snapshot, f"{proto}://{NOWHERE}", check=False, timeout=120)
         assert "unsupported exporter protocol" not in out.stdout + out.stderr, out
+    out = plakar.restore(snapshot, "mysql+drill://", check=False, timeout=120)
+    assert out.returncode != 0  # the drill is installed, and this is no MySQL snapshot
+    assert "this is not a MySQL snapshot" in out.stdout + out.stderr, out
 
 
 @pytest.mark.parametrize("exe", EXECUTABLES)

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from plakar_mysql.binlog import SCHEME as BINLOG
 from plakar_mysql.core.heap import bound_malloc
 from plakar_mysql.core.logs import configure as configure_logging
+from plakar_mysql.drill import SCHEME as DRILL
 from plakar_mysql.physical import SCHEME as PHYSICAL
 
 if TYPE_CHECKING:
@@ -45,8 +46,13 @@ def make_importer(options: Options, scheme: str, config: Mapping[str, str]) -> I
 
 
 def make_exporter(options: Options, scheme: str, config: Mapping[str, str]) -> Exporter:
-    """By the URI scheme: physical restore, binary-log replay or logical restore."""
+    """By the URI scheme: physical restore, binary-log replay, restore drill or logical
+    restore."""
     kind = _scheme(scheme, config)
+    if kind == DRILL:
+        from plakar_mysql.drill.exporter import DrillExporter
+
+        return DrillExporter(options, scheme, config)
     if kind == PHYSICAL:
         from plakar_mysql.physical.restore import PhysicalExporter
 

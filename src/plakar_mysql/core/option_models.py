@@ -11,6 +11,7 @@ writes the package's JSON schemas and the man page from them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -289,6 +290,63 @@ class BinlogRestoreOptions(ServerOptions):
         return _BINLOG_LOCATION
 
 
+@dataclass(frozen=True, kw_only=True)
+class DrillOptions(ToolOptions):
+    """``mysql+drill://`` restores: the snapshot restored into a throwaway server and checked.
+
+    No server to connect to: the drill starts its own (docs/drill.md).
+    """
+
+    SCHEMES: ClassVar[tuple[str, ...]] = ("mysql+drill",)
+    SCHEMA: ClassVar[str] = "drill_restore"
+    NAME: ClassVar[str] = "restore drill"
+    TOOLS: ClassVar[str] = (
+        "mariadbd or mysqld, with mariadb-install-db, the client and the backup tool"
+    )
+    MISSING_LOCATION: ClassVar[str] = "missing location (mysql+drill://)"
+
+    tmpdir: str | None = option(
+        None,
+        "Directory the throwaway server and its data go in (default: TMPDIR, else /tmp); the "
+        "drill refuses to start when it lacks the space it estimates.",
+        path="directory",
+    )
+    jobs: int | None = option(
+        None,
+        "How many tables load at the same time, as for a logical restore (default: the "
+        "number of CPUs).",
+        minimum=1,
+        maximum=MAX_JOBS,
+    )
+    report: str | None = option(
+        None, "Also write the drill's report as JSON to this file (for monitoring)."
+    )
+    start_timeout: int = option(
+        300, "Seconds the throwaway server may take to start.", minimum=1, maximum=86400
+    )
+
+    @classmethod
+    def location_help(cls) -> str:
+        return (
+            "mysql+drill://: restore the snapshot into a private throwaway server, check it "
+            "against what the backup recorded, report, remove everything (docs/drill.md)."
+        )
+
+    @classmethod
+    def _build(cls, typed: dict[str, Any], scheme: str) -> DrillOptions:
+        if typed["location"].rstrip("/") != "mysql+drill:":
+            raise ConfigError("location: a drill takes no host or path: mysql+drill://")
+        for name in ("tmpdir", "bin_dir", "mysql_bin_dir", "mariadb_bin_dir"):
+            if name in typed:
+                _check_directory(name, typed[name])
+        return cls(given=typed, **{**typed, "bin_dir": one_bin_dir(typed)})
+
+
+def _check_directory(name: str, path: str) -> None:
+    if not os.path.isdir(path):
+        raise ConfigError(f"option {name}: {path} is not a directory")
+
+
 #: Every model, in the man page's order.
 MODELS: tuple[type[OptionModel], ...] = (
     LogicalBackupOptions,
@@ -297,4 +355,5 @@ MODELS: tuple[type[OptionModel], ...] = (
     PhysicalRestoreOptions,
     BinlogBackupOptions,
     BinlogRestoreOptions,
+    DrillOptions,
 )
