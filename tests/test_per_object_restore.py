@@ -324,3 +324,61 @@ def test_official_layout_dumped_by_mysqls_own_mysqldump(
     assert "left @@GLOBAL.gtid_purged as it was" in proc.stderr, proc.stderr
     assert {database: checksums(source, database) for database in before} == before
     assert definitions(source, "shop") == definitions(target, "shop")
+
+
+@pytest.mark.parametrize("flavour", ["mysql"])
+def test_filters_several_databases_and_whole_server_on_mysql(
+    plakar: Plakar, server_factory: MariaDBFactory
+) -> None:
+    """MySQL's ``mysqldump`` runs the filters (``--ignore-table``, the databases
+    listed): several databases and the whole server, each with ``exclude_tables``
+    and ``exclude_databases``, restore into a fresh server with exactly what was
+    kept, each table as the source's; a pattern that matches nothing is refused.
+    (MariaDB: ``test_table_filters``, ``test_full_server_into_a_fresh_server``.)"""
+    source = server_factory()
+    for database in ("sales", "stock", "scratch"):
+        source.execute(f"CREATE DATABASE {database}")
+        for table in ("items", "items_old", "notes"):
+            source.execute(f"CREATE TABLE {database}.{table} (id INT PRIMARY KEY, v TEXT)")
+            source.execute(
+                f"INSERT INTO {database}.{table} VALUES (1, %s), (2, %s), (3, NULL)",
+                (f"{database}.{table}", "),('x'),("),
+            )
+    several = plakar.backup(
+        uri(source),
+        *options(source, "databases=sales,stock", "exclude_tables=sales.items_old"),
+    )
+    whole = plakar.backup(
+        uri(source),
+        *options(source, "exclude_databases=scratch", "exclude_tables=*.notes"),
+    )
+    refused = plakar.at(
+        "backup",
+        *(arg for option in options(source, "tables=sales.nothing*") for arg in ("-o", option)),
+        uri(source),
+        check=False,
+    )
+    assert refused.returncode != 0 and "matches no table" in refused.stdout + refused.stderr
+
+    def tables(server: MariaDBServer) -> dict[str, dict[str, int]]:
+        return {
+            database: checksums(server, database)
+            for (database,) in server.query(
+                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA"
+                " WHERE SCHEMA_NAME IN ('sales', 'stock', 'scratch')"
+            )
+        }
+
+    everything = tables(source)
+    for snapshot, kept in (
+        (several, {"sales": ("items", "notes"), "stock": ("items", "items_old", "notes")}),
+        (whole, {"sales": ("items", "items_old"), "stock": ("items", "items_old")}),
+    ):
+        target = server_factory()
+        proc = plakar.restore(snapshot, uri(target), *options(target, "verify=true"))
+        assert f"verified {sum(map(len, kept.values()))} table(s)" in proc.stderr, proc.stderr
+        expected = {
+            database: {name: everything[database][name] for name in names}
+            for database, names in kept.items()
+        }
+        assert tables(target) == expected
