@@ -382,3 +382,27 @@ def test_unreachable_restore_target_is_bounded_by_connect_timeout(
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output
     assert one_line_with(output, f"cannot connect to 127.0.0.1:{silent_port}: no answer within 2 s")
+
+
+@pytest.mark.parametrize("flavour", ["mysql"])
+def test_missing_database_and_read_only_target_on_mysql(
+    plakar: Plakar, server_factory: MariaDBFactory
+) -> None:
+    """On MySQL too: a database that does not exist is named and leaves no snapshot;
+    a target with ``read_only`` (which MySQL's root may write through) is refused
+    before anything is written, and so is one with ``super_read_only``.
+    (MariaDB: ``test_missing_database``, ``test_read_only_target_is_refused``.)"""
+    server = server_factory()
+    base = f"mysql://root@{server.host}:{server.port}"
+    output = failing_backup(plakar, f"{base}/no_such_db", *flavour_options(server))
+    assert "database 'no_such_db' does not exist" in output
+    server.execute("CREATE DATABASE small")
+    server.execute("CREATE TABLE small.t (id INT PRIMARY KEY)")
+    snapshot = plakar.backup(f"{base}/small", *flavour_options(server))
+    for setting in ("read_only", "super_read_only"):
+        server.execute(f"SET GLOBAL {setting} = ON")
+        proc = plakar.restore(snapshot, f"{base}/copy", *flavour_options(server), check=False)
+        assert proc.returncode != 0 and "is read-only" in proc.stdout + proc.stderr, setting
+        server.execute("SET GLOBAL super_read_only = OFF")
+        server.execute("SET GLOBAL read_only = OFF")
+        assert server.query("SHOW DATABASES LIKE 'copy'") == []
