@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Literal, Protocol
 
 import stringzilla
@@ -82,13 +83,15 @@ def rows_on_one_line(values: bytes) -> int:
     remaining ``'`` a quote that opens or closes a value (a quote doubled inside
     one, under ``NO_BACKSLASH_ESCAPES``, reads as a value closed and another
     opened, with nothing between).  Splitting at the quotes, the pieces at even
-    places are what lies outside them.  Each step is one pass in C.
+    places are what lies outside them, each counted.  Each step runs in C.
     """
-    if b"\\" in values:
-        values = values.replace(b"\\\\", b"").replace(b"\\'", b"")
-    if b"'" in values:
-        values = b"".join(values.split(b"'")[::2])
-    return values.count(b"),(") + 1
+    if b"\\\\" in values:
+        values = values.replace(b"\\\\", b"")
+    if b"\\'" in values:
+        values = values.replace(b"\\'", b"")
+    if b"'" not in values:
+        return values.count(b"),(") + 1
+    return sum(map(bytes.count, values.split(b"'")[::2], repeat(b"),("))) + 1
 
 
 class Readable(Protocol):
