@@ -16,6 +16,8 @@ import pytest
 from conftest import MariaDBFactory
 from support.compare import describe_database, diff
 from test_backup_restore import password
+from test_both_flavours import checksums
+from test_both_flavours import options as flavour_options
 
 from plakar_mysql.logical.layout import object_path
 from plakar_mysql_harness.mariadb import MariaDBServer, quote_identifier
@@ -215,7 +217,7 @@ def test_crafted_names_in_database_and_filters(plakar: Plakar, mariadb: MariaDBS
     assert not PWNED.exists()
 
 
-def test_crafted_table_names_round_trip(plakar: Plakar, mariadb_factory: MariaDBFactory) -> None:
+def test_crafted_table_names_round_trip(plakar: Plakar, server_factory: MariaDBFactory) -> None:
     """Tables (and columns) named to break out of quoting, comments or a shell
     are backed up under their exact names (paths, manifest, catalog, row
     counts), restored exactly, and never run.
@@ -223,15 +225,18 @@ def test_crafted_table_names_round_trip(plakar: Plakar, mariadb_factory: MariaDB
     The dump tools write a line break of a name as "\\n-- " in their comments;
     read back as it stood, a name with line breaks was filed under another name,
     so the check before a restore missed it and the restore silently replaced
-    the table of that name in the target."""
-    source = mariadb_factory()
+    the table of that name in the target.  On both flavours: MySQL's tools quote
+    and comment names their own way, and write each INSERT on one line."""
+    source = server_factory()
     source.execute("CREATE DATABASE victim")
     source.execute("CREATE DATABASE inj")
     for number, name in enumerate(CRAFTED):
         table, column = quote_identifier(name), quote_identifier(name + "c")
         source.execute(f"CREATE TABLE inj.{table} (id INT PRIMARY KEY, {column} TEXT)")
         source.execute(f"INSERT INTO inj.{table} VALUES (%s, %s)", (number, name))
-    snapshot = plakar.backup(f"mysql://root@{source.host}:{source.port}/inj", password(source))
+    snapshot = plakar.backup(
+        f"mysql://root@{source.host}:{source.port}/inj", *flavour_options(source)
+    )
 
     manifest = json.loads(plakar.cat(snapshot, "/manifest.json"))
     tables = {
@@ -245,17 +250,22 @@ def test_crafted_table_names_round_trip(plakar: Plakar, mariadb_factory: MariaDB
     catalog = json.loads(plakar.cat(snapshot, "/catalog.json"))
     assert sorted(catalog["databases"][0]["tables"]) == sorted(CRAFTED)
 
-    target = mariadb_factory()
+    target = server_factory()
     target.execute("CREATE DATABASE victim")
-    plakar.restore(snapshot, f"mysql://root@{target.host}:{target.port}/inj", password(target))
-    assert diff(describe_database(source, "inj"), describe_database(target, "inj")) == []
+    plakar.restore(
+        snapshot, f"mysql://root@{target.host}:{target.port}/inj", *flavour_options(target)
+    )
+    if source.flavour == "mariadb":  # support.compare reads MariaDB's information_schema
+        assert diff(describe_database(source, "inj"), describe_database(target, "inj")) == []
+    sums = checksums(target, "inj")
+    assert sorted(sums) == sorted(CRAFTED) and sums == checksums(source, "inj")
     for server in (source, target):
         assert server.query("SHOW DATABASES LIKE 'victim'") == [("victim",)]
     assert not PWNED.exists()
 
     # The check before writing knows every one of them by its exact name: a
     # target holding only the one with line breaks is refused, and kept.
-    other = mariadb_factory()
+    other = server_factory()
     newline = CRAFTED[-1]
     other.execute("CREATE DATABASE inj")
     other.execute(f"CREATE TABLE inj.{quote_identifier(newline)} (kept INT)")
@@ -263,8 +273,7 @@ def test_crafted_table_names_round_trip(plakar: Plakar, mariadb_factory: MariaDB
         "restore",
         "-to",
         f"mysql://root@{other.host}:{other.port}/inj",
-        "-o",
-        password(other),
+        *(arg for option in flavour_options(other) for arg in ("-o", option)),
         snapshot,
         check=False,
     )
@@ -373,3 +382,27 @@ def test_unreachable_restore_target_is_bounded_by_connect_timeout(
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output
     assert one_line_with(output, f"cannot connect to 127.0.0.1:{silent_port}: no answer within 2 s")
+
+
+@pytest.mark.parametrize("flavour", ["mysql"])
+def test_missing_database_and_read_only_target_on_mysql(
+    plakar: Plakar, server_factory: MariaDBFactory
+) -> None:
+    """On MySQL too: a database that does not exist is named and leaves no snapshot;
+    a target with ``read_only`` (which MySQL's root may write through) is refused
+    before anything is written, and so is one with ``super_read_only``.
+    (MariaDB: ``test_missing_database``, ``test_read_only_target_is_refused``.)"""
+    server = server_factory()
+    base = f"mysql://root@{server.host}:{server.port}"
+    output = failing_backup(plakar, f"{base}/no_such_db", *flavour_options(server))
+    assert "database 'no_such_db' does not exist" in output
+    server.execute("CREATE DATABASE small")
+    server.execute("CREATE TABLE small.t (id INT PRIMARY KEY)")
+    snapshot = plakar.backup(f"{base}/small", *flavour_options(server))
+    for setting in ("read_only", "super_read_only"):
+        server.execute(f"SET GLOBAL {setting} = ON")
+        proc = plakar.restore(snapshot, f"{base}/copy", *flavour_options(server), check=False)
+        assert proc.returncode != 0 and "is read-only" in proc.stdout + proc.stderr, setting
+        server.execute("SET GLOBAL super_read_only = OFF")
+        server.execute("SET GLOBAL read_only = OFF")
+        assert server.query("SHOW DATABASES LIKE 'copy'") == []

@@ -38,6 +38,8 @@ from conftest import MariaDBFactory
 from support.compare import describe_database, diff
 from support.scripts import executable
 from test_backup_restore import password, uri
+from test_both_flavours import checksums
+from test_both_flavours import options as flavour_options
 
 from plakar_mysql_harness.mariadb import MariaDBServer
 from plakar_mysql_harness.plakar import Plakar, describe
@@ -432,3 +434,42 @@ def test_restore_target_killed_in_the_middle_of_a_restore(
     plakar.at(*args, snapshot)  # the same command again
     expected = describe_database(source, "big", rename={"big": "copy"})
     assert diff(expected, describe_database(target, "copy")) == []
+
+
+@pytest.mark.parametrize("flavour", ["mysql"])
+def test_mysql_restore_target_killed_in_the_middle_of_a_restore(
+    plakar: Plakar, server_factory: MariaDBFactory
+) -> None:
+    """As above on MySQL 9.7 (its client's message, its one-line ``INSERT``s, its
+    crash recovery): SIGKILL to the target while ``big.t`` loads fails the restore
+    naming that table; restarted, the target holds nothing of it, and the same
+    command again restores every row."""
+    source = server_factory()
+    source.execute("CREATE DATABASE big")
+    source.execute("CREATE TABLE big.t (id INT PRIMARY KEY, pad VARCHAR(255))")
+    with source.connect() as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION cte_max_recursion_depth = 300000")
+        cur.execute(
+            "INSERT INTO big.t WITH RECURSIVE seq (n) AS (SELECT 1 UNION ALL"
+            " SELECT n + 1 FROM seq WHERE n < 250000)"
+            " SELECT n, REPEAT(LPAD(n, 10, 'x'), 20) FROM seq"
+        )
+        conn.commit()
+    snapshot = plakar.backup(uri(source, "big"), *flavour_options(source))
+    target = server_factory()
+    args = ["restore", "-to", uri(target, "copy")]
+    for option in flavour_options(target):
+        args += ["-o", option]
+    restore = start(plakar, *args, snapshot)
+    wait_for_query(target, "INSERT INTO `t` VALUES%", restore)
+    time.sleep(0.3)  # well into the table
+    target.kill()
+
+    output = failed(restore)
+    assert "mysql failed loading table copy.t: ERROR 2013" in output, output
+    assert plakar.snapshots() == [snapshot]
+
+    target.start()
+    assert target.query("SHOW DATABASES LIKE 'copy'") == []
+    plakar.at(*args, snapshot)  # the same command again
+    assert checksums(target, "copy") == checksums(source, "big")

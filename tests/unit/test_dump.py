@@ -82,6 +82,25 @@ def test_mysql_arguments() -> None:
     assert "--master-data=2" in old and "--set-gtid-purged=OFF" in old
 
 
+@pytest.mark.parametrize(
+    ("version", "option"),
+    [
+        ("5.7.44", "--master-data=2"),
+        ("8.0.25", "--master-data=2"),  # --source-data came in 8.0.26
+        ("8.0.26", "--source-data=2"),
+        ("8.4.3", "--source-data=2"),  # 8.4 removed --master-data
+        ("9.7.4", "--source-data=2"),
+    ],
+)
+def test_mysql_source_data_by_version(version: str, option: str) -> None:
+    """Each MySQL release gets the option it knows, never the other one."""
+    text = f"mysqldump  Ver {version} for Linux on x86_64 (MySQL Community Server - GPL)"
+    tool = Tool("/opt/mysql/bin/mysqldump", Flavour.MYSQL, text)
+    args = dump_arguments(tool, config(), ["shop"], log_bin=True)
+    other = "--master-data=2" if option == "--source-data=2" else "--source-data=2"
+    assert option in args and other not in args
+
+
 def test_binlog_position_mariadb_and_mysql() -> None:
     head = (
         b"-- CHANGE MASTER TO MASTER_USE_GTID=slave_pos;\n"
@@ -99,6 +118,14 @@ def test_binlog_position_mariadb_and_mysql() -> None:
     assert position is not None and position.file == "binlog.000002" and position.position == 157
     assert position.gtid == "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5"
     assert parse_binlog_position(b"-- MariaDB dump\n") is None
+    # MySQL before 8.0.26: CHANGE MASTER; 5.7 sets GTID_PURGED without the '+'.
+    old = (
+        b"SET @@GLOBAL.GTID_PURGED='3E11FA47-71CA-11E1-9E33-C80AA9429562:1-9';\n"
+        b"-- CHANGE MASTER TO MASTER_LOG_FILE='mysql-bin.000007', MASTER_LOG_POS=154;\n"
+    )
+    position = parse_binlog_position(old)
+    assert position is not None and (position.file, position.position) == ("mysql-bin.000007", 154)
+    assert position.gtid == "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-9"
 
 
 def fake_tool(directory: Path, name: str, version: str) -> None:

@@ -6,7 +6,13 @@ import io
 
 import pytest
 
-from plakar_mysql.logical.split import DumpSplitter, Section, SplitError, parse_quoted
+from plakar_mysql.logical.split import (
+    DumpSplitter,
+    Section,
+    SplitError,
+    parse_quoted,
+    rows_on_one_line,
+)
 
 DUMP = b"""/*M!999999\\- enable the sandbox mode */ \n-- MariaDB dump 10.19
 --
@@ -156,13 +162,54 @@ def test_one_line_inserts_as_mysqls_tools_write_them(block: int) -> None:
 
 
 def test_rows_are_not_counted_when_not_asked() -> None:
-    """MySQL's tools put every row of an INSERT on one line: rows cannot be counted there."""
     splitter = DumpSplitter(io.BytesIO(MYSQL_ROWS), count_rows=False)
     counts = []
     for _section, chunks in splitter:
         assert b"".join(chunks)
         counts.append(splitter.rows)
     assert counts == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("block", [1 << 20, 13, 1])
+def test_one_line_inserts_have_their_rows_counted(block: int) -> None:
+    """MySQL's tools put every row of an INSERT on one line: counted all the same,
+    a ``),(`` or a marker line inside a value not taken for a row."""
+    splitter = DumpSplitter(io.BytesIO(MYSQL_ROWS), block)
+    counts = {}
+    for section, chunks in splitter:
+        b"".join(chunks)
+        counts[section.name] = splitter.rows
+    assert counts == {None: 0, "t": 4, "u": 0}
+
+
+#: Values as mysqldump escapes them (backslashes; ``\'`` for a quote), each holding
+#: what would be taken for a row boundary if quotes were not followed.
+TRICKY_VALUES = [
+    rb"'),('",
+    rb"'a\'),(\''",  # a quote escaped next to the separator
+    rb"'\\'",  # one backslash: the quote after it closes the value
+    rb"'\\\'),(\\'",  # a backslash, then a quote escaped, then a separator
+    rb"'x\n),(\ny\r\Z\0'",  # line breaks and control bytes, escaped
+    rb"_binary '\0\'\\),(\Z" + b"\xff\xfe'",  # raw bytes of a BLOB without --hex-blob
+    rb"0x292c28",  # hex of "),(" as --hex-blob writes it
+    rb"NULL",
+    rb"'{\"k\": \"),(\", \"q\": \"\'\"}'",  # JSON
+    rb"''",
+    rb"'it''s),(''x'",  # doubled quotes (NO_BACKSLASH_ESCAPES)
+    rb"-1.5e+10",
+]
+
+
+@pytest.mark.parametrize("rows", [1, 2, 7, 50])
+def test_rows_on_one_line_follows_the_quotes(rows: int) -> None:
+    """``),(`` counts only between rows, whatever the values hold."""
+    values = b",".join(
+        b"(" + b",".join([str(i).encode(), *TRICKY_VALUES[i % 4 :]]) + b")" for i in range(rows)
+    )
+    assert rows_on_one_line(b" " + values) == rows
+    for value in TRICKY_VALUES:  # each value alone, in one row and between two
+        assert rows_on_one_line(b"(1," + value + b")") == 1, value
+        assert rows_on_one_line(b"(1," + value + b"),(2," + value + b")") == 2, value
 
 
 def test_blocks_have_one_size_whatever_the_statements() -> None:

@@ -21,7 +21,7 @@ import pymysql
 
 from kloset_sdk import ConnectorInfo, Flags, Importer, Options, Record
 from plakar_mysql import __version__
-from plakar_mysql.core.flavour import Flavour, Tool, find_tool
+from plakar_mysql.core.flavour import Tool, find_tool
 from plakar_mysql.core.kinds import LOGICAL, refuse_foreign_options
 from plakar_mysql.core.option_models import LogicalBackupOptions
 from plakar_mysql.core.server import (
@@ -184,7 +184,7 @@ def _facts(server: ServerInfo, tool: Tool, survey: _Survey) -> SourceFacts:
         flavour=server.flavour.value,
         scope=survey.scope,
         max_allowed_packet=server.max_allowed_packet,
-        count_rows=tool.flavour is Flavour.MARIADB,
+        count_rows=True,  # one row per line (MariaDB) or one INSERT per line (MySQL)
         charsets={d.name: (d.character_set, d.collation) for d in survey.databases},
         events=survey.events,
         objects={

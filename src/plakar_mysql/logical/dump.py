@@ -150,7 +150,8 @@ _CHANGE_MASTER = re.compile(
 )
 _GTID = re.compile(
     rb"^-- SET GLOBAL gtid_slave_pos='([^']*)'"
-    rb"|^SET @@GLOBAL\.GTID_PURGED=/\*!80000 '\+'\*/ '([^']*)'",
+    # MySQL 8.0 and later write the '+' (add to the set); 5.7 wrote the set alone.
+    rb"|^SET @@GLOBAL\.GTID_PURGED=(?:/\*!80000 '\+'\*/ )?'([^']*)'",
     re.M,
 )
 

@@ -34,6 +34,7 @@ from plakar_mysql.core.option_models import LogicalRestoreOptions
 from plakar_mysql.core.options import ConfigError
 from plakar_mysql.core.restore_point import base_point, record_restored_point, restored_point
 from plakar_mysql.core.server import ServerError, connect, error_text, quote_identifier
+from plakar_mysql.logical.gtid_purged import without_gtid_purged
 from plakar_mysql.logical.layout import (
     CATALOG_PATH,
     DUMP_PATH,
@@ -293,7 +294,9 @@ class MySQLExporter(Exporter):
         log(f"restoring {path} {where}")
         # The header is a comment: load it too, so error line numbers match the file.
         try:
-            ignored = target.client().load(f"{path} {where}", plan.database, chunks=chunks)
+            ignored = target.client().load(
+                f"{path} {where}", plan.database, chunks=without_gtid_purged(chunks, log)
+            )
         except LoadError as exc:
             raise target.load_error(exc, plan.tables or [plan.database or ""]) from None
         if ignored:

@@ -12,11 +12,14 @@ table file goes to a loader of the :class:`~plakar_mysql.logical.scheduler.Sched
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
 from kloset_sdk.records import Content
 from plakar_mysql.core.client import DefinerRewriter, LoadError, TriggerRewriter, blocks
+from plakar_mysql.core.flavour import Flavour
+from plakar_mysql.logical.ddl_lock import DdlSerializer
 from plakar_mysql.logical.layout import FileHeader, read_footer
 from plakar_mysql.logical.preflight import may_shadow
 from plakar_mysql.logical.scheduler import Scheduler
@@ -59,6 +62,9 @@ class Tables:
         # Per shadow database: the qualifiers its triggers were typed with.
         self._qualifiers: dict[str, dict[str, tuple[str, str]]] = {}
         self.loaded: list[Loaded] = []
+        # Parallel loads into MySQL run their tables' DDL one at a time, under this
+        # user-level lock (see plakar_mysql.logical.ddl_lock).
+        self._ddl_lock = f"plakar_ddl_{uuid.uuid4().hex}"
 
     # -- where they go ---------------------------------------------------------------
 
@@ -169,6 +175,8 @@ class Tables:
 
     def _rewriters(self, header: FileHeader, target: str, into: str) -> list[_Rewriter]:
         rewriters: list[_Rewriter] = []
+        if self._scheduler.jobs > 1 and self._target.server.flavour is Flavour.MYSQL:
+            rewriters.append(DdlSerializer(self._ddl_lock, self._target.lock_wait))
         if self._definer_current:
             rewriters.append(DefinerRewriter())
         if into != header.database:

@@ -129,7 +129,7 @@ class SourceFacts:
     flavour: str
     scope: Scope
     max_allowed_packet: int
-    count_rows: bool  # the tool writes one row per line (MariaDB)
+    count_rows: bool  # count the rows of each table file (both tools' formats are counted)
     charsets: dict[str, tuple[str, str]]  # database -> (character set, collation)
     events: dict[str, bytes]  # database -> its events (read with SQL, not dumped)
     objects: dict[str, Inventory]  # routines, events, definers per database
