@@ -63,6 +63,7 @@ def test_file_header_round_trip_is_one_stable_line() -> None:
     inventory = Inventory("sh/op", "utf8mb4", "utf8mb4_bin", ("t",), ("v",), ("FUNCTION f",))
     for header in (
         FileHeader("table", "mariadb", 1 << 24, "sh/op", "t\nx", "utf8mb4", "utf8mb4_bin"),
+        FileHeader("table", "mysql", 1 << 24, "sh/op", "t", hex_blob=True),
         FileHeader("schema", "mysql", 1 << 24, "sh/op", inventory=inventory),
     ):
         line = header.encode()
@@ -194,6 +195,9 @@ def header_line(**fields: object) -> bytes:
         ({"init_file": "/tmp/x.sql"}, "unknown fields: init_file"),
         ({"names": ["v"]}, "lists object names in a table file"),
         ({"format": True}, "format True is not supported"),
+        ({"hex_blob": "yes"}, "hex_blob is not true"),
+        ({"hex_blob": False}, "hex_blob is not true"),
+        ({"kind": "schema", "name": None, "hex_blob": True}, "hex_blob is not true"),
     ],
 )
 def test_malformed_headers_are_refused(fields: dict[str, object], message: str) -> None:

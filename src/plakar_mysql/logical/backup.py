@@ -21,7 +21,7 @@ import pymysql
 
 from kloset_sdk import ConnectorInfo, Flags, Importer, Options, Record
 from plakar_mysql import __version__
-from plakar_mysql.core.flavour import Tool, find_tool
+from plakar_mysql.core.flavour import find_tool
 from plakar_mysql.core.kinds import LOGICAL, refuse_foreign_options
 from plakar_mysql.core.option_models import LogicalBackupOptions
 from plakar_mysql.core.server import (
@@ -99,7 +99,7 @@ class MySQLImporter(Importer):
             f"{server.version} at {conn.address} with {tool.path}"
         )
 
-        writer = SnapshotWriter(_facts(server, tool, survey), started)
+        writer = SnapshotWriter(_facts(server, survey, hex_blob=self.config.hex_blob), started)
         yield Record.directory("/", started)
         with DumpProcess(tool, args, conn) as dump:
             yield from writer.tables(dump.stream())
@@ -178,13 +178,14 @@ class _Survey:
     events: dict[str, bytes]  # database -> its events' definitions
 
 
-def _facts(server: ServerInfo, tool: Tool, survey: _Survey) -> SourceFacts:
+def _facts(server: ServerInfo, survey: _Survey, *, hex_blob: bool) -> SourceFacts:
     """What the snapshot writer needs to know of the source."""
     return SourceFacts(
         flavour=server.flavour.value,
         scope=survey.scope,
         max_allowed_packet=server.max_allowed_packet,
         count_rows=True,  # one row per line (MariaDB) or one INSERT per line (MySQL)
+        hex_blob=hex_blob,
         charsets={d.name: (d.character_set, d.collation) for d in survey.databases},
         events=survey.events,
         objects={

@@ -399,6 +399,7 @@ class FileHeader:
     collation: str | None = None
     inventory: Inventory | None = field(default=None)
     names: tuple[str, ...] | None = None
+    hex_blob: bool | None = None  # True: binary values were dumped as 0x literals
     format: int = FORMAT
 
     def encode(self) -> bytes:
@@ -476,6 +477,9 @@ def _file_header(data: dict[str, Any]) -> FileHeader:
     names = data.get("names")
     if names is not None and kind not in ("views", "routines", "events"):
         raise SnapshotError(f"its header lists object names in a {kind} file")
+    hex_blob = data.get("hex_blob")
+    if hex_blob not in (None, True) or (hex_blob and kind != "table"):
+        raise SnapshotError(f"its header's hex_blob is not true in a table file: {hex_blob!r}")
     return FileHeader(
         kind=kind,
         flavour=_text(data, "flavour", "its header"),
@@ -486,6 +490,7 @@ def _file_header(data: dict[str, Any]) -> FileHeader:
         collation=_word(data.get("collation"), "collation"),
         inventory=inventory,
         names=_names(names, f"its header's {kind}", kind) if names is not None else None,
+        hex_blob=hex_blob,
     )
 
 

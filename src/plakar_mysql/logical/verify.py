@@ -134,6 +134,8 @@ class Verifier:
             "--skip-events",
             "--no-tablespaces",
         ]
+        if header.hex_blob:
+            args.append("--hex-blob")  # dumped again as the snapshot was
         if tool.flavour is Flavour.MARIADB:
             args.append("--dump-history")
         else:

@@ -130,6 +130,7 @@ class SourceFacts:
     scope: Scope
     max_allowed_packet: int
     count_rows: bool  # count the rows of each table file (both tools' formats are counted)
+    hex_blob: bool  # binary values dumped as 0x literals: a table file's header says so
     charsets: dict[str, tuple[str, str]]  # database -> (character set, collation)
     events: dict[str, bytes]  # database -> its events (read with SQL, not dumped)
     objects: dict[str, Inventory]  # routines, events, definers per database
@@ -184,6 +185,7 @@ class SnapshotWriter:
             collation=collation,
             inventory=inventory if kind == "schema" else None,
             names=getattr(inventory, names) if inventory and names else None,
+            hex_blob=True if kind == "table" and facts.hex_blob else None,
         ).encode()
 
     def inventory(self, database: str) -> Inventory:
