@@ -157,3 +157,38 @@ def test_the_server_is_looked_for_beside_the_client_tools_first(
     message = str(failure.value)
     assert message.startswith("no MariaDB server 99.1 (mariadbd/mysqld) in bin_dir, beside")
     assert f"{fake} is 10.6" in message and "install MariaDB's server 99.1" in message
+
+
+USAGE = "GRANT USAGE ON *.* TO `a`@`%`"
+
+
+@pytest.mark.parametrize(
+    "grant",
+    [
+        f"{USAGE} IDENTIFIED BY PASSWORD '*94BDCEBE19083CE2A1F959FD02F964C7AF4CFC29'",
+        f"{USAGE} IDENTIFIED VIA ed25519 USING 'ZIgUREUg5PVgQ6LskhXmO+eZLS0nC8be6HPjYWR4YJY'",
+        f"{USAGE} IDENTIFIED VIA mysql_native_password USING"
+        " '*94BDCEBE19083CE2A1F959FD02F964C7AF4CFC29'"
+        " OR unix_socket",
+        "CREATE USER `a`@`%` IDENTIFIED WITH 'caching_sha2_password' AS 0x24412430303524AB12CD",
+        f"{USAGE} IDENTIFIED BY PASSWORD 'it''s \\' a secret'",
+    ],
+)
+def test_no_part_of_a_hash_reaches_a_message(grant: str) -> None:
+    """Whatever the plugin and however the server quotes it, a grant shown in the
+    report keeps its privileges and account and hides every literal."""
+    shown = checks._masked(grant)
+    assert "`a`@`%`" in shown and "'***'" in shown
+    for secret in ("94BDCEBE", "ZIgUREUg", "24412430", "secret"):
+        assert secret not in shown
+
+
+def test_a_mysql_log_point_is_read_so_continuity_is_checked() -> None:
+    """A MySQL archive records GTID sets: read, so gaps between logs are compared
+    (they were silently skipped when only MariaDB's positions were understood)."""
+    uuid = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
+    first, second = binlog._position(f"{uuid}:1-57"), binlog._position(f"{uuid}:1-58")
+    assert first is not None and second is not None and first != second
+    assert binlog._position(f"{uuid}:1-57") == first
+    assert binlog._position("0-1-57") is not None
+    assert binlog._position("not a point") is None

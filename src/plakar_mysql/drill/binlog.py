@@ -19,7 +19,7 @@ from kloset_sdk import Record, Report, export_each
 from plakar_mysql.binlog.layout import BINLOG_DIR, MANIFEST_LIMIT, MANIFEST_PATH
 from plakar_mysql.binlog.scanner import BinlogFormatError, FileFacts, Scanner
 from plakar_mysql.core.errors import shown
-from plakar_mysql.core.gtid import GtidError, Position
+from plakar_mysql.core.gtid import GtidError, Point, parse_point
 from plakar_mysql.drill.report import DatabaseResult, DrillReport
 from plakar_mysql.drill.server import DrillError
 
@@ -86,11 +86,12 @@ def _manifest(record: Record) -> dict[str, Any]:
     return manifest
 
 
-def _position(text: object) -> Position | None:
+def _position(text: object) -> Point | None:
+    """A log's GTID point as recorded: MariaDB's position or MySQL's GTID set."""
     if not isinstance(text, str) or not text:
         return None
     try:
-        return Position.parse(text)
+        return parse_point(text)
     except GtidError:
         return None
 
@@ -116,7 +117,7 @@ def _compare(archive: _Archive, result: DatabaseResult) -> None:
     names = [str(e.get("name")) for e in listed]
     for name in sorted(set(archive.facts) - set(names)):
         result.problems.append(f"{name} is archived but not in the manifest")
-    previous: tuple[str, Position | None] | None = None
+    previous: tuple[str, Point | None] | None = None
     for entry in listed:
         name = str(entry.get("name"))
         facts = archive.facts.get(name)

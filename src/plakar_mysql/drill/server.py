@@ -37,6 +37,8 @@ SERVER_NAMES = {Flavour.MARIADB: ("mariadbd", "mysqld"), Flavour.MYSQL: ("mysqld
 INSTALL_NAMES = ("mariadb-install-db", "mysql_install_db")
 _INSTALL_TIMEOUT = 600.0
 _STOP_TIMEOUT = 120.0
+#: A bound on any one statement's answer (a check reads whole tables: generous).
+_QUERY_TIMEOUT = 3600
 _POLL = 0.1
 _SOCKET_LIMIT = 100  # sun_path holds 107 bytes
 _ACCESS_DENIED = 1045
@@ -257,9 +259,15 @@ class DrillServer:
                         raise DrillError(f"{name} refused the drill: {exc.args[-1]}") from None
             time.sleep(_POLL)
 
-    def connect(self) -> pymysql.connections.Connection[Any]:
+    def connect(self, timeout: int = _QUERY_TIMEOUT) -> pymysql.connections.Connection[Any]:
+        """root on the private socket; no answer waited for longer than ``timeout`` s."""
         return pymysql.connect(
-            unix_socket=self.socket, user="root", connect_timeout=10, charset="utf8mb4"
+            unix_socket=self.socket,
+            user="root",
+            connect_timeout=10,
+            read_timeout=timeout,
+            write_timeout=timeout,
+            charset="utf8mb4",
         )
 
     def __exit__(
@@ -273,7 +281,7 @@ class DrillServer:
             if process is not None and process.poll() is None:
                 with (
                     contextlib.suppress(pymysql.err.MySQLError),
-                    contextlib.closing(self.connect()) as db,
+                    contextlib.closing(self.connect(timeout=30)) as db,
                     db.cursor() as cursor,
                 ):
                     cursor.execute("SHUTDOWN")
