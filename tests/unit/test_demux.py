@@ -268,3 +268,47 @@ def test_a_closed_file_is_dropped_and_the_others_go_on() -> None:
     assert sorted(got) == sorted(set(files) - {closed})
     assert digests(got) == {k: v for k, v in digests(files).items() if k != closed}
     assert reader.spooled_bytes == 0
+
+
+def test_with_reader_wait_a_file_not_opened_yet_waits_for_its_reader_not_the_disk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As when Plakar reads as many files at once as the tool copies: the readers come
+    late (after 0.2 s), the stream waits for them and nothing goes to disk but the
+    held-back redo log."""
+    monkeypatch.setattr(demux, "WAITING_MEMORY", 100_000)
+    monkeypatch.setattr(demux, "FILE_MEMORY", 50_000)
+    files = {"ib_logfile0": b"redo" * 100_000, **distinct_files(3, 800_000)}
+    reader = Demultiplexer(
+        _Pipe(interleaved(files, 20_000, seed=13)), held_back={"ib_logfile0"}, reader_wait=30
+    )
+    got: dict[str, bytes] = {}
+    threads = []
+
+    def late(content: FileContent) -> None:
+        time.sleep(0.2)
+        parts = []
+        stream = content.opened()
+        while data := stream.read(1 << 20):
+            parts.append(data)
+        got[content.path] = b"".join(parts)
+
+    for content in reader.files():
+        threads.append(threading.Thread(target=late, args=(content,)))
+        threads[-1].start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert digests(got) == digests(files)
+    assert reader.peak_spooled_bytes == len(files["ib_logfile0"])
+    assert reader.peak_memory_bytes <= 100_000 + 3 * (50_000 + 20_000)
+
+
+def test_a_reader_that_does_not_come_in_time_lets_the_file_spool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(demux, "FILE_MEMORY", 50_000)
+    files = distinct_files(2, 400_000)
+    reader = Demultiplexer(_Pipe(interleaved(files, 20_000, seed=2)), reader_wait=0.05)
+    got = read_concurrently(reader, reverse=True)  # opened only after the stream's end
+    assert digests(got) == digests(files)
+    assert reader.peak_spooled_bytes > 0

@@ -59,6 +59,8 @@ from plakar_mysql.physical.mbstream import COPIED_THROUGHOUT
 _log = logging.getLogger(__name__)
 
 MAX_DEFAULT_PARALLEL = 8
+READER_WAIT = 60.0
+"""Seconds the stream waits for Plakar to come for a file before holding it aside on disk."""
 """The tool's ``--parallel`` when the option is not given: Plakar's concurrency, at most this."""
 
 
@@ -118,10 +120,18 @@ class PhysicalImporter(Importer):
             else max(1, min(options.max_concurrency, MAX_DEFAULT_PARALLEL))
         )
         self.guard = options.guard
+        # Plakar reads every file of the stream as it comes when it reads at least as
+        # many records at once as the tool copies files: the stream may wait for them.
+        self.reader_wait = READER_WAIT if self.parallel <= options.max_concurrency else 0.0
 
     def info(self) -> ConnectorInfo:
         return ConnectorInfo(
-            origin=self.config.connection.address, type="mysql", root="/", flags=Flags.STREAM
+            origin=self.config.connection.address,
+            type="mysql",
+            root="/",
+            # NEEDACK: a record Plakar skips (excluded) is acknowledged, so the SDK
+            # closes its content and the stream moves on without it.
+            flags=Flags.STREAM | Flags.NEEDACK,
         )
 
     def ping(self) -> None:
@@ -154,6 +164,7 @@ class PhysicalImporter(Importer):
                 keep=METADATA_FILES,
                 keep_limit=METADATA_LIMIT,
                 on_progress=Progress(tool.name).update,
+                reader_wait=self.reader_wait,
             )
             streamed = False
             try:

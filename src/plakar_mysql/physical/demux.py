@@ -15,10 +15,9 @@ Bounds, whatever the stream:
   when it is full the pump waits for its reader, who is there to drain it.
   A file nobody reads yet (Plakar's workers are all busy) holds bytes in memory
   only while all such files together hold less than :data:`WAITING_MEMORY`;
-  beyond, its bytes go to an anonymous temporary file (the *spool*): the pump
-  never waits for a reader that may not come before other files move.  (The
-  backup asks the tool for as many files at once as Plakar reads at once, so
-  that a file streaming usually has its reader);
+  beyond, the pump waits for its reader when it is sure to come
+  (``reader_wait``), else - or if it does not come in time - the file's bytes
+  go to an anonymous temporary file (the *spool*);
 - temporary disk: only what arrives for files nobody reads yet, and the files
   held back until the end (the redo log copy, which the tool appends to
   throughout: handed out live it would keep a Plakar worker waiting for the
@@ -43,9 +42,9 @@ from typing import IO
 
 from plakar_mysql.physical.mbstream import BLOCK, MbstreamError, _Chunk, _ChunkSource
 
-FILE_MEMORY = 2 << 20
+FILE_MEMORY = 1 << 20
 """Bytes a file being read may hold in memory before the pump waits for its reader."""
-WAITING_MEMORY = 8 << 20
+WAITING_MEMORY = 4 << 20
 """Bytes all the files nobody reads yet may hold in memory together; beyond, they spool."""
 
 
@@ -61,8 +60,11 @@ class FileContent(io.RawIOBase):
     :class:`MbstreamError` if the stream broke before the file's end.  ``close``
     (read or not) tells the pump to drop the rest of the file's bytes."""
 
-    def __init__(self, demux: Demultiplexer, path: str, keep_limit: int) -> None:
+    def __init__(
+        self, demux: Demultiplexer, path: str, keep_limit: int, reader_wait: float = 0.0
+    ) -> None:
         super().__init__()
+        self._reader_wait = reader_wait  # seconds the pump may wait for the reader to come
         self.path = path
         self.size = 0  # bytes received so far; the file's size once complete
         self.complete = False
@@ -169,6 +171,15 @@ class FileContent(io.RawIOBase):
                         self._memory += len(data)
                         self._cond.notify_all()
                         return
+                    if self._spool is None and self._reader_wait > 0:
+                        # Its reader is on its way: wait for it rather than use the disk.
+                        waited = self._cond.wait_for(
+                            lambda: self._opened or self._gone or self._demux._stopped,
+                            self._reader_wait,
+                        )
+                        if waited:
+                            continue
+                        self._reader_wait = 0.0  # it did not come: spool from now on
                     self._spill(data)
                     return
                 if not self._memory or self._memory + len(data) <= FILE_MEMORY:
@@ -215,8 +226,13 @@ class Demultiplexer:
     readable at once and concurrently with the others.
 
     ``keep`` names files whose first ``keep_limit`` bytes are also kept
-    (:attr:`FileContent.copy`).  Call :meth:`stop` if the backup is abandoned
-    before the stream's end: the pump then stops waiting for readers."""
+    (:attr:`FileContent.copy`).  ``reader_wait`` > 0 (seconds) says that every
+    file announced will be opened or closed soon, whatever the others do - as
+    when Plakar reads at least as many records at once as the tool copies files
+    and acknowledges every record: a file nobody reads yet then waits that long
+    for its reader, past the memory bounds, before it spools.  Call :meth:`stop`
+    if the backup is abandoned before the stream's end: the pump then stops
+    waiting for readers."""
 
     def __init__(
         self,
@@ -226,8 +242,10 @@ class Demultiplexer:
         keep: Collection[str] = (),
         keep_limit: int = 0,
         on_progress: Callable[[int], None] = lambda done: None,
+        reader_wait: float = 0.0,
     ) -> None:
         self._chunks = _ChunkSource(source)
+        self._reader_wait = reader_wait
         self._held_back = frozenset(held_back)
         self._keep = frozenset(keep)
         self._keep_limit = keep_limit
@@ -339,7 +357,8 @@ class Demultiplexer:
         if chunk.path in self.files_seen:
             raise MbstreamError(f"{chunk.path} appears twice in the stream")
         limit = self._keep_limit if chunk.path in self._keep else 0
-        content = FileContent(self, chunk.path, limit)
+        wait = 0.0 if chunk.path in self._held_back else self._reader_wait
+        content = FileContent(self, chunk.path, limit, wait)
         self.files_seen[chunk.path] = content
         live[chunk.path] = content
         offsets[chunk.path] = 0
