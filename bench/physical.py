@@ -136,7 +136,7 @@ def _backup_rounds(source: BenchServer, tool: str, runs: int, workdir: Path) -> 
             raise SystemExit("bench.physical: mariadb-backup | mbstream -x failed")
         shutil.rmtree(scratch)
         alone = home / "alone-store"
-        plakar.run("at", str(alone), "create")
+        plakar.run("at", str(alone), "create", "-plaintext")  # as make_plakar's store
         started = time.perf_counter()
         plakar.run("at", str(alone), "backup", str(files), timeout=7200)
         rounds.plakar_alone.append(time.perf_counter() - started)
@@ -309,7 +309,7 @@ def _live_storage(
     the size of a page-level incremental (``--incremental-lsn``) for the same change."""
     stores = {"physical": workdir / "live-physical", "logical": workdir / "live-logical"}
     for store in stores.values():
-        plakar.run("at", str(store), "create")
+        plakar.run("at", str(store), "create", "-plaintext")
     uris = {"physical": _bin_uri(source), "logical": source.uri(datagen.DATABASE)}
     sizes = {kind: workload.tree_bytes(store) for kind, store in stores.items()}
     steps: list[dict[str, object]] = []
@@ -464,7 +464,7 @@ def run(size_mb: float, runs: int, workdir: Path) -> dict[str, object]:
         rounds = _backup_rounds(source, tool, runs, workdir)
         stores = {"physical": workdir / "dedup-physical", "logical": workdir / "dedup-logical"}
         plakar = make_plakar(workdir / "dedup", ptar=find_ptar(), store=stores["physical"])
-        plakar.run("at", str(stores["logical"]), "create")
+        plakar.run("at", str(stores["logical"]), "create", "-plaintext")
         changes, growth = _dedup(source, plakar, stores)
         manifest = json.loads(
             plakar.cat(_latest_snapshot(plakar, stores["physical"]), "/manifest.json")
