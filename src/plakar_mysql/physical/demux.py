@@ -48,8 +48,9 @@ WAITING_MEMORY = 4 << 20
 """Bytes all the files nobody reads yet may hold in memory together; beyond, they spool."""
 
 
-class _Stopped(Exception):
-    """The demultiplexer was stopped: the backup is being abandoned."""
+class _Stopped(MbstreamError):
+    """The demultiplexer was stopped: the backup is being abandoned (never seen by a
+    user: the pump turns it into the files' failure)."""
 
 
 class FileContent(io.RawIOBase):
