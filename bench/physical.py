@@ -26,11 +26,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import random
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -38,11 +40,17 @@ from pathlib import Path
 
 from bench import RESULTS, datagen, dedup, workload
 from bench.servers import SOURCE_ARGS, TARGET_ARGS, BenchServer
+from plakar_mysql.physical.manifest import CHECKPOINTS, DATADIR
 from plakar_mysql_harness.datadir import DatadirServer
 from plakar_mysql_harness.plakar import Plakar, find_ptar, make_plakar
 from plakar_mysql_harness.timing import run_timed, tail
 
 LOG_BIN = ("--log-bin=binlog", "--server-id=1")
+CHUNKING = (
+    "Plakar v1.1.4 stores cut by FastCDC, 512 KiB min, 1 MiB average, 8 MiB max"
+    " (kloset chunking.DefaultConfiguration); `plakar create` takes -hashing,"
+    " -no-compression, -plaintext, weak-passphrase, no chunking option"
+)
 
 
 def _timed(command: Sequence[str], **kwargs: object) -> float:
@@ -128,7 +136,7 @@ def _backup_rounds(source: BenchServer, tool: str, runs: int, workdir: Path) -> 
             raise SystemExit("bench.physical: mariadb-backup | mbstream -x failed")
         shutil.rmtree(scratch)
         alone = home / "alone-store"
-        plakar.run("at", str(alone), "create")
+        plakar.run("at", str(alone), "create", "-plaintext")  # as make_plakar's store
         started = time.perf_counter()
         plakar.run("at", str(alone), "backup", str(files), timeout=7200)
         rounds.plakar_alone.append(time.perf_counter() - started)
@@ -203,24 +211,213 @@ def _dedup(
     return changes, growth
 
 
-def _restores(
-    source: BenchServer, plakar: Plakar, stores: dict[str, Path], workdir: Path
-) -> dict[str, float]:
-    """The latest physical snapshot to a directory and a server on it; the logical one."""
-    target_dir = workdir / "restored-datadir"
-    started = time.perf_counter()
-    plakar.run(
-        "at",
-        str(stores["physical"]),
-        "restore",
-        "-to",
-        f"mysql+bin://{target_dir}",
-        _latest_snapshot(plakar, stores["physical"]),
-        timeout=7200,
+LOAD_SECONDS = 60.0
+"""How long the steady write load runs between two backups."""
+LOAD_RATE = 20.0
+"""Transactions a second of the steady load (each updates two random rows, appends one)."""
+
+
+class _SteadyLoad:
+    """A live application's writes: :data:`LOAD_RATE` small transactions a second,
+    each updating a random customer's balance and a random order's status and
+    appending one event, in a thread, until :meth:`stop`."""
+
+    def __init__(self, source: BenchServer) -> None:
+        self._db = source.server.connect(datagen.DATABASE)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="steady-load", daemon=True)
+        self.transactions = 0
+        with self._db.cursor() as cursor:
+            cursor.execute("SELECT MAX(id) FROM customers")
+            self._customers = int(cursor.fetchone()[0])  # type: ignore[index]
+            cursor.execute("SELECT MAX(id) FROM orders")
+            self._orders = int(cursor.fetchone()[0])  # type: ignore[index]
+            cursor.execute("SELECT MAX(id) FROM events")
+            self._events = int(cursor.fetchone()[0])  # type: ignore[index]
+            cursor.execute(
+                "SELECT GROUP_CONCAT(CONCAT('`', COLUMN_NAME, '`') ORDER BY ORDINAL_POSITION)"
+                " FROM information_schema.COLUMNS"
+                " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'events' AND COLUMN_NAME <> 'id'"
+            )
+            self._event_columns = str(cursor.fetchone()[0])  # type: ignore[index]
+        self._next_event = self._events
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(timeout=60)
+        self._db.close()
+        return self.transactions
+
+    def _run(self) -> None:
+        rng = random.Random(20261203)  # noqa: S311 - a reproducible load, not a secret
+        pause = 1.0 / LOAD_RATE
+        cols = self._event_columns
+        while not self._stop.wait(pause):
+            self._next_event += 1
+            with self._db.cursor() as cursor:
+                cursor.execute("BEGIN")
+                cursor.execute(
+                    "UPDATE customers SET balance = balance + 1.00 WHERE id = %s",
+                    (rng.randint(1, self._customers),),
+                )
+                cursor.execute(
+                    "UPDATE orders SET status = 'delivered' WHERE id = %s",
+                    (rng.randint(1, self._orders),),
+                )
+                cursor.execute(
+                    f"INSERT INTO events (id, {cols}) SELECT %s, {cols} FROM events WHERE id = %s",
+                    (self._next_event, rng.randint(1, self._events)),
+                )
+                cursor.execute("COMMIT")
+            self.transactions += 1
+
+
+def _incremental_bytes(source: BenchServer, tool: str, lsn: int, workdir: Path) -> int:
+    """Bytes of ``mariadb-backup --incremental-lsn=LSN``'s stream: the pages changed
+    since ``lsn``, what a page-level incremental would store."""
+    scratch = Path(tempfile.mkdtemp(dir=workdir, prefix="incremental-"))
+    try:
+        done = subprocess.run(
+            [*_tool_command(source, tool, scratch), f"--incremental-lsn={lsn}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            check=True,
+            timeout=7200,
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return len(done.stdout)
+
+
+def _backup_lsn(plakar: Plakar, store: Path) -> int:
+    """``to_lsn`` of the newest physical snapshot of ``store``."""
+    view = copy.copy(plakar)
+    view.store = store
+    manifest = json.loads(view.cat(view.snapshots()[0], "/manifest.json"))
+    return int(manifest["lsn"]["to"])
+
+
+def _live_storage(
+    source: BenchServer, tool: str, plakar: Plakar, workdir: Path
+) -> list[dict[str, object]]:
+    """What each backup adds to the store, physical and logical, on a live server:
+    right after a bulk load, again with no new writes, after the dirty pages are
+    written out, and from one backup to the next under a steady write load; with
+    the size of a page-level incremental (``--incremental-lsn``) for the same change."""
+    stores = {"physical": workdir / "live-physical", "logical": workdir / "live-logical"}
+    for store in stores.values():
+        plakar.run("at", str(store), "create", "-plaintext")
+    uris = {"physical": _bin_uri(source), "logical": source.uri(datagen.DATABASE)}
+    sizes = {kind: workload.tree_bytes(store) for kind, store in stores.items()}
+    steps: list[dict[str, object]] = []
+
+    def backup(label: str, incremental: bool = True) -> None:
+        lsn = _backup_lsn(plakar, stores["physical"]) if steps else 0
+        row: dict[str, object] = {"step": label}
+        for kind, store in stores.items():
+            plakar.run(
+                "at",
+                str(store),
+                "backup",
+                "-o",
+                f"password={source.password}",
+                uris[kind],
+                timeout=7200,
+            )
+            now = workload.tree_bytes(store)
+            row[f"{kind}_added_bytes"] = now - sizes[kind]
+            sizes[kind] = now
+        if steps and incremental:
+            row["incremental_bytes"] = _incremental_bytes(source, tool, lsn, workdir)
+        steps.append(row)
+        print(f"bench: live storage, {label}: {row}", flush=True)
+
+    source.settle()
+    backup("first backup (settled)")
+    source.server.execute(
+        f"CREATE TABLE {datagen.DATABASE}.bulk_copy ENGINE=InnoDB AS"
+        f" SELECT * FROM {datagen.DATABASE}.events"
     )
-    prepared = time.perf_counter() - started
+    backup("right after a bulk load (a copy of `events`)")
+    backup("again, no new writes (InnoDB writing the load's dirty pages)")
+    source.settle()
+    backup("again, after the dirty pages were written out")
+    backup("again, settled, no new writes")
+    load = _SteadyLoad(source)
+    load.start()
+    try:
+        time.sleep(LOAD_SECONDS)
+        backup(f"under a steady load ({LOAD_RATE:g} tx/s), after {LOAD_SECONDS:g} s")
+        time.sleep(LOAD_SECONDS)
+        backup(f"under the same load, {LOAD_SECONDS:g} s later")
+    finally:
+        transactions = load.stop()
+    steps[-1]["transactions"] = transactions
+    first = steps[0]
+    for row in steps:
+        for kind in stores:
+            row[f"{kind}_share"] = int(str(row[f"{kind}_added_bytes"])) / int(
+                str(first[f"{kind}_added_bytes"])
+            )
+    return steps
+
+
+def _checkpoints_dir(root: Path) -> Path:
+    """The directory below ``root`` that holds the tool's checkpoints file."""
+    for name in CHECKPOINTS:
+        for found in sorted(root.rglob(name)):
+            return found.parent
+    raise SystemExit(f"bench.physical: no checkpoints file below {root}")
+
+
+def _restores(
+    source: BenchServer,
+    tool: str,
+    plakar: Plakar,
+    stores: dict[str, Path],
+    workdir: Path,
+    *,
+    runs: int,
+) -> dict[str, object]:
+    """The latest physical snapshot, each round: ``plakar restore -to mysql+bin://DIR``
+    (files + ``--prepare``) against Plakar alone, ``plakar restore`` of the same files
+    to a directory plus ``mariadb-backup --prepare`` on it, side by side; then once a
+    server started on the restored directory, and the logical restore of the same day."""
+    snapshot = _latest_snapshot(plakar, stores["physical"])
+    at = ("at", str(stores["physical"]))
+    ours: list[float] = []
+    alone: list[float] = []
+    target_dir = workdir / "restored-datadir"
+    for number in range(runs):
+        shutil.rmtree(target_dir, ignore_errors=True)
+        started = time.perf_counter()
+        plakar.run(*at, "restore", "-to", f"mysql+bin://{target_dir}", snapshot, timeout=7200)
+        ours.append(time.perf_counter() - started)
+        plain = workdir / "plain-restore"
+        shutil.rmtree(plain, ignore_errors=True)
+        plain.mkdir()
+        started = time.perf_counter()
+        plakar.run(*at, "restore", "-to", str(plain), f"{snapshot}:{DATADIR}", timeout=7200)
+        subprocess.run(
+            [tool, "--prepare", f"--target-dir={_checkpoints_dir(plain)}"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=7200,
+        )
+        alone.append(time.perf_counter() - started)
+        shutil.rmtree(plain, ignore_errors=True)
+        print(
+            f"bench: restore round {number + 1}: mysql+bin {ours[-1]:.1f} s, "
+            f"plakar restore + --prepare {alone[-1]:.1f} s",
+            flush=True,
+        )
+    started = time.perf_counter()
     restored = DatadirServer(target_dir, workdir / "restored", root_password=source.password)
-    physical = time.perf_counter() - started
+    server_start = time.perf_counter() - started
     restored.cleanup()
     target = BenchServer(workdir / "logical-target", TARGET_ARGS)
     try:
@@ -239,8 +436,15 @@ def _restores(
         logical = time.perf_counter() - started
     finally:
         target.cleanup()
+    physical = _median(ours) + server_start
     return {
-        "physical_files_and_prepare_s": prepared,
+        "physical_files_and_prepare_s": ours,
+        "plakar_restore_and_prepare_s": alone,
+        "median_physical_s": _median(ours),
+        "median_plakar_alone_s": _median(alone),
+        "ratio_plakar_alone": _median(ours) / _median(alone),
+        "server_start_s": server_start,
+        "physical_files_and_prepare_s_median": _median(ours),
         "physical_with_server_start_s": physical,
         "logical_s": logical,
         "ratio_logical_over_physical": logical / physical,
@@ -260,13 +464,14 @@ def run(size_mb: float, runs: int, workdir: Path) -> dict[str, object]:
         rounds = _backup_rounds(source, tool, runs, workdir)
         stores = {"physical": workdir / "dedup-physical", "logical": workdir / "dedup-logical"}
         plakar = make_plakar(workdir / "dedup", ptar=find_ptar(), store=stores["physical"])
-        plakar.run("at", str(stores["logical"]), "create")
+        plakar.run("at", str(stores["logical"]), "create", "-plaintext")
         changes, growth = _dedup(source, plakar, stores)
         manifest = json.loads(
             plakar.cat(_latest_snapshot(plakar, stores["physical"]), "/manifest.json")
         )
         stream_bytes = int(manifest["total_bytes"])
-        restore = _restores(source, plakar, stores, workdir)
+        restore = _restores(source, tool, plakar, stores, workdir, runs=runs)
+        live = _live_storage(source, tool, plakar, workdir)
     finally:
         source.cleanup()
     return {
@@ -288,6 +493,8 @@ def run(size_mb: float, runs: int, workdir: Path) -> dict[str, object]:
         },
         "dedup": {"changes": changes, "growth": growth},
         "restore": restore,
+        "live_storage": live,
+        "chunking": CHUNKING,
     }
 
 
@@ -335,13 +542,30 @@ def markdown(result: dict[str, object]) -> str:
         "",
         "| restore | seconds |",
         "|---|---|",
-        f"| physical: files + `--prepare` | {restore['physical_files_and_prepare_s']:.1f} |",
+        "| physical: `plakar restore -to mysql+bin://DIR` (files + `--prepare`) "
+        f"| {restore['median_physical_s']:.1f} |",
+        "| Plakar alone: `plakar restore -to DIR snapshot:/datadir` + `--prepare` "
+        f"| {restore['median_plakar_alone_s']:.1f} ({restore['ratio_plakar_alone']:.2f}x) |",
         f"| physical: + `mariadbd` started | {restore['physical_with_server_start_s']:.1f} |",
         f"| logical `mysql://` into a running server | {restore['logical_s']:.1f} |",
         "",
         "Day of changes: " + "; ".join(dedup_["changes"]),
         "",
+        "| live server: what each backup adds (share of the first) | physical | logical "
+        "| `--incremental-lsn` delta |",
+        "|---|---|---|---|",
     ]
+    live = result["live_storage"]
+    assert isinstance(live, list)
+    for row in live:
+        delta = row.get("incremental_bytes")
+        lines.append(
+            f"| {row['step']} | {row['physical_added_bytes'] / 1e6:.1f} MB "
+            f"({row['physical_share']:.1%}) | {row['logical_added_bytes'] / 1e6:.1f} MB "
+            f"({row['logical_share']:.1%}) | "
+            + (f"{delta / 1e6:.1f} MB |" if delta is not None else "- |")
+        )
+    lines += ["", f"Chunking: {result['chunking']}.", ""]
     return "\n".join(lines)
 
 

@@ -162,7 +162,11 @@ class PhysicalBackupOptions(ServerOptions):
     TOOLS: ClassVar[str] = "mariadb-backup, or xtrabackup for MySQL"
 
     parallel: int = option(
-        1, "Files the backup tool copies at once (--parallel).", minimum=1, maximum=64
+        1,
+        "Files the backup tool copies at once (--parallel); when not given, as many "
+        "as Plakar reads at once (its -concurrency, at most 8).",
+        minimum=1,
+        maximum=64,
     )
 
     @classmethod
