@@ -107,11 +107,6 @@ def drill_logical(
     catalog, catalog_record = read_catalog(catalog_record)
     flavour = _flavour(catalog)
     binary = find_server(flavour, None, config.bin_dir)
-    if flavour is Flavour.MYSQL:
-        raise DrillError(
-            f"drills of MySQL snapshots are not supported yet (found {binary.path}): "
-            "restore into a MySQL server with -to mysql:// and verify=true"
-        )
     installer = find_installer(binary, config.bin_dir)
     refuse_without(tmpdir, SERVER_FOOTPRINT, "for the throwaway server")
     private = guard.temp_dir("plakar-drill-", dir=tmpdir)
@@ -119,7 +114,7 @@ def drill_logical(
         datadir = os.path.join(private, "data")
         drill.server = f"{flavour.title} {'.'.join(map(str, binary.version))} ({binary.path})"
         with drill.phase("start"):
-            install(installer, datadir, private, guard)
+            install(installer, datadir, private, guard, flavour)
             server = DrillServer(
                 binary, datadir, private, guard, start_timeout=config.start_timeout
             )
