@@ -134,6 +134,9 @@ def _servers() -> list[str]:
 @dataclass(frozen=True)
 class MySQLSource:
     plakar: Plakar
+    tools: str  # bin_dir=, MySQL's tools
+    logical: str
+    physical: str  # the clone plugin's
 
 
 #: A MySQL source: no sequence engine, so the rows come from a recursive CTE (0..99
@@ -152,21 +155,38 @@ MYSQL_SCHEMA = [
 ]
 
 
-def test_mysql_logical_drill_with_accounts_leaves_nothing(plakar: Plakar, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def mysql_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MySQLSource]:
+    """MySQL 9.7 with ``shop`` (every kind of object) and an account with a grant: one
+    logical and one clone snapshot; the server is gone before any drill runs."""
+    root = tmp_path_factory.mktemp("drill-mysql")
+    ptar = os.environ.get("PLAKAR_MYSQL_PTAR")
+    plakar = make_plakar(root, ptar=Path(ptar) if ptar else None)
+    try:
+        server = MySQLServer(root / "source")
+        try:
+            server.execute(SCHEMA[0])
+            for statement in MYSQL_SCHEMA:
+                server.execute(statement, database="shop")
+            tools = f"bin_dir={server.bin_dir}"
+            logical = plakar.backup(uri(server), password(server), tools)
+            physical = plakar.backup(bin_uri(server), password(server), tools)
+        finally:
+            server.cleanup()
+        yield MySQLSource(plakar, tools, logical, physical)
+    finally:
+        plakar.close()
+
+
+def test_mysql_logical_drill_with_accounts_leaves_nothing(
+    mysql_source: MySQLSource, tmp_path: Path
+) -> None:
     """A logical snapshot of MySQL 9.7 (an account of its own, every kind of object)
     drilled on a throwaway MySQL 9.7 (``mysqld --initialize-insecure``), found in
     ``bin_dir``: every check passes; no ``mysqld`` and no directory is left."""
-    server = MySQLServer(tmp_path / "mysql")
-    try:
-        server.execute(SCHEMA[0])
-        for statement in MYSQL_SCHEMA:
-            server.execute(statement, database="shop")
-        tools = f"bin_dir={server.bin_dir}"
-        snapshot = plakar.backup(uri(server), password(server), tools)
-    finally:
-        server.cleanup()
-    assert b"reporting" in plakar.cat(snapshot, "/server/users.sql")  # the account to check
-    code, output, report = drill(MySQLSource(plakar), snapshot, tmp_path / "t", tools)
+    s = mysql_source
+    assert b"reporting" in s.plakar.cat(s.logical, "/server/users.sql")  # the account to check
+    code, output, report = drill(s, s.logical, tmp_path / "t", s.tools)
     assert code == 0, output
     assert "shop: OK: 4 table(s), 8050 row(s)" in output, output
     assert "drill of a logical snapshot on MySQL 9.7." in output, output
@@ -177,6 +197,22 @@ def test_mysql_logical_drill_with_accounts_leaves_nothing(plakar: Plakar, tmp_pa
     accounts = databases["(accounts)"]
     assert accounts["problems"] == [] and accounts["objects"] >= 2, accounts
     assert report["phases"]["start"] > 0 and report["phases"]["load"] > 0  # type: ignore[index]
+
+
+def test_mysql_clone_drill_starts_the_files_and_checks_every_table(
+    mysql_source: MySQLSource, tmp_path: Path
+) -> None:
+    """A clone snapshot of MySQL 9.7: its files restored (no ``--prepare``), MySQL's
+    ``mysqld`` of the manifest's version started on them, every table read whole."""
+    s = mysql_source
+    manifest = json.loads(s.plakar.cat(s.physical, "/manifest.json"))
+    assert manifest["tool"]["name"] == "mysql-clone", manifest["tool"]
+    code, output, report = drill(s, s.physical, tmp_path / "t", s.tools)
+    assert code == 0, output
+    assert "shop: OK: 4 table(s), 8050 row(s)" in output, output
+    assert "drill of a physical snapshot on MySQL 9.7." in output, output
+    assert report is not None and report["kind"] == "physical" and report["ok"] is True
+    assert report["phases"]["start"] > 0  # type: ignore[index]
 
 
 def altered(s: Source, snapshot: str, change: Callable[[Path], None]) -> str:
