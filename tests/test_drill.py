@@ -1,5 +1,6 @@
 """Restore drills end to end (``plakar restore -to mysql+drill://``): the real plakar, the
-package of ``make build``, MariaDB 10.11.
+package of ``make build``, MariaDB 10.11, and MySQL 9.7 (``make mysql``'s tree) for the
+drill of a MySQL snapshot.
 
 One source server (binary log on, a small database with every kind of object
 and an account of its own) gives one logical, one physical and one binary-log
@@ -28,6 +29,7 @@ from test_backup_restore import password, uri
 from test_physical import LOG_BIN, bin_uri
 
 from plakar_mysql_harness.mariadb import MariaDBServer
+from plakar_mysql_harness.mysql import MySQLServer
 from plakar_mysql_harness.plakar import Plakar, make_plakar
 
 TIMEOUT = 300.0
@@ -95,7 +97,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Source]:
 
 
 def drill(
-    s: Source, snapshot: str, tmp: Path, *opts: str, check: bool = False
+    s: Source | MySQLSource, snapshot: str, tmp: Path, *opts: str, check: bool = False
 ) -> tuple[int, str, dict[str, object] | None]:
     """Drill ``snapshot`` with its temporary files in ``tmp`` (made here); the exit status,
     the whole output and the JSON report; nothing may be left in ``tmp``."""
@@ -124,9 +126,93 @@ def _servers() -> list[str]:
                 argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
                 continue
-            if "mariadbd" in argv:
+            if "mariadbd" in argv or "mysqld" in argv:
                 found.append(argv)
     return found
+
+
+@dataclass(frozen=True)
+class MySQLSource:
+    plakar: Plakar
+    tools: str  # bin_dir=, MySQL's tools
+    logical: str
+    physical: str  # the clone plugin's
+
+
+#: A MySQL source: no sequence engine, so the rows come from a recursive CTE (0..99
+#: twice: 10,000 numbers, under MySQL's default recursion depth of 1,000).
+NUMBERS = (
+    "WITH RECURSIVE d (i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM d WHERE i < 99) "
+    "SELECT a.i * 100 + b.i + 1 AS n FROM d a, d b"
+)
+MYSQL_SCHEMA = [
+    *SCHEMA[1:5],
+    f"INSERT INTO shop.customer SELECT n, CONCAT('client ', n) FROM ({NUMBERS}) s WHERE n <= 2000",
+    f"INSERT INTO shop.item SELECT n, CONCAT('item ', n), n * 1.5 FROM ({NUMBERS}) s WHERE n <= 50",
+    "INSERT INTO shop.orders SELECT n, 1 + n % 2000, 1 + n % 50, 1 + n % 7 "
+    f"FROM ({NUMBERS}) s WHERE n <= 6000",
+    *SCHEMA[8:],
+]
+
+
+@pytest.fixture(scope="module")
+def mysql_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MySQLSource]:
+    """MySQL 9.7 with ``shop`` (every kind of object) and an account with a grant: one
+    logical and one clone snapshot; the server is gone before any drill runs."""
+    root = tmp_path_factory.mktemp("drill-mysql")
+    ptar = os.environ.get("PLAKAR_MYSQL_PTAR")
+    plakar = make_plakar(root, ptar=Path(ptar) if ptar else None)
+    try:
+        server = MySQLServer(root / "source")
+        try:
+            server.execute(SCHEMA[0])
+            for statement in MYSQL_SCHEMA:
+                server.execute(statement, database="shop")
+            tools = f"bin_dir={server.bin_dir}"
+            logical = plakar.backup(uri(server), password(server), tools)
+            physical = plakar.backup(bin_uri(server), password(server), tools)
+        finally:
+            server.cleanup()
+        yield MySQLSource(plakar, tools, logical, physical)
+    finally:
+        plakar.close()
+
+
+def test_mysql_logical_drill_with_accounts_leaves_nothing(
+    mysql_source: MySQLSource, tmp_path: Path
+) -> None:
+    """A logical snapshot of MySQL 9.7 (an account of its own, every kind of object)
+    drilled on a throwaway MySQL 9.7 (``mysqld --initialize-insecure``), found in
+    ``bin_dir``: every check passes; no ``mysqld`` and no directory is left."""
+    s = mysql_source
+    assert b"reporting" in s.plakar.cat(s.logical, "/server/users.sql")  # the account to check
+    code, output, report = drill(s, s.logical, tmp_path / "t", s.tools)
+    assert code == 0, output
+    assert "shop: OK: 4 table(s), 8050 row(s)" in output, output
+    assert "drill of a logical snapshot on MySQL 9.7." in output, output
+    assert report is not None and report["ok"] is True, report
+    databases = {d["name"]: d for d in report["databases"]}  # type: ignore[union-attr, index]
+    assert databases["shop"]["objects"] == 5  # a view, two routines, a trigger, an event
+    # root's accounts of the throwaway server are only looked up; 'reporting' is checked
+    accounts = databases["(accounts)"]
+    assert accounts["problems"] == [] and accounts["objects"] >= 2, accounts
+    assert report["phases"]["start"] > 0 and report["phases"]["load"] > 0  # type: ignore[index]
+
+
+def test_mysql_clone_drill_starts_the_files_and_checks_every_table(
+    mysql_source: MySQLSource, tmp_path: Path
+) -> None:
+    """A clone snapshot of MySQL 9.7: its files restored (no ``--prepare``), MySQL's
+    ``mysqld`` of the manifest's version started on them, every table read whole."""
+    s = mysql_source
+    manifest = json.loads(s.plakar.cat(s.physical, "/manifest.json"))
+    assert manifest["tool"]["name"] == "mysql-clone", manifest["tool"]
+    code, output, report = drill(s, s.physical, tmp_path / "t", s.tools)
+    assert code == 0, output
+    assert "shop: OK: 4 table(s), 8050 row(s)" in output, output
+    assert "drill of a physical snapshot on MySQL 9.7." in output, output
+    assert report is not None and report["kind"] == "physical" and report["ok"] is True
+    assert report["phases"]["start"] > 0  # type: ignore[index]
 
 
 def altered(s: Source, snapshot: str, change: Callable[[Path], None]) -> str:

@@ -14,7 +14,9 @@ from plakar_mysql.core.flavour import Flavour
 from plakar_mysql.core.gtid import Gtid, Position
 from plakar_mysql.core.option_models import DrillOptions
 from plakar_mysql.core.options import ConfigError
+from plakar_mysql.core.private_server import private_args
 from plakar_mysql.drill import binlog, checks, space
+from plakar_mysql.drill.physical import _clone_server
 from plakar_mysql.drill.report import DatabaseResult, DrillReport
 from plakar_mysql.drill.server import DrillError, find_server
 
@@ -192,3 +194,33 @@ def test_a_mysql_log_point_is_read_so_continuity_is_checked() -> None:
     assert binlog._position(f"{uuid}:1-57") == first
     assert binlog._position("0-1-57") is not None
     assert binlog._position("not a point") is None
+
+
+def test_private_starts_are_inert_on_each_flavour() -> None:
+    """The flags every private start shares: no network, no replication, no binary log on
+    both flavours; MySQL's own names and its X Protocol and certificates off."""
+    mariadb, mysql = private_args(Flavour.MARIADB), private_args(Flavour.MYSQL)
+    for args in (mariadb, mysql):
+        assert {"--skip-networking", "--skip-log-bin", "--event-scheduler=OFF"} <= set(args)
+    assert "--skip-slave-start" in mariadb and "--skip-slave-start" not in mysql
+    assert {"--skip-replica-start", "--mysqlx=OFF", "--auto-generate-certs=OFF"} <= set(mysql)
+
+
+def test_a_clone_manifest_gives_its_settings_and_refuses_malformed_ones(tmp_path: Path) -> None:
+    """A clone's InnoDB settings become arguments, only the known ones; a value with a
+    line break (an untrusted manifest) is refused in one line."""
+    mysqld = tmp_path / "mysqld"
+    mysqld.write_text(
+        "#!/bin/sh\necho 'mysqld  Ver 9.7.4 for Linux on x86_64 (MySQL Community Server - GPL)'\n"
+    )
+    mysqld.chmod(0o755)
+    server = {
+        "version": "9.7.4",
+        "settings": {"innodb_page_size": "16384", "lower_case_table_names": "0", "datadir": "/x"},
+    }
+    binary, arguments = _clone_server(server, str(tmp_path))
+    assert binary.flavour is Flavour.MYSQL and binary.path == str(mysqld)
+    assert arguments == ["--innodb-page-size=16384", "--lower-case-table-names=0"]
+    server["settings"] = {"innodb_data_file_path": "ibdata1:12M\n--init-file=/x"}
+    with pytest.raises(DrillError, match="innodb_data_file_path is malformed"):
+        _clone_server(server, str(tmp_path))

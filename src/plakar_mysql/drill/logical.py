@@ -32,7 +32,13 @@ from plakar_mysql.drill.report import DrillReport
 from plakar_mysql.drill.run import Run
 from plakar_mysql.drill.scope import ScopedGuard
 from plakar_mysql.drill.server import DrillError, DrillServer, find_installer, find_server, install
-from plakar_mysql.drill.space import LOGICAL_FACTOR, SERVER_FOOTPRINT, SpaceWatch, refuse_without
+from plakar_mysql.drill.space import (
+    LOGICAL_FACTOR,
+    MYSQL_SERVER_FOOTPRINT,
+    SERVER_FOOTPRINT,
+    SpaceWatch,
+    refuse_without,
+)
 from plakar_mysql.drill.tap import Tap
 from plakar_mysql.logical.layout import (
     CATALOG_PATH,
@@ -107,19 +113,15 @@ def drill_logical(
     catalog, catalog_record = read_catalog(catalog_record)
     flavour = _flavour(catalog)
     binary = find_server(flavour, None, config.bin_dir)
-    if flavour is Flavour.MYSQL:
-        raise DrillError(
-            f"drills of MySQL snapshots are not supported yet (found {binary.path}): "
-            "restore into a MySQL server with -to mysql:// and verify=true"
-        )
     installer = find_installer(binary, config.bin_dir)
-    refuse_without(tmpdir, SERVER_FOOTPRINT, "for the throwaway server")
+    footprint = MYSQL_SERVER_FOOTPRINT if flavour is Flavour.MYSQL else SERVER_FOOTPRINT
+    refuse_without(tmpdir, footprint, "for the throwaway server")
     private = guard.temp_dir("plakar-drill-", dir=tmpdir)
     try:
         datadir = os.path.join(private, "data")
         drill.server = f"{flavour.title} {'.'.join(map(str, binary.version))} ({binary.path})"
         with drill.phase("start"):
-            install(installer, datadir, private, guard)
+            install(installer, datadir, private, guard, flavour)
             server = DrillServer(
                 binary, datadir, private, guard, start_timeout=config.start_timeout
             )

@@ -4,7 +4,11 @@ The server is the snapshot's flavour (and major version when it is known),
 looked for in ``bin_dir``, in PATH, then in ``/usr/sbin`` (where Debian puts
 ``mariadbd``).  It runs with no option file, no network (``--skip-networking``:
 its only door is a socket in a 0700 directory of the drill's), no binary log,
-no event scheduler, as the user running the drill.  Its process is registered
+no event scheduler, as the user running the drill: the flags of every private
+start of the integration (:func:`~plakar_mysql.core.private_server.private_args`,
+which the MySQL clone backup's start on its clone uses too).  A MariaDB data
+directory is made by ``mariadb-install-db``, a MySQL one by ``mysqld
+--initialize-insecure`` (MySQL's server is its own installer).  Its process is registered
 with the SDK's guardian (``guard.child``) and its directory too
 (``guard.temp_dir``): if the plugin is killed, the guardian kills the server and
 removes everything, so a killed drill leaves no process and no directory.
@@ -31,6 +35,7 @@ import pymysql
 from kloset_sdk.guard import Guard
 from plakar_mysql.core.errors import PlakarMySQLError
 from plakar_mysql.core.flavour import Flavour, detect, version_tuple
+from plakar_mysql.core.private_server import private_args
 
 SYSTEM_SBIN = "/usr/sbin"
 SERVER_NAMES = {Flavour.MARIADB: ("mariadbd", "mysqld"), Flavour.MYSQL: ("mysqld",)}
@@ -132,7 +137,10 @@ def find_server(
 
 
 def find_installer(binary: ServerBinary, bin_dir: str | None) -> str:
-    """``mariadb-install-db``, beside the server (and its ``../bin``) or on the search path."""
+    """``mariadb-install-db``, beside the server (and its ``../bin``) or on the search path;
+    MySQL's ``mysqld`` itself (``--initialize-insecure``)."""
+    if binary.flavour is Flavour.MYSQL:
+        return binary.path
     here = os.path.dirname(binary.path)
     places = [here, os.path.join(os.path.dirname(here), "bin"), *search_path(bin_dir)]
     for directory in places:
@@ -150,7 +158,10 @@ def _last_error(log: str) -> str:
     lines = [line.strip() for line in log.splitlines() if line.strip()]
     for line in reversed(lines):
         if "[ERROR]" in line and "Aborting" not in line:
-            return line.split("[ERROR]", 1)[1].strip()
+            message = line.split("[ERROR]", 1)[1].strip()
+            while message.startswith("[") and "]" in message:  # MySQL's [MY-010119] [Server]
+                message = message.split("]", 1)[1].strip()
+            return message
     return lines[-1] if lines else "no message"
 
 
@@ -208,17 +219,12 @@ class DrillServer:
             *self._extra,
             *_as_user(),
             f"--datadir={self.datadir}",
-            "--skip-networking",
-            "--skip-slave-start",
-            "--skip-log-bin",
-            "--event-scheduler=OFF",
+            *private_args(self.binary.flavour),
             f"--socket={self.socket}",
             f"--pid-file={os.path.join(self.private, 'mysqld.pid')}",
             f"--log-error={self.log}",
             f"--tmpdir={tmp}",
             f"--secure-file-priv={tmp}",
-            "--innodb-buffer-pool-load-at-startup=0",
-            "--innodb-buffer-pool-dump-at-shutdown=0",
         ]
 
     def __enter__(self) -> DrillServer:
@@ -294,10 +300,18 @@ class DrillServer:
             self._stack.close()
 
 
-def install(installer: str, datadir: str, private: str, guard: Guard) -> None:
-    """A fresh data directory: the system tables, root without password on the socket.
-    The installer is killed with the plugin (``guard.child``)."""
-    command = [
+def _install_command(installer: str, datadir: str, flavour: Flavour) -> list[str]:
+    """MariaDB's installer, or MySQL's server initialising its data directory (its
+    messages on stderr: no ``--log-error``), with the server's own defaults."""
+    if flavour is Flavour.MYSQL:
+        return [
+            installer,
+            "--no-defaults",
+            *_as_user(),
+            f"--datadir={datadir}",
+            "--initialize-insecure",
+        ]
+    return [
         installer,
         "--no-defaults",
         *_as_user(),
@@ -306,6 +320,14 @@ def install(installer: str, datadir: str, private: str, guard: Guard) -> None:
         "--skip-test-db",
         "--innodb-log-file-size=16M",
     ]
+
+
+def install(
+    installer: str, datadir: str, private: str, guard: Guard, flavour: Flavour = Flavour.MARIADB
+) -> None:
+    """A fresh data directory: the system tables, root without password on the socket.
+    The installer is killed with the plugin (``guard.child``)."""
+    command = _install_command(installer, datadir, flavour)
     tmp = os.path.join(private, "tmp")
     os.makedirs(tmp, exist_ok=True)
     try:

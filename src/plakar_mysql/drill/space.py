@@ -19,6 +19,9 @@ from plakar_mysql.drill.server import DrillError
 MIB = 1 << 20
 #: A fresh MariaDB's data directory with a 16 MiB redo log, and its temporary files.
 SERVER_FOOTPRINT = 160 * MIB
+#: A fresh MySQL 9.7's (``--initialize-insecure``: 187 MiB measured, 100 MiB of it the
+#: default redo log).
+MYSQL_SERVER_FOOTPRINT = 200 * MIB
 #: Left free at all times: the server's logs, temporary tables, the checks' dumps.
 RESERVE = 64 * MIB
 #: Bytes on disk per byte of a logical table file, loaded (rows and indexes; the spool).

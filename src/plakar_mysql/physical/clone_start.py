@@ -26,6 +26,7 @@ import pymysql
 
 from kloset_sdk.guard import Guard
 from plakar_mysql.core.flavour import Flavour, ToolError, detect, version_tuple
+from plakar_mysql.core.private_server import private_args
 from plakar_mysql.physical.backup_tool import version_text
 from plakar_mysql.physical.clone import SONAME, CloneError, query
 from plakar_mysql.physical.errors import os_error_line
@@ -75,20 +76,13 @@ def start_command(
         *user,
         f"--datadir={datadir}",
         "--skip-grant-tables",
-        "--skip-networking",
-        "--mysqlx=OFF",
-        "--skip-log-bin",
-        "--skip-replica-start",
-        "--event-scheduler=OFF",
-        "--auto-generate-certs=OFF",
+        *private_args(Flavour.MYSQL),
         f"--plugin-load-add={SONAME}",
         f"--secure-file-priv={private}",
         f"--socket={os.path.join(private, 'mysqld.sock')}",
         f"--pid-file={os.path.join(private, 'mysqld.pid')}",
         f"--log-error={os.path.join(private, 'error.log')}",
         f"--tmpdir={private}",
-        "--innodb-buffer-pool-load-at-startup=0",
-        "--innodb-buffer-pool-dump-at-shutdown=0",
     ]
 
 
