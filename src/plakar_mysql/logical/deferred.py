@@ -17,7 +17,7 @@ from plakar_mysql.logical.layout import FileHeader
 from plakar_mysql.logical.rollback import routine_objects
 from plakar_mysql.logical.split import DumpSplitter
 from plakar_mysql.logical.target import Target, log
-from plakar_mysql.logical.users import restore_accounts
+from plakar_mysql.logical.users import StandIns, restore_accounts
 
 
 def sections(data: bytes, kinds: tuple[str, ...]) -> bytes:
@@ -109,5 +109,6 @@ class Deferred:
             self._users,
             overwrite=self._target.overwrite,
             log=log,
+            checks=StandIns(self._target.config.connection, self._target.guard),
         )
         log(f"restored {len(restored)} account(s) and role(s) with their grants")

@@ -10,6 +10,8 @@ either.  The file holds password *hashes*, never passwords.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import re
 import secrets
@@ -19,9 +21,11 @@ from typing import Any, TypeAlias
 
 import pymysql
 
+from kloset_sdk.guard import Guard
+from plakar_mysql.core import options
 from plakar_mysql.core.flavour import Flavour, detect
 from plakar_mysql.core.grants import session_grants
-from plakar_mysql.core.server import ServerError, current_user
+from plakar_mysql.core.server import ServerError, connect, current_user
 
 Connection: TypeAlias = "pymysql.connections.Connection[Any]"
 
@@ -421,7 +425,12 @@ def _plan(
 
 
 def restore_accounts(
-    db: Connection, text: bytes, *, overwrite: bool, log: Any
+    db: Connection,
+    text: bytes,
+    *,
+    overwrite: bool,
+    log: Any,
+    checks: StandIns,
 ) -> tuple[list[Account], list[Account]]:
     """Create the accounts of ``users.sql`` and their grants; (restored, kept) accounts.
 
@@ -429,7 +438,8 @@ def restore_accounts(
     touched; an account that exists is kept as it is unless ``overwrite``, and
     then dropped and created again.  Accounts that keep a role which is created
     again keep holding it.  Whatever fails, every account of the target is left
-    as it was.
+    as it was.  ``checks`` registers the drop of each temporary check account with
+    the guardian.
     """
     current = _show(db, "SELECT CURRENT_USER()")[0]
     me_user, _, me_host = str(current).rpartition("@")
@@ -437,21 +447,27 @@ def restore_accounts(
     _execute(db, "SET SESSION sql_mode = ''")  # names quoted with backticks, as in the file
     try:
         _hex_hashes(db)
-        return _restore(db, text, (me_user, me_host), overwrite, log)
+        return _restore(db, text, (me_user, me_host), overwrite, log, checks=checks)
     finally:
         _execute(db, "SET SESSION sql_mode = %s", (mode,))
 
 
 def _restore(
-    db: Connection, text: bytes, me: tuple[str, str], overwrite: bool, log: Any
+    db: Connection,
+    text: bytes,
+    me: tuple[str, str],
+    overwrite: bool,
+    log: Any,
+    *,
+    checks: StandIns,
 ) -> tuple[list[Account], list[Account]]:
     try:
         existing = {account.key for account in _all_accounts(db)}
         held = _held_roles(db, Account(*me))
         plan = _plan(text, me, existing, held, overwrite)
         check_account_privileges(db, roles=_grants_roles(plan))
-        unsafe = _keep_what_cannot_be_put_back(db, plan, existing)
-        _try_creates(db, plan.creates)
+        unsafe = _keep_what_cannot_be_put_back(db, plan, existing, checks)
+        _try_creates(db, plan.creates, checks)
         before = _capture(db)
     except ServerError as exc:
         raise ServerError(f"restoring the accounts failed: {exc}; no account was changed") from None
@@ -482,7 +498,7 @@ def _restore(
 
 
 def _keep_what_cannot_be_put_back(
-    db: Connection, plan: _Plan, existing: set[tuple[str, str]]
+    db: Connection, plan: _Plan, existing: set[tuple[str, str]], checks: StandIns
 ) -> dict[Account, str]:
     """Move to ``plan.kept`` each account of the target that ``overwrite`` would drop
     but whose grants this session could not give back; why, by account.
@@ -496,7 +512,7 @@ def _keep_what_cannot_be_put_back(
         account = block.account
         if account.key not in existing or account.user == _PUBLIC:
             continue
-        why = _regrant_check(db, account)
+        why = _regrant_check(db, account, checks)
         if why is not None:
             unsafe[account] = why
             plan.creates.remove(block)
@@ -505,7 +521,44 @@ def _keep_what_cannot_be_put_back(
     return unsafe
 
 
-def _regrant_check(db: Connection, account: Account) -> str | None:
+@dataclass(frozen=True)
+class StandIns:
+    """Where the temporary ``plakar_check_*`` accounts are made: the server's connection
+    settings, and the guard that drops one if the plugin dies while it exists (it
+    holds a locked copy of an account's grants, or its password hash)."""
+
+    conn: options.Connection
+    guard: Guard
+
+    @contextlib.contextmanager
+    def made(
+        self, db: Connection, stand_in: Account, create: str, account: Account, failure: str
+    ) -> Iterator[None]:
+        """``create`` (which creates ``stand_in``) run, then the block, then the
+        stand-in dropped; the drop registered with the guard from before the
+        ``CREATE`` until the stand-in is gone (a failed drop leaves it to the guard)."""
+        action = functools.partial(drop_stand_in, self.conn, stand_in.sql)
+        token = self.guard.on_exit(action, f"drop the check account {stand_in.sql}")
+        try:
+            _run(db, account, failure, create)
+        except BaseException:
+            self.guard.discard(token)  # not created: nothing to drop
+            raise
+        try:
+            yield
+        finally:
+            _run(db, account, "cannot be checked", f"DROP USER {stand_in.sql}")
+            self.guard.discard(token)
+
+
+def drop_stand_in(conn: options.Connection, account_sql: str) -> None:
+    """The guardian's action: drop a check account if it is still there."""
+    with contextlib.closing(connect(conn)) as db:
+        db._read_timeout = db._write_timeout = 60  # type: ignore[attr-defined]
+        _execute(db, f"DROP USER IF EXISTS {account_sql}")
+
+
+def _regrant_check(db: Connection, account: Account, checks: StandIns) -> str | None:
     """Why the target's privileges of ``account`` could not be granted again; None if
     they can.  Roles held are not tried: a role re-created by the restore is granted
     back by :func:`_reconcile` and :func:`_put_back`, as its admin."""
@@ -518,16 +571,14 @@ def _regrant_check(db: Connection, account: Account) -> str | None:
         for g in _show(db, f"SHOW GRANTS FOR {account.sql}")
         if _grantee(g, "TO") == name and g.startswith("GRANT ") and _role_head(g) is None
     ]
-    _run(db, account, "cannot be checked", f"CREATE USER {stand_in.sql} ACCOUNT LOCK")
-    try:
+    create = f"CREATE USER {stand_in.sql} ACCOUNT LOCK"
+    with checks.made(db, stand_in, create, account, "cannot be checked"):
         for grant in grants:
             try:
                 _execute(db, grant.replace(f" TO {name}", f" TO {stand_in.sql}", 1))
             except pymysql.err.MySQLError as exc:
                 return _said(exc, grant)
         return None
-    finally:
-        _run(db, account, "cannot be checked", f"DROP USER {stand_in.sql}")
 
 
 def check_account_privileges(db: Connection, *, roles: bool = False, outcome: str = "") -> None:
@@ -554,7 +605,7 @@ def _grants_roles(plan: _Plan) -> bool:
     return any(_role_head(s) is not None for block in plan.grants for s in block.statements)
 
 
-def _try_creates(db: Connection, blocks: list[_Block]) -> None:
+def _try_creates(db: Connection, blocks: list[_Block], checks: StandIns) -> None:
     """Create each account once under a stand-in name, and drop it again.
 
     A ``CREATE USER`` the target cannot run (an authentication plugin it lacks,
@@ -567,13 +618,9 @@ def _try_creates(db: Connection, blocks: list[_Block]) -> None:
             continue  # a bare CREATE ROLE: nothing in it can fail but the name
         stand_in = Account(f"plakar_check_{secrets.token_hex(6)}", account.host)
         prefix = f"CREATE USER {account.sql}"
-        _run(
-            db,
-            account,
-            "cannot be created",
-            block.statements[0].replace(prefix, "CREATE USER " + stand_in.sql, 1),
-        )
-        _run(db, account, "cannot be checked", f"DROP USER {stand_in.sql}")
+        create = block.statements[0].replace(prefix, "CREATE USER " + stand_in.sql, 1)
+        with checks.made(db, stand_in, create, account, "cannot be created"):
+            pass
 
 
 def _apply(db: Connection, plan: _Plan, before: dict[tuple[str, str], _State]) -> None:

@@ -69,6 +69,9 @@ MARGIN_BYTES = 64 << 20
 KILL_WAIT = 60.0
 #: Files handed to Plakar and not read yet, at most: Plakar reads a few at once.
 WINDOW = 8
+#: How long the backup waits for Plakar to read a handed file before giving up (the
+#: clone, full size, is in TMPDIR meanwhile): generous, as Plakar may be slow to store.
+HANDOVER_WAIT = 3600.0
 _GTID_SET = re.compile(r"[0-9A-Za-z_:,\-\s]{0,65536}")  # tags (uuid:tag:1-5) too
 _RUN_HERE = "run the backup on the server's machine, as root or as the server's system user"
 
@@ -217,6 +220,8 @@ def kill_clone(conn: Connection, connection_id: int) -> None:
     (``KILL QUERY``) and wait, bounded, until the server has left it, so that the
     directory's removal that follows is not raced by the server."""
     with contextlib.closing(connect(conn)) as db:
+        # Every read bounded: the guardian must not hang on a server that does not answer.
+        db._read_timeout = db._write_timeout = KILL_WAIT + 30  # type: ignore[attr-defined]
         with contextlib.suppress(pymysql.err.MySQLError):
             query(db, f"KILL QUERY {int(connection_id)}")
         deadline = time.monotonic() + KILL_WAIT
@@ -289,17 +294,21 @@ class Handover:
     and closes it at once when Plakar skips it): a file may be removed, and the
     clone's directory with it, only once that has happened.  At most
     :data:`WINDOW` files are outstanding at a time; :meth:`wait_all` waits for
-    the last."""
+    the last.  Each wait is bounded by ``wait`` seconds without a file read: if
+    Plakar stops reading, the backup fails (and its clone is removed) instead of
+    hanging."""
 
-    def __init__(self) -> None:
+    def __init__(self, wait: float = HANDOVER_WAIT) -> None:
         self.files: dict[str, int] = {}
         self.read_bytes = 0
         self._outstanding = 0
         self._changed = threading.Condition()
+        self._wait = wait
 
     def begin(self) -> None:
         with self._changed:
-            self._changed.wait_for(lambda: self._outstanding < WINDOW)
+            if not self._changed.wait_for(lambda: self._outstanding < WINDOW, self._wait):
+                raise CloneError(self._stalled(f"any of the {WINDOW} files handed"))
             self._outstanding += 1
 
     def done(self, size: int) -> None:
@@ -310,7 +319,11 @@ class Handover:
 
     def wait_all(self) -> None:
         with self._changed:
-            self._changed.wait_for(lambda: self._outstanding == 0)
+            if not self._changed.wait_for(lambda: self._outstanding == 0, self._wait):
+                raise CloneError(self._stalled(f"the last {self._outstanding} files handed"))
+
+    def _stalled(self, what: str) -> str:
+        return f"Plakar did not read {what} to it within {self._wait:g} s: the backup is abandoned"
 
 
 def records(root: str, started: datetime, handover: Handover) -> Iterator[Record]:

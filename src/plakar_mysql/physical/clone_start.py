@@ -192,7 +192,15 @@ def _read_point_and_stop(
             raise CloneError(f"mysqld did not start on the clone in {start_timeout:g} s")
         if os.path.exists(socket):
             with contextlib.suppress(pymysql.err.OperationalError):
-                db = pymysql.connect(unix_socket=socket, user="root", connect_timeout=10)
+                # Reads and writes bounded too: a hung statement or SHUTDOWN must
+                # fail here, not block before the kill in the caller's ``finally``.
+                db = pymysql.connect(
+                    unix_socket=socket,
+                    user="root",
+                    connect_timeout=10,
+                    read_timeout=stop_timeout,
+                    write_timeout=stop_timeout,
+                )
         if db is None:
             time.sleep(_POLL)
     failure: CloneError | None = None

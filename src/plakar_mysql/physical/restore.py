@@ -11,7 +11,10 @@ why not and what to run by hand.
 A snapshot of MySQL made by the clone plugin (the manifest's ``tool.name`` is
 ``mysql-clone``, see :mod:`plakar_mysql.physical.clone`) is a data directory
 already finished by the backup: it gets no ``--prepare``, and its point is in
-its own ``mysql.gtid_executed``; the restore only says so.
+its own ``mysql.gtid_executed``; the restore only says so.  The manifest's word
+is checked against its files as soon as it arrives: a clone has no
+``*_checkpoints`` file, a mariadb-backup/XtraBackup copy has one, and a manifest
+that disagrees is refused (:func:`check_tool_matches`).
 
 The snapshot is untrusted input.  The directory must be empty (or absent),
 the restoring user's, and reached through no symbolic link
@@ -143,6 +146,26 @@ def check_manifest_path(path: str) -> str:
     return relative
 
 
+def check_tool_matches(tool: str | None, files: Mapping[str, int]) -> None:
+    """Refuse a manifest whose ``tool.name`` disagrees with its files.
+
+    The manifest is untrusted and decides whether ``--prepare`` and the layout checks
+    run: a clone has no ``*_checkpoints`` file, a mariadb-backup/XtraBackup copy has
+    one.  The files must be the manifest's (:func:`check_received`), so checking its
+    list decides from the files, and refuses as soon as the manifest arrives."""
+    found = [name for name in CHECKPOINTS if name in files]
+    if tool == CLONE_TOOL and found:
+        raise PhysicalRestoreError(
+            f"{MANIFEST_PATH.lstrip('/')} says the backup was made by {CLONE_TOOL}, but it "
+            f"holds {found[0]} (a mariadb-backup/XtraBackup copy): refused"
+        )
+    if tool != CLONE_TOOL and not found:
+        raise PhysicalRestoreError(
+            f"the snapshot has no {CHECKPOINTS[0]}: it is not a complete physical backup "
+            "(restore the whole snapshot)"
+        )
+
+
 class PhysicalExporter(Exporter):
     """Restores a physical snapshot into an empty local directory, prepared for the server."""
 
@@ -183,7 +206,8 @@ class PhysicalExporter(Exporter):
             try:
                 self._write_all(target, records, report)
                 self._check_files()
-                if self._made_by == CLONE_TOOL:  # said by the manifest: no --prepare
+                # The manifest's tool, checked against its files (check_tool_matches).
+                if self._made_by == CLONE_TOOL:
                     clone_restored(self.target, self._binlog, _log.info)
                 else:
                     layout = self._layout(target)
@@ -281,6 +305,7 @@ class PhysicalExporter(Exporter):
         finally:
             stream.close()
         summary = read_manifest(bytes(data), check_manifest_path)
+        check_tool_matches(summary.tool, summary.files)
         self._expected = summary.files
         self._made_by = summary.tool
         self._binlog = summary.binlog
